@@ -1,0 +1,94 @@
+"""Content-addressed cache of attributions (safetensors), shared by every metric and every run.
+
+The key covers everything an explanation depends on: the checkpoint digest, the explainer and its
+parameters, the seed, the slice's content hash and the chunk's sample ids, the explained classes
+and the device type (the same seed draws the same numbers on any device, but kernels differ in
+their last bits between CPU and GPU).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench import paths
+
+
+def key(model_sha256: str, explainer, seed: int, slice_hash: str, sample_ids: np.ndarray,
+        targets: torch.Tensor, device: torch.device) -> str:
+    blob = json.dumps({
+        "model": model_sha256,
+        "explainer": explainer.name,
+        "params": explainer.params_hash,
+        "seed": int(seed),
+        "slice": slice_hash,
+        "ids": [int(i) for i in sample_ids],
+        "targets": [int(t) for t in targets.tolist()],
+        "device": torch.device(device).type,
+        "format": 1,
+    }, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def enabled() -> bool:
+    return os.environ.get("BENCH_ATTRIBUTION_CACHE", "1") != "0"
+
+
+def _path(k: str) -> Path:
+    return paths.cache_dir() / "attributions" / k[:2] / f"{k}.safetensors"
+
+
+def load(k: str, device) -> tuple[torch.Tensor, dict] | None:
+    if not enabled():
+        return None
+    path = _path(k)
+    if not path.is_file():
+        return None
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            cost = json.loads(f.metadata().get("cost", "{}"))
+            return f.get_tensor("attributions").to(device), cost
+    except Exception:
+        return None  # a damaged entry is recomputed
+
+
+def save(k: str, attributions: torch.Tensor, cost: dict) -> None:
+    if not enabled():
+        return
+    from safetensors.torch import save_file
+
+    path = _path(k)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    save_file({"attributions": attributions.detach().cpu().contiguous()}, str(tmp),
+              metadata={"cost": json.dumps(cost)})
+    os.replace(tmp, path)
+
+
+class _Counter:
+    rows = 0
+
+
+@contextlib.contextmanager
+def count_forward_passes(model: torch.nn.Module):
+    """Counts model evaluations (rows through the output layer), whatever path the explainer
+    takes through the model (ids, embeddings, Captum, shap)."""
+    counter = _Counter()
+    layer = model.get_submodule(getattr(model, "output_layer", ""))
+
+    def hook(_module, inputs, _output):
+        counter.rows += int(inputs[0].shape[0])
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        yield counter
+    finally:
+        handle.remove()

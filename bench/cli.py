@@ -1,0 +1,198 @@
+"""The `bench` command line. Each command is a thin layer over the Python API.
+
+Bad input (an unknown name, a malformed suite, a missing file) is one line on stderr with the valid
+choices and exit code 2; a run with failed cells ends with a summary and exit code 1.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever fetched from a model hub
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="explainbench: score explanation methods on MNIST and IMDB.")
+
+DataDir = typer.Option(None, "--data-dir", help="Folder with mnist/ and imdb/ (before BENCH_DATA_DIR).")
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+def _setup(data_dir: Optional[Path]) -> None:
+    from bench import data
+
+    data.set_data_dir(data_dir)
+
+
+@app.command()
+def run(
+    suite: str = typer.Option(..., "--suite", "-s", help="Built-in suite name or path to a YAML file."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default results/<suite>-<UTC time>). An existing one resumes."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    data_dir: Optional[Path] = DataDir,
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Run only the cells that failed before."),
+    batch_size: int = typer.Option(256, "--batch-size", help="Model evaluations per forward batch."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Run a suite: explain, score, write scores.parquet, manifest.json and leaderboard.csv."""
+    from bench import runner, suite as suites
+
+    _setup(data_dir)
+    spec = suites.load(suite)
+    if out is None:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        out = Path("results") / f"{spec.name}-{stamp}"
+    summary = runner.run(spec, out, device=device, retry_failed=retry_failed,
+                         batch_size=batch_size, show_progress=progress)
+    console = _console()
+    console.print(f"[bold]{spec.name}[/]: {summary.total} cells, {summary.done} run now, "
+                  f"{summary.skipped} already done, {len(summary.failed)} failed -> {summary.out}")
+    for record in summary.failed:
+        console.print(f"  [red]failed[/] {record['model']} {record['explainer']} seed "
+                      f"{record['seed']} chunk {record['chunk']}: {record['error']}")
+    if summary.failed:
+        console.print(f"  details in {summary.out / 'failures.csv'}; rerun with --retry-failed")
+        raise typer.Exit(1)
+
+
+@app.command("list")
+def list_(kind: Optional[str] = typer.Argument(None, help="models, explainers, metrics or suites")) -> None:
+    """Print the models, explainers, metrics and suites explainbench knows."""
+    from rich.table import Table
+
+    import explainers
+    import metrics
+    import models
+    from bench import suite as suites
+    from bench.errors import UnknownNameError
+
+    kinds = ("models", "explainers", "metrics", "suites")
+    if kind is not None and kind not in kinds:
+        raise UnknownNameError("list kind", kind, list(kinds))
+    console = _console()
+    if kind in (None, "models"):
+        table = Table("model", "task", "description", "cached (profile: accuracy)", title="models")
+        for name in models.names():
+            s = models.spec(name)
+            cached = []
+            for profile in models.PROFILES:
+                card = models.card(name, profile) if s.task == "mnist" or _tokenizer_cached() else None
+                if card:
+                    cached.append(f"{profile}: {card['test_accuracy']:.4f}")
+            table.add_row(name, s.task, s.description, ", ".join(cached) or "-")
+        console.print(table)
+    if kind in (None, "explainers"):
+        table = Table("explainer", "modalities", "stochastic", "needs", "parameters", title="explainers")
+        for name in explainers.names():
+            cls = explainers.get_class(name)
+            needs = [n for n, flag in (("gradients", cls.needs_gradients),
+                                       ("background", cls.needs_background)) if flag]
+            params = ", ".join(f"{k}={v}" for k, v in cls.defaults.items())
+            table.add_row(name, ", ".join(sorted(cls.modalities)), "yes" if cls.stochastic else "no",
+                          ", ".join(needs) or "-", params or "-")
+        console.print(table)
+    if kind in (None, "metrics"):
+        table = Table("metric", "category", "better", "parameters", "what", title="metrics")
+        for name in metrics.names():
+            s = metrics.spec(name)
+            params = ", ".join(f"{k}={v}" for k, v in s.defaults.items())
+            table.add_row(name, s.category, "higher" if s.higher_is_better else "lower",
+                          params or "-", s.summary)
+        console.print(table)
+    if kind in (None, "suites"):
+        table = Table("suite", "version", "description", title="suites")
+        for name in suites.builtin_names():
+            text, _ = suites.resolve(name)
+            import yaml
+
+            raw = yaml.safe_load(text)
+            table.add_row(name, str(raw.get("version")), " ".join(str(raw.get("description", "")).split()))
+        console.print(table)
+
+
+def _tokenizer_cached() -> bool:
+    from bench import paths
+    from models.tokenizer import VOCAB_SIZE
+
+    return (paths.cache_dir() / "tokenizers" / f"imdb-wordlevel-{VOCAB_SIZE}" / "tokenizer.json").is_file()
+
+
+@app.command()
+def train(
+    names: Optional[list[str]] = typer.Argument(None, help="Models to train (default: all)."),
+    profile: Optional[str] = typer.Option(None, "--profile", help="full (default) or ci (short, for tests)."),
+    force: bool = typer.Option(False, "--force", help="Retrain even if an intact checkpoint is cached."),
+    data_dir: Optional[Path] = DataDir,
+) -> None:
+    """Train models deterministically (skipping those cached) and print their model cards."""
+    from rich.table import Table
+
+    import models
+    from bench.errors import UnknownNameError
+
+    _setup(data_dir)
+    if profile is not None and profile not in models.PROFILES:
+        raise UnknownNameError("training profile", profile, list(models.PROFILES))
+    names = names or models.names()
+    for name in names:
+        models.spec(name)  # every name is checked before anything trains
+    table = Table("model", "profile", "test accuracy", "target", "parameters", "train s", "checkpoint")
+    for name in names:
+        card = models.train(name, profile, force=force)
+        target = card.get("accuracy_target")
+        table.add_row(name, card["profile"], f"{card['test_accuracy']:.4f}",
+                      f">= {target}" if target else "-", f"{card['parameters']:,}",
+                      f"{card['training_wall_time_s']:.1f}", card["checkpoint_sha256"][:12])
+    _console().print(table)
+
+
+@app.command()
+def validate(suite: str = typer.Argument(..., help="Built-in suite name or path to a YAML file.")) -> None:
+    """Check a suite file without running it."""
+    from bench import runner, suite as suites
+
+    spec = suites.load(suite)
+    cells = runner.plan(spec)
+    console = _console()
+    console.print(f"[green]ok[/] suite {spec.name} v{spec.version} (hash {spec.content_hash}): "
+                  f"{len(spec.experiments)} experiments, {len(cells)} cells")
+    for exp in spec.experiments:
+        console.print(f"  {exp.name}: {exp.slice.label}, models {', '.join(exp.models)}; "
+                      f"{len(exp.explainers)} explainers x {len(exp.metrics)} metrics, seeds {list(exp.seeds)}")
+
+
+def main() -> None:
+    import click
+
+    from bench.errors import BenchError
+
+    try:
+        code = app(standalone_mode=False)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted; finished cells are kept, rerun the same command to resume", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""The Explainer interface every family implements, and the checks every explanation passes.
+
+A subclass declares what it is (modalities, stochastic, needs gradients or a background set, its
+cost parameters with defaults) and implements `attribute`. `explain` wraps it with the contract:
+targets default to the predicted class; the result is float32 on the task's feature space, finite,
+and zero on positions that are not features (text padding and [CLS]).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from bench.errors import BenchError, ExplainerError
+
+
+class Explainer(ABC):
+    name: ClassVar[str]
+    modalities: ClassVar[frozenset[str]] = frozenset({"image", "text"})
+    stochastic: ClassVar[bool] = False
+    needs_gradients: ClassVar[bool] = False
+    needs_background: ClassVar[bool] = False
+    # Output kind: "attribution" maps on the feature space; "examples" (explanation by example)
+    # returns training ids and similarities, which the feature metrics skip.
+    output: ClassVar[str] = "attribution"
+    # Parameters that change the explanation (and its cache key), with defaults a suite overrides.
+    defaults: ClassVar[dict[str, Any]] = {}
+    # Paper or library the method follows, shown by `bench list`.
+    reference: ClassVar[str] = ""
+
+    def __init__(self, *, batch_size: int = 256, **params: Any):
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            valid = ", ".join(sorted(self.defaults)) or "none"
+            raise BenchError(
+                f"unknown parameter {', '.join(map(repr, unknown))} for explainer {self.name!r}; "
+                f"valid parameters: {valid}"
+            )
+        self.params: dict[str, Any] = {**self.defaults, **params}
+        # How many model evaluations go into one forward batch. A runtime knob, not a parameter:
+        # results must not depend on it, so it stays out of `params` and the cache key.
+        self.batch_size = int(batch_size)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in sorted(self.params.items()))
+        return f"{self.name}({args})"
+
+    @property
+    def params_hash(self) -> str:
+        return params_hash(self.name, self.params)
+
+    # ------------------------------------------------------------------ the contract
+
+    def supports(self, model: nn.Module, task) -> str | None:
+        """None when this explainer can explain `model` on `task`, else the reason it cannot."""
+        if task.modality not in self.modalities:
+            return f"{self.name} explains {'/'.join(sorted(self.modalities))} models, not {task.modality}"
+        return None
+
+    def explain(self, model: nn.Module, task, inputs: Tensor, targets: Tensor | None = None,
+                *, seed: int = 0) -> Tensor:
+        """Attributions (B, *task.feature_shape), float32, on the inputs' device."""
+        reason = self.supports(model, task)
+        if reason:
+            raise BenchError(reason)
+        if targets is None:
+            targets = predicted_class(model, task, inputs, self.batch_size)
+        targets = torch.as_tensor(targets, device=inputs.device).long().reshape(-1)
+        if len(targets) != len(inputs):
+            raise ValueError(f"{len(targets)} targets for {len(inputs)} inputs")
+        try:
+            attributions = self.attribute(model, task, inputs, targets, seed=seed)
+        except (BenchError, ExplainerError):
+            raise
+        except Exception as exc:
+            raise ExplainerError(f"explainer {self.name} failed: {type(exc).__name__}: {exc}") from exc
+        return self._checked(attributions, task, inputs)
+
+    def _checked(self, attributions: Tensor, task, inputs: Tensor) -> Tensor:
+        expected = (len(inputs), *task.feature_shape)
+        if tuple(attributions.shape) != expected:
+            raise ExplainerError(
+                f"explainer {self.name} returned shape {tuple(attributions.shape)}, expected {expected}"
+            )
+        attributions = attributions.detach().to(device=inputs.device, dtype=torch.float32)
+        bad = ~torch.isfinite(attributions).flatten(1).all(dim=1)
+        if bad.any():
+            rows = bad.nonzero().flatten().tolist()
+            raise ExplainerError(
+                f"explainer {self.name} produced non-finite attributions for the samples at "
+                f"batch positions {rows}"
+            )
+        return attributions * task.feature_mask(inputs)
+
+    @abstractmethod
+    def attribute(self, model: nn.Module, task, inputs: Tensor, targets: Tensor, *,
+                  seed: int) -> Tensor:
+        """The method itself; `explain` adds the contract around it."""
+
+
+def params_hash(name: str, params: dict[str, Any]) -> str:
+    blob = json.dumps({"explainer": name, "params": params}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def predicted_class(model: nn.Module, task, inputs: Tensor, batch_size: int = 256) -> Tensor:
+    return task.probabilities(model, inputs, batch_size).argmax(dim=-1)
+
+
+def seeded_generator(seed: int) -> torch.Generator:
+    """A CPU generator: the same seed gives the same draws on every device (draw, then move)."""
+    return torch.Generator().manual_seed(int(seed))

@@ -1,0 +1,67 @@
+"""What every metric returns, and the thin wrapper that binds a metric function to its parameters."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+from bench.errors import BenchError
+
+
+@dataclass
+class MetricResult:
+    scores: Tensor  # (B,) one score per sample
+    curve: Tensor | None = None  # (B, steps + 1) where the metric has a curve
+    extras: dict[str, Tensor] = field(default_factory=dict)  # other per-sample series, by name
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    category: str  # faithfulness, stability, sanity, complexity, agreement
+    higher_is_better: bool
+    defaults: dict[str, Any]
+    summary: str = ""
+
+
+class Metric:
+    """A metric function with its parameters bound. Calling it passes only what the function takes:
+    `generator` (seeded from the cell's seed) and `explainer` (for re-explaining metrics)."""
+
+    def __init__(self, spec: MetricSpec, fn: Callable[..., MetricResult], params: dict[str, Any]):
+        unknown = sorted(set(params) - set(spec.defaults))
+        if unknown:
+            raise BenchError(
+                f"unknown parameter {', '.join(map(repr, unknown))} for metric {spec.name!r}; "
+                f"valid parameters: {', '.join(sorted(spec.defaults)) or 'none'}"
+            )
+        self.spec, self.fn = spec, fn
+        self.params = {**spec.defaults, **params}
+        self._accepts = set(inspect.signature(fn).parameters)
+
+    name = property(lambda self: self.spec.name)
+    higher_is_better = property(lambda self: self.spec.higher_is_better)
+    category = property(lambda self: self.spec.category)
+
+    @property
+    def needs_explainer(self) -> bool:
+        return "explainer" in self._accepts
+
+    def __repr__(self) -> str:
+        return f"{self.name}({', '.join(f'{k}={v!r}' for k, v in sorted(self.params.items()))})"
+
+    def __call__(self, model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
+                 seed: int = 0, explainer=None, batch_size: int = 256) -> MetricResult:
+        kwargs: dict[str, Any] = dict(self.params)
+        if "generator" in self._accepts:
+            kwargs["generator"] = torch.Generator().manual_seed(int(seed))
+        if "explainer" in self._accepts:
+            kwargs["explainer"] = explainer
+            kwargs["seed"] = seed
+        if "batch_size" in self._accepts:
+            kwargs["batch_size"] = batch_size
+        return self.fn(model, task, inputs, attributions, targets, **kwargs)

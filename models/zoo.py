@@ -1,0 +1,315 @@
+"""The model zoo: specs, deterministic training, and the checkpoint cache with model cards.
+
+A model is identified by its name and training profile: `full` (the benchmark's models, with the
+accuracy targets) or `ci` (short training on a stratified part of the data, for tests). The cache
+folder of a model is keyed by a hash of everything that determines its weights (architecture,
+training config, seed, data digests, tokenizer digest), so a change to any of them trains a new
+model instead of loading a stale one. Checkpoints are safetensors; the card is JSON.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from bench import data, paths
+from bench.errors import BenchError, UnknownNameError
+from models.training import TrainConfig, accuracy, train_classifier
+
+PROFILES = ("full", "ci")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    task: str  # "mnist" or "imdb"
+    architecture: str  # class name in models.architectures
+    arch_kwargs: dict = field(default_factory=dict)
+    configs: dict[str, TrainConfig] = field(default_factory=dict)  # per profile
+    min_accuracy: float = 0.0  # the target for the full profile
+    description: str = ""
+
+
+SPECS: dict[str, ModelSpec] = {
+    s.name: s
+    for s in [
+        ModelSpec(
+            "mnist_cnn", "mnist", "MnistCNN",
+            configs={
+                "full": TrainConfig(epochs=3, batch_size=128, lr=2e-3),
+                "ci": TrainConfig(epochs=1, batch_size=64, lr=2e-3, max_train=6000, max_test=2000),
+            },
+            min_accuracy=0.99,
+            description="2-conv CNN (32/64 channels, 128 hidden), raw pixels in [0, 1]",
+        ),
+        ModelSpec(
+            "mnist_logreg", "mnist", "MnistLogReg",
+            configs={
+                "full": TrainConfig(epochs=10, batch_size=128, lr=2e-3),
+                "ci": TrainConfig(epochs=1, batch_size=64, lr=2e-3, max_train=6000, max_test=2000),
+            },
+            min_accuracy=0.91,
+            description="multinomial logistic regression on raw pixels (closed-form reference)",
+        ),
+        ModelSpec(
+            "imdb_transformer", "imdb", "TransformerClassifier",
+            arch_kwargs=dict(hidden=128, layers=2, heads=2, intermediate=512),
+            configs={
+                "full": TrainConfig(epochs=1, batch_size=32, lr=1e-3, weight_decay=0.01,
+                                    token_dropout=0.1, eval_batch_size=32),
+                "ci": TrainConfig(epochs=1, batch_size=32, lr=1e-3, weight_decay=0.01,
+                                  token_dropout=0.1, max_train=1500, max_test=500),
+            },
+            min_accuracy=0.85,
+            description="2-layer, 128-wide BERT-style encoder from a config, eager attention",
+        ),
+        ModelSpec(
+            "imdb_lstm", "imdb", "LSTMClassifier",
+            arch_kwargs=dict(embed_dim=128, hidden=128),
+            configs={
+                "full": TrainConfig(epochs=1, batch_size=32, lr=2e-3, token_dropout=0.1,
+                                    eval_batch_size=256),
+                "ci": TrainConfig(epochs=1, batch_size=32, lr=2e-3, token_dropout=0.1,
+                                  max_train=1500, max_test=500),
+            },
+            min_accuracy=0.85,
+            description="bidirectional LSTM (128 units per direction) on the same tokenizer",
+        ),
+    ]
+}
+
+
+def names() -> list[str]:
+    return sorted(SPECS)
+
+
+def spec(name: str) -> ModelSpec:
+    if name not in SPECS:
+        raise UnknownNameError("model", name, list(SPECS))
+    return SPECS[name]
+
+
+def default_profile() -> str:
+    profile = os.environ.get("BENCH_TRAIN_PROFILE", "full")
+    if profile not in PROFILES:
+        raise UnknownNameError("training profile (BENCH_TRAIN_PROFILE)", profile, list(PROFILES))
+    return profile
+
+
+# ----------------------------------------------------------------------------- building and data
+
+
+def build(name: str) -> nn.Module:
+    """An untrained instance of the architecture (deterministic given torch's global seed)."""
+    from models import architectures
+
+    s = spec(name)
+    cls = getattr(architectures, s.architecture)
+    if s.task == "imdb":
+        from models.tokenizer import load_tokenizer
+
+        tok = load_tokenizer()
+        kwargs = dict(vocab_size=tok.vocab_size, pad_id=tok.pad_id, **s.arch_kwargs)
+        if s.architecture == "TransformerClassifier":
+            kwargs["max_len"] = tok.max_len
+        return cls(**kwargs)
+    return cls(**s.arch_kwargs)
+
+
+def dataset_tensors(task: str, split: str, limit: int | None = None):
+    """Inputs and labels of a split as model-ready tensors; `limit` takes a stratified prefix."""
+    from bench.slices import stratified_ids
+
+    if task == "mnist":
+        images, labels = data.load_mnist(split)
+        idx = stratified_ids(labels, limit, seed=0) if limit else slice(None)
+        x = torch.from_numpy(images[idx].astype("float32") / 255.0).unsqueeze(1)
+        return x, torch.from_numpy(labels[idx].copy())
+    from models.tokenizer import load_tokenizer
+
+    texts, labels = data.load_imdb(split)
+    if limit:
+        idx = stratified_ids(labels, limit, seed=0)
+        texts, labels = [texts[i] for i in idx], labels[idx]
+    return load_tokenizer().encode(texts), torch.as_tensor(labels)
+
+
+def _data_digests(task: str) -> dict[str, str]:
+    prefix = "mnist/" if task == "mnist" else "imdb/"
+    return {k: f.sha256 for k, f in data.FILES.items() if k.startswith(prefix)}
+
+
+def _identity(name: str, profile: str) -> dict:
+    s = spec(name)
+    ident = {
+        "name": name,
+        "profile": profile,
+        "architecture": s.architecture,
+        "arch_kwargs": s.arch_kwargs,
+        "train_config": s.configs[profile].to_dict(),
+        "data_sha256": _data_digests(s.task),
+        "format": 1,
+    }
+    if s.task == "imdb":
+        from models.tokenizer import load_tokenizer
+
+        ident["tokenizer_sha256"] = load_tokenizer().sha256
+    return ident
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+
+
+# ----------------------------------------------------------------------------- the cache
+
+
+def model_dir(name: str, profile: str | None = None) -> Path:
+    profile = profile or default_profile()
+    ident = _identity(name, profile)
+    return paths.cache_dir() / "models" / name / f"{profile}-{_digest(ident)[:12]}"
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """One trainer per model folder: a second process waits, then finds the checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _valid_card(folder: Path) -> dict | None:
+    card_path, ckpt = folder / "card.json", folder / "model.safetensors"
+    if not (card_path.is_file() and ckpt.is_file()):
+        return None
+    card = json.loads(card_path.read_text())
+    if data.file_digest(ckpt) != card.get("checkpoint_sha256"):
+        return None  # corrupted or tampered with: retrain, never load
+    return card
+
+
+def card(name: str, profile: str | None = None) -> dict | None:
+    """The model card of a cached, intact checkpoint, or None."""
+    return _valid_card(model_dir(name, profile))
+
+
+def train(name: str, profile: str | None = None, *, force: bool = False) -> dict:
+    """Train `name` unless an intact checkpoint is cached; returns its model card."""
+    profile = profile or default_profile()
+    folder = model_dir(name, profile)
+    with _locked(folder):
+        if not force and (existing := _valid_card(folder)) is not None:
+            return existing
+        return _train_and_save(name, profile, folder)
+
+
+def _train_and_save(name: str, profile: str, folder: Path) -> dict:
+    from safetensors.torch import save_file
+
+    s = spec(name)
+    config = s.configs[profile]
+    torch.manual_seed(config.seed)
+    model = build(name)
+    x, y = dataset_tensors(s.task, "train", config.max_train)
+    extra = {}
+    if s.task == "imdb":
+        from models.tokenizer import load_tokenizer
+
+        tok = load_tokenizer()
+        extra = dict(mask_id=tok.mask_id, pad_id=tok.pad_id, cls_id=tok.cls_id)
+    wall = train_classifier(model, x, y, config, description=name, **extra)
+    x_test, y_test = dataset_tensors(s.task, "test", config.max_test)
+    eval_start = time.perf_counter()
+    acc = accuracy(model, x_test, y_test, config.eval_batch_size)
+    eval_wall = time.perf_counter() - eval_start
+
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    tmp = folder / "model.safetensors.tmp"
+    save_file(state, str(tmp))
+    tmp.replace(folder / "model.safetensors")
+    ident = _identity(name, profile)
+    card = {
+        **ident,
+        "description": s.description,
+        "task": s.task,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "test_accuracy": acc,
+        "test_samples": len(y_test),
+        "accuracy_target": s.min_accuracy if profile == "full" else None,
+        "meets_target": bool(acc >= s.min_accuracy) if profile == "full" else None,
+        "train_samples": len(y),
+        "training_wall_time_s": round(wall, 2),
+        "evaluation_wall_time_s": round(eval_wall, 2),
+        "torch_threads": torch.get_num_threads(),
+        "machine": platform.machine(),
+        "packages": _package_versions(),
+        "identity_sha256": _digest(ident),
+        "checkpoint_sha256": data.file_digest(folder / "model.safetensors"),
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    tmp = folder / "card.json.tmp"
+    tmp.write_text(json.dumps(card, indent=2, sort_keys=True))
+    tmp.replace(folder / "card.json")
+    return card
+
+
+def _package_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for pkg in ("torch", "transformers", "tokenizers", "numpy"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def load(name: str, device: str | torch.device = "cpu", profile: str | None = None) -> nn.Module:
+    """The trained model in eval mode on `device` (trained first if needed). Its card is
+    attached as `model.card`; its forward returns logits (B, classes)."""
+    from safetensors.torch import load_file
+
+    card = train(name, profile)
+    folder = model_dir(name, profile)
+    model = build(name)
+    state = load_file(str(folder / "model.safetensors"))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    # BERT ties nothing here, but transformers may list non-persistent buffers as missing.
+    real_missing = [k for k in missing if not k.endswith("position_ids")]
+    if real_missing or unexpected:
+        raise BenchError(f"checkpoint of {name} does not fit its architecture: "
+                         f"missing {real_missing}, unexpected {unexpected}")
+    model.eval().requires_grad_(False)
+    model.card = card
+    model.name = name
+    return model.to(resolve_device(device))
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise UnknownNameError("device", device, ["auto", "cpu", "cuda"])
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BenchError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+    return torch.device(device)
