@@ -1,7 +1,7 @@
 """Content-addressed cache of attributions (safetensors), shared by every metric and every run.
 
-The key covers everything an explanation depends on: the checkpoint digest, the explainer and its
-parameters, the seed, the slice's content hash and the chunk's sample ids, the explained classes
+The key covers everything an explanation depends on: the checkpoint digest, the explainer, its
+parameters and the digest of its source file, the seed, the slice's content hash and the chunk's sample ids, the explained classes
 and the device type (the same seed draws the same numbers on any device, but kernels differ in
 their last bits between CPU and GPU).
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import json
 import os
 from pathlib import Path
@@ -20,12 +21,20 @@ import torch
 from bench import paths
 
 
+def _code_digest(explainer) -> str:
+    """Digest of the explainer's family file, so that changing the method's code never serves
+    attributions computed by the old code."""
+    path = inspect.getsourcefile(type(explainer))
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if path else ""
+
+
 def key(model_sha256: str, explainer, seed: int, slice_hash: str, sample_ids: np.ndarray,
         targets: torch.Tensor, device: torch.device) -> str:
     blob = json.dumps({
         "model": model_sha256,
         "explainer": explainer.name,
         "params": explainer.params_hash,
+        "code": _code_digest(explainer),
         "seed": int(seed),
         "slice": slice_hash,
         "ids": [int(i) for i in sample_ids],

@@ -28,9 +28,21 @@ class Task(ABC):
     substrates: tuple[str, ...]
     default_substrate: str
 
+    def __init__(self, train: tuple[Tensor, Tensor] | None = None):
+        self._train = train
+
     @abstractmethod
     def inputs(self, slice_) -> Tensor:
         """Model-ready inputs for the samples of a `bench.slices.Slice`."""
+
+    def train_split(self) -> tuple[Tensor, Tensor]:
+        """Model-ready inputs and labels of the whole training split (CPU): where background
+        sets, substrates and explanation-by-example draw from. Tests pass a synthetic one."""
+        if self._train is None:
+            from models.zoo import dataset_tensors
+
+            self._train = dataset_tensors(self.name, "train")
+        return self._train
 
     def forward(self, model: nn.Module, inputs: Tensor) -> Tensor:
         """Logits (B, C)."""
@@ -85,10 +97,9 @@ class ImageTask(Task):
 
     @cached_property
     def train_mean(self) -> Tensor:
-        from bench import data
-
-        images, _ = data.load_mnist("train")
-        return torch.from_numpy(images.mean(axis=0, dtype="float64").astype("float32") / 255.0)
+        """Per-pixel mean (28, 28) of the training images."""
+        x, _ = self.train_split()
+        return x.double().mean(dim=0)[0].float()
 
     def substrate_image(self, inputs: Tensor, substrate: str,
                         generator: torch.Generator | None = None) -> Tensor:
@@ -132,7 +143,8 @@ class TextTask(Task):
     substrates = ("mask", "pad")
     default_substrate = "mask"
 
-    def __init__(self, tokenizer=None):
+    def __init__(self, tokenizer=None, train: tuple[Tensor, Tensor] | None = None):
+        super().__init__(train)
         self._tokenizer = tokenizer
 
     @cached_property

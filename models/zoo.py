@@ -143,7 +143,7 @@ def dataset_tensors(task: str, split: str, limit: int | None = None):
     if limit:
         idx = stratified_ids(labels, limit, seed=0)
         texts, labels = [texts[i] for i in idx], labels[idx]
-    return load_tokenizer().encode(texts), torch.as_tensor(labels)
+    return load_tokenizer().encode(texts), torch.from_numpy(labels.copy())
 
 
 def _data_digests(task: str) -> dict[str, str]:
