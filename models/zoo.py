@@ -69,8 +69,8 @@ SPECS: dict[str, ModelSpec] = {
             configs={
                 "full": TrainConfig(epochs=1, batch_size=32, lr=1e-3, weight_decay=0.01,
                                     token_dropout=0.1, eval_batch_size=32),
-                "ci": TrainConfig(epochs=1, batch_size=32, lr=1e-3, weight_decay=0.01,
-                                  token_dropout=0.1, max_train=1500, max_test=500),
+                "ci": TrainConfig(epochs=1, batch_size=32, lr=3e-3, weight_decay=0.01,
+                                  token_dropout=0.1, max_train=3000, max_test=500),
             },
             min_accuracy=0.85,
             description="2-layer, 128-wide BERT-style encoder from a config, eager attention",
@@ -81,8 +81,8 @@ SPECS: dict[str, ModelSpec] = {
             configs={
                 "full": TrainConfig(epochs=1, batch_size=32, lr=2e-3, token_dropout=0.1,
                                     eval_batch_size=256),
-                "ci": TrainConfig(epochs=1, batch_size=32, lr=2e-3, token_dropout=0.1,
-                                  max_train=1500, max_test=500),
+                "ci": TrainConfig(epochs=1, batch_size=32, lr=3e-3, token_dropout=0.1,
+                                  max_train=3000, max_test=500),
             },
             min_accuracy=0.85,
             description="bidirectional LSTM (128 units per direction) on the same tokenizer",
