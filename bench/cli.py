@@ -68,8 +68,6 @@ def run(
 @app.command("list")
 def list_(kind: Optional[str] = typer.Argument(None, help="models, explainers, metrics or suites")) -> None:
     """Print the models, explainers, metrics and suites explainbench knows."""
-    from rich.table import Table
-
     import explainers
     import metrics
     import models
@@ -81,7 +79,7 @@ def list_(kind: Optional[str] = typer.Argument(None, help="models, explainers, m
         raise UnknownNameError("list kind", kind, list(kinds))
     console = _console()
     if kind in (None, "models"):
-        table = Table("model", "task", "description", "cached (profile: accuracy)", title="models")
+        table = _table("models", "model", "task", "description", "cached (profile: accuracy)")
         for name in models.names():
             s = models.spec(name)
             cached = []
@@ -92,7 +90,7 @@ def list_(kind: Optional[str] = typer.Argument(None, help="models, explainers, m
             table.add_row(name, s.task, s.description, ", ".join(cached) or "-")
         console.print(table)
     if kind in (None, "explainers"):
-        table = Table("explainer", "modalities", "stochastic", "needs", "parameters", title="explainers")
+        table = _table("explainers", "explainer", "modalities", "stochastic", "needs", "parameters")
         for name in explainers.names():
             cls = explainers.get_class(name)
             needs = [n for n, flag in (("gradients", cls.needs_gradients),
@@ -102,7 +100,7 @@ def list_(kind: Optional[str] = typer.Argument(None, help="models, explainers, m
                           ", ".join(needs) or "-", params or "-")
         console.print(table)
     if kind in (None, "metrics"):
-        table = Table("metric", "category", "better", "parameters", "what", title="metrics")
+        table = _table("metrics", "metric", "category", "better", "parameters", "what")
         for name in metrics.names():
             s = metrics.spec(name)
             params = ", ".join(f"{k}={v}" for k, v in s.defaults.items())
@@ -110,7 +108,7 @@ def list_(kind: Optional[str] = typer.Argument(None, help="models, explainers, m
                           params or "-", s.summary)
         console.print(table)
     if kind in (None, "suites"):
-        table = Table("suite", "version", "description", title="suites")
+        table = _table("suites", "suite", "version", "description")
         for name in suites.builtin_names():
             text, _ = suites.resolve(name)
             import yaml
@@ -118,6 +116,17 @@ def list_(kind: Optional[str] = typer.Argument(None, help="models, explainers, m
             raw = yaml.safe_load(text)
             table.add_row(name, str(raw.get("version")), " ".join(str(raw.get("description", "")).split()))
         console.print(table)
+
+
+def _table(title: str, name_column: str, *columns: str):
+    """A table whose first column (the names users type) is never wrapped or truncated."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column(name_column, no_wrap=True, style="bold")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
 
 
 def _tokenizer_cached() -> bool:

@@ -1,0 +1,78 @@
+"""The command line as a user meets it: exit codes, one-line errors, the smoke path."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.bench.test_runner import TINY
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def bench(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True,
+                          cwd=cwd or ROOT, env=env, timeout=600)
+
+
+def test_unknown_suite_exits_2_with_one_line_listing_the_suites():
+    result = bench("run", "--suite", "nope")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "unknown suite 'nope'" in result.stderr and "smoke" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_names_exit_2():
+    result = bench("train", "mnist_cnx")
+    assert result.returncode == 2 and "Did you mean 'mnist_cnn'" in result.stderr
+    result = bench("list", "modles")
+    assert result.returncode == 2 and "Valid choices: explainers, metrics, models, suites" in result.stderr
+
+
+def test_list_names_everything():
+    result = bench("list")
+    assert result.returncode == 0
+    for name in ("mnist_cnn", "imdb_transformer", "saliency", "integrated_gradients", "deletion",
+                 "smoke"):
+        assert name in result.stdout
+
+
+def test_validate_reports_cells_or_the_mistake(tmp_path):
+    ok = bench("validate", "smoke")
+    assert ok.returncode == 0 and "ok suite smoke" in ok.stdout
+    bad = tmp_path / "bad.yaml"
+    raw = yaml.safe_load(yaml.safe_dump(TINY))
+    raw["experiments"][0]["explainers"] = ["salency"]
+    bad.write_text(yaml.safe_dump(raw))
+    result = bench("validate", str(bad))
+    assert result.returncode == 2 and "Did you mean 'saliency'" in result.stderr
+
+
+def test_run_a_user_suite_file_end_to_end(tmp_path, real_data):
+    suite_file = tmp_path / "mine.yaml"
+    suite_file.write_text(yaml.safe_dump(TINY))
+    out = tmp_path / "out"
+    result = bench("run", "--suite", str(suite_file), "--out", str(out), "--device", "cpu",
+                   "--no-progress")
+    assert result.returncode == 0, result.stderr
+    for name in ("scores.parquet", "manifest.json", "leaderboard.csv", "suite.yaml"):
+        assert (out / name).is_file()
+    assert len(pd.read_parquet(out / "scores.parquet")) == 22
+    # rerunning the same command resumes: nothing to do, nothing lost
+    again = bench("run", "--suite", str(suite_file), "--out", str(out), "--device", "cpu",
+                  "--no-progress")
+    assert again.returncode == 0 and "5 already done" in again.stdout
+
+
+def test_bad_device_is_one_line():
+    result = bench("run", "--suite", "smoke", "--device", "tpu", "--out", "/tmp/never-written")
+    assert result.returncode == 2 and "Valid choices: auto, cpu, cuda" in result.stderr
+    assert not Path("/tmp/never-written/scores.parquet").exists()

@@ -1,0 +1,99 @@
+"""The runner end to end on tiny slices of the real data with ci-profile models."""
+
+from __future__ import annotations
+
+import copy
+
+import pandas as pd
+import pytest
+
+from bench import runner, suite as suites
+from bench.errors import BenchError
+from bench.store import SCORE_COLUMNS, ResultStore, RunLockedError
+
+TINY = {
+    "name": "tiny",
+    "version": 1,
+    "seeds": [0],
+    "chunk_size": 3,
+    "experiments": [
+        {
+            "name": "mnist",
+            "slice": {"name": "mnist-test", "size": 5},
+            "models": ["mnist_cnn"],
+            "explainers": ["saliency", {"name": "integrated_gradients", "params": {"n_steps": 8}}],
+            "metrics": [{"name": "deletion", "params": {"steps": 4, "substrate": "zero"}},
+                        {"name": "insertion", "params": {"steps": 4, "substrate": "blur"}}],
+        },
+        {
+            "name": "imdb",
+            "slice": {"name": "imdb-test", "size": 2},
+            "models": ["imdb_lstm"],
+            "explainers": ["saliency"],
+            "metrics": [{"name": "deletion", "params": {"steps": 5, "substrate": "mask"}}],
+        },
+    ],
+}
+
+
+@pytest.fixture
+def tiny_suite():
+    return suites.parse(copy.deepcopy(TINY), source="tiny")
+
+
+def test_run_writes_scores_manifest_and_leaderboard(tmp_path, tiny_suite, real_data):
+    summary = runner.run(tiny_suite, tmp_path / "run", device="cpu", show_progress=False)
+    assert summary.ok and summary.total == 2 * 2 + 1 and summary.done == 5
+    scores = pd.read_parquet(tmp_path / "run" / "scores.parquet")
+    assert list(scores.columns) == SCORE_COLUMNS
+    # 5 images x 2 explainers x 2 metrics + 2 reviews x 1 x 1
+    assert len(scores) == 5 * 2 * 2 + 2
+    assert scores["value"].notna().all()
+    mnist = scores[scores.task == "mnist"]
+    assert set(mnist.sample_id) == set(runner.RunContext("cpu").slice(tiny_suite.experiments[0].slice).ids)
+    assert (mnist.loc[mnist.metric == "deletion", "higher_is_better"] == False).all()  # noqa: E712
+    assert (scores.correct == (scores.pred == scores.label)).all()
+    manifest = ResultStore(tmp_path / "run").read_manifest()
+    assert manifest["suite"]["hash"] == tiny_suite.content_hash
+    assert set(manifest["models"]) == {"mnist_cnn", "imdb_lstm"}
+    assert manifest["end_utc"] and manifest["packages"]["torch"]
+    board = pd.read_csv(tmp_path / "run" / "leaderboard.csv")
+    assert len(board) == 2 * 2 + 1
+    row = board[(board.explainer == "saliency") & (board.metric == "deletion") & (board.task == "mnist")]
+    expected = mnist[(mnist.explainer == "saliency") & (mnist.metric == "deletion")]["value"]
+    assert row["mean"].item() == pytest.approx(expected.mean()) and row["n"].item() == 5
+    curves = pd.read_parquet(tmp_path / "run" / "curves.parquet")
+    assert set(curves.step) == set(range(6)) | set(range(5))
+
+
+def test_rerun_skips_finished_cells_and_gives_identical_scores(tmp_path, tiny_suite, real_data):
+    out = tmp_path / "run"
+    runner.run(tiny_suite, out, device="cpu", show_progress=False)
+    first = pd.read_parquet(out / "scores.parquet")
+    parts = sorted(p.name for p in (out / "parts").iterdir())
+    # simulate a run killed after three cells: remove two finished parts
+    victims = [p for p in (out / "parts").glob("*.parquet") if "curves" not in p.name][:2]
+    for v in victims:
+        v.unlink()
+    again = runner.run(tiny_suite, out, device="cpu", show_progress=False)
+    assert again.done == 2 and again.skipped == 3
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "scores.parquet"), first)
+    assert sorted(p.name for p in (out / "parts").iterdir()) == parts
+
+
+def test_a_folder_of_another_suite_is_refused(tmp_path, tiny_suite, real_data):
+    runner.run(tiny_suite, tmp_path, device="cpu", show_progress=False)
+    other = copy.deepcopy(TINY)
+    other["version"] = 2
+    with pytest.raises(BenchError, match="choose another --out"):
+        runner.run(suites.parse(other), tmp_path, device="cpu", show_progress=False)
+
+
+def test_second_writer_is_locked_out(tmp_path):
+    store = ResultStore(tmp_path)
+    with store.lock():
+        with pytest.raises(RunLockedError, match="in use"):
+            with ResultStore(tmp_path).lock():
+                pass
+    with store.lock():  # released
+        pass

@@ -1,0 +1,90 @@
+"""Suite parsing and validation: every mistake is one line naming where it is and the choices."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from bench import suite as suites
+from bench.errors import UnknownNameError
+
+BASE = {
+    "name": "t",
+    "version": 1,
+    "seeds": [0, 1],
+    "experiments": [{
+        "name": "m",
+        "slice": {"name": "mnist-test", "size": 4},
+        "models": ["mnist_cnn"],
+        "explainers": ["saliency", {"name": "integrated_gradients", "params": {"n_steps": 8}}],
+        "metrics": [{"name": "deletion", "params": {"steps": 4, "substrate": "zero"}}],
+    }],
+}
+
+
+def _with(**changes):
+    raw = copy.deepcopy(BASE)
+    for path, value in changes.items():
+        target = raw
+        keys = path.split("__")
+        for k in keys[:-1]:
+            target = target[int(k)] if k.isdigit() else target[k]
+        target[keys[-1]] = value
+    return raw
+
+
+def test_builtin_smoke_suite_parses():
+    suite = suites.load("smoke")
+    assert suite.name == "smoke" and suite.version == 1
+    assert {e.slice.dataset for e in suite.experiments} == {"mnist", "imdb"}
+    assert "smoke" in suites.builtin_names()
+
+
+def test_parse_builds_frozen_components_and_a_stable_hash():
+    a, b = suites.parse(BASE), suites.parse(copy.deepcopy(BASE))
+    assert a.content_hash == b.content_hash
+    exp = a.experiments[0]
+    assert exp.seeds == (0, 1) and exp.chunk_size == 64 and exp.target == "predicted"
+    assert exp.explainers[1].params == {"n_steps": 8}
+    assert suites.parse(_with(version=2)).content_hash != a.content_hash
+
+
+@pytest.mark.parametrize("changes, fragment", [
+    ({"experiments__0__explainers": ["salency"]}, "Did you mean 'saliency'"),
+    ({"experiments__0__metrics": ["deletoin"]}, "Did you mean 'deletion'"),
+    ({"experiments__0__models": ["mnist_cnm"]}, "unknown model 'mnist_cnm'"),
+    ({"experiments__0__models": ["imdb_lstm"]}, "is a imdb model but the slice is mnist"),
+    ({"experiments__0__metrics": [{"name": "deletion", "params": {"substrate": "mask"}}]},
+     "valid choices: zero, mean, blur, noise"),
+    ({"experiments__0__metrics": [{"name": "deletion", "params": {"stepz": 3}}]},
+     "valid parameters: steps, substrate"),
+    ({"experiments__0__explainers": [{"name": "saliency", "params": {"n_steps": 3}}]},
+     "unknown parameter 'n_steps' for explainer 'saliency'"),
+    ({"experiments__0__slice": {"name": "mnist-tset"}}, "unknown slice 'mnist-tset'"),
+    ({"experiments__0__target": "truth"}, "valid choices: predicted, label"),
+    ({"experiments__0__colour": "red"}, "unknown key 'colour'"),
+    ({"seeds": ["a"]}, "list of integers"),
+    ({"version": "one"}, "'version' must be an integer"),
+])
+def test_mistakes_are_one_line_and_name_the_place(changes, fragment):
+    with pytest.raises(suites.SuiteError) as info:
+        suites.parse(_with(**changes), source="x.yaml")
+    message = str(info.value)
+    assert fragment in message and "\n" not in message
+    assert message.startswith("suite x.yaml")
+
+
+def test_unknown_suite_name_lists_the_builtin_suites():
+    with pytest.raises(UnknownNameError) as info:
+        suites.load("smok")
+    assert "Did you mean 'smoke'" in str(info.value) and "smoke" in info.value.choices
+
+
+def test_malformed_yaml_file_is_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(suites.SuiteError, match="not valid YAML at line"):
+        suites.load(str(bad))
+    with pytest.raises(suites.SuiteError, match="does not exist"):
+        suites.load(str(tmp_path / "missing.yaml"))
