@@ -180,6 +180,12 @@ def validate(suite: str = typer.Argument(..., help="Built-in suite name or path 
                       f"{len(exp.explainers)} explainers x {len(exp.metrics)} metrics, seeds {list(exp.seeds)}")
 
 
+from bench.cmd_report import leaderboard_app, report  # noqa: E402
+
+app.command("report")(report)
+app.add_typer(leaderboard_app, name="leaderboard")
+
+
 def main() -> None:
     import click
 

@@ -1,26 +1,96 @@
-"""Tables from the tidy score rows. Every table is a query over scores.parquet."""
+"""`bench report RUN_DIR`: every table, plot and the HTML page of a run, derived from its files.
+
+    RUN_DIR/leaderboard.csv                  every (task, model, study, explainer, metric): mean, std, n
+    RUN_DIR/leaderboard/<task>-<model>.csv   the leaderboard proper (CI, rank, significance, cost)
+    RUN_DIR/stability.csv, background.csv, sanity.csv     study tables (when the run has them)
+    RUN_DIR/agreement/<task>-<model>.csv     explainer x explainer agreement matrices
+    RUN_DIR/plots/*.png|svg                  seaborn figures
+    RUN_DIR/report.html                      one self-contained page
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from bench.store import atomic_write_bytes
+from bench import tables
+from bench.errors import BenchError
+from bench.store import ResultStore, atomic_write_bytes
 
-GROUP = ["task", "model", "explainer", "metric"]
-
-
-def leaderboard(scores: pd.DataFrame) -> pd.DataFrame:
-    """One row per (task, model, explainer, metric): mean, std and n over samples and seeds."""
-    if scores.empty:
-        return pd.DataFrame(columns=GROUP + ["higher_is_better", "mean", "std", "n"])
-    table = (scores.groupby(GROUP + ["higher_is_better"], sort=True)["value"]
-             .agg(mean="mean", std="std", n="count").reset_index())
-    return table[GROUP + ["higher_is_better", "mean", "std", "n"]]
+STUDY_TABLES = ("stability", "background", "sanity")
 
 
-def write_leaderboard(scores: pd.DataFrame, run_dir: Path) -> Path:
-    path = Path(run_dir) / "leaderboard.csv"
-    atomic_write_bytes(path, leaderboard(scores).to_csv(index=False).encode())
+def _csv(path: Path, frame: pd.DataFrame) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, frame.to_csv(index=False, float_format="%.6g").encode())
     return path
+
+
+def study_table(scores: pd.DataFrame, study: str) -> pd.DataFrame:
+    """Per (task, model, explainer setting, metric setting): mean, std, 95% CI, n over samples."""
+    rows = scores[scores["study"] == study]
+    if rows.empty:
+        return pd.DataFrame()
+    samples = tables.per_sample(rows)
+    out = []
+    keys = ["task", "model", "explainer_label", "metric_label", "higher_is_better"]
+    for key, g in samples.groupby(keys, sort=True):
+        values = g["value"].to_numpy()
+        low, high = tables.bootstrap_ci(values)
+        out.append(dict(zip(["task", "model", "explainer", "metric", "higher_is_better"], key),
+                        mean=values.mean(), std=values.std(ddof=1) if len(values) > 1 else 0.0,
+                        ci_low=low, ci_high=high, n=len(values)))
+    return pd.DataFrame(out)
+
+
+def agreement_matrices(scores: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
+    """{(task, model, metric): square explainer x explainer matrix of mean agreement}.
+
+    Agreement rows name the first explainer in `explainer` and the second in the metric's
+    `other` parameter (see bench/studies/agreement.py)."""
+    import json
+
+    rows = scores[scores["study"] == "agreement"]
+    out = {}
+    if rows.empty:
+        return out
+    rows = rows.assign(other=[json.loads(p).get("other") for p in rows["metric_params"]])
+    for (task, model, metric), g in rows.groupby(["task", "model", "metric"], sort=True):
+        mean = g.groupby(["explainer", "other"])["value"].mean().reset_index()
+        names = sorted(set(mean["explainer"]) | set(mean["other"]))
+        matrix = pd.DataFrame(np.eye(len(names)), index=names, columns=names)
+        for r in mean.itertuples():
+            matrix.loc[r.explainer, r.other] = r.value
+            matrix.loc[r.other, r.explainer] = r.value
+        out[(task, model, metric)] = matrix
+    return out
+
+
+def write_all(run_dir: str | Path, *, plots: bool = True) -> list[Path]:
+    """Write every table (and, with `plots`, the figures and report.html) of a run folder."""
+    run_dir = Path(run_dir)
+    scores_path = run_dir / "scores.parquet"
+    if not scores_path.is_file():
+        raise BenchError(f"{run_dir} is not a run folder: it has no scores.parquet")
+    store = ResultStore(run_dir)
+    scores = pd.read_parquet(scores_path)
+    costs = store.costs()
+    written = [_csv(run_dir / "leaderboard.csv", tables.summary(scores))]
+    for (task, model), board in tables.leaderboards(scores, costs).items():
+        written.append(_csv(run_dir / "leaderboard" / f"{task}-{model}.csv", board))
+    for study in STUDY_TABLES:
+        table = study_table(scores, study)
+        if not table.empty:
+            written.append(_csv(run_dir / f"{study}.csv", table))
+    for (task, model, metric), matrix in agreement_matrices(scores).items():
+        name = f"{task}-{model}.csv" if metric == "agreement_spearman" else f"{task}-{model}-{metric}.csv"
+        frame = matrix.reset_index().rename(columns={"index": "explainer"})
+        written.append(_csv(run_dir / "agreement" / name, frame))
+    if plots:
+        from bench import html_report, plots as figures
+
+        written += figures.write_all(run_dir, scores)
+        written.append(html_report.write(run_dir))
+    return written

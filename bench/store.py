@@ -6,6 +6,7 @@
       parts/<cell>.parquet         rows of one finished cell (written to a temporary name, renamed)
       parts/<cell>.curves.parquet  the curves of its curve metrics
       parts/<cell>.cost.json       its explanation cost (seconds, forward passes)
+      parts/<cell>.gallery.safetensors   a few explained samples for the report's gallery
       failures/<cell>.json         a failed cell's error (removed when a retry succeeds)
       scores.parquet, curves.parquet, costs.csv, failures.csv, leaderboard.csv   derived
 
@@ -27,10 +28,10 @@ import pandas as pd
 from bench.errors import BenchError
 
 # The key of a score row, in the order scores.parquet is sorted by.
-KEY_COLUMNS = ["suite", "experiment", "task", "model", "explainer", "params_hash", "metric",
-               "metric_params", "seed", "sample_id"]
+KEY_COLUMNS = ["suite", "experiment", "study", "task", "model", "explainer", "params_hash",
+               "metric", "metric_params", "seed", "sample_id"]
 SCORE_COLUMNS = [
-    "suite", "suite_version", "suite_hash", "experiment", "task", "model", "model_sha256",
+    "suite", "suite_version", "suite_hash", "experiment", "study", "task", "model", "model_sha256",
     "explainer", "params_hash", "params", "metric", "metric_params", "category", "seed",
     "sample_id", "label", "target", "pred", "correct", "value", "higher_is_better", "slice",
     "slice_hash", "cell_id",
@@ -113,12 +114,14 @@ class ResultStore:
     def is_done(self, cell_id: str) -> bool:
         return (self.parts / f"{cell_id}.parquet").exists()
 
-    def write_cell(self, cell_id: str, rows: pd.DataFrame, curves: pd.DataFrame | None,
-                   cost: dict | None = None) -> None:
-        # Curves and cost first: the scores part is the completion marker of the cell.
-        if cost is not None:
+    def write_cell(self, cell_id: str, rows: pd.DataFrame, curves: pd.DataFrame | None = None,
+                   costs: list[dict] | None = None, extras: dict[str, bytes] | None = None) -> None:
+        # Everything else first: the scores part is the completion marker of the cell.
+        for name, payload in (extras or {}).items():
+            atomic_write_bytes(self.parts / f"{cell_id}.{name}", payload)
+        if costs:
             atomic_write_bytes(self.parts / f"{cell_id}.cost.json",
-                               json.dumps(cost, sort_keys=True).encode())
+                               json.dumps(costs, sort_keys=True).encode())
         if curves is not None and len(curves):
             atomic_write_parquet(self.parts / f"{cell_id}.curves.parquet", curves)
         atomic_write_parquet(self.parts / f"{cell_id}.parquet", rows)
@@ -150,12 +153,12 @@ class ResultStore:
     def costs(self) -> pd.DataFrame:
         """Explanation cost per cell (seconds and forward passes per explanation). Timings vary
         between runs, so they live here and never in scores.parquet."""
-        records = [json.loads(p.read_text()) for p in sorted(self.parts.glob("*.cost.json"))]
+        records = [r for p in sorted(self.parts.glob("*.cost.json")) for r in json.loads(p.read_text())]
         return pd.DataFrame(records)
 
     def failures(self) -> pd.DataFrame:
         records = [json.loads(p.read_text()) for p in sorted(self.failures_dir.glob("*.json"))]
-        columns = ["cell_id", "experiment", "model", "explainer", "params_hash", "seed", "chunk",
+        columns = ["cell_id", "kind", "experiment", "model", "explainer", "seed", "chunk",
                    "error_type", "error"]
         return pd.DataFrame(records, columns=columns)
 

@@ -13,8 +13,11 @@
         explainers: [saliency, {name: integrated_gradients, params: {n_steps: 16}}]
         metrics: [{name: deletion, params: {steps: 10}}]
 
-Experiment-level `seeds`, `chunk_size` and `target` override the suite's. Every mistake is reported
-as one line naming where in the file it is and what the valid choices are.
+Experiment-level `seeds`, `chunk_size` and `target` override the suite's. `floor: true` (the
+default) scores the `random` control beside the experiment's explainers: the floor every explainer
+must beat. `studies:` maps study names (stability, background, sanity, agreement) to their settings;
+see `bench/studies/`. `cell_timeout_s` (suite level, default 1800) fails a cell that runs longer.
+Every mistake is reported as one line naming where in the file it is and what the valid choices are.
 """
 
 from __future__ import annotations
@@ -31,9 +34,10 @@ import yaml
 from bench import slices
 from bench.errors import BenchError, UnknownNameError
 
-SUITE_KEYS = {"name", "version", "description", "seeds", "chunk_size", "target", "experiments"}
+SUITE_KEYS = {"name", "version", "description", "seeds", "chunk_size", "target", "experiments",
+              "cell_timeout_s"}
 EXPERIMENT_KEYS = {"name", "slice", "models", "explainers", "metrics", "seeds", "chunk_size",
-                   "target"}
+                   "target", "floor", "studies"}
 TARGETS = ("predicted", "label")
 
 
@@ -69,6 +73,11 @@ class Experiment:
     seeds: tuple[int, ...]
     chunk_size: int
     target: str
+    floor: bool = True
+    studies: tuple[tuple[str, Any], ...] = ()  # (study name, frozen options) pairs
+
+    def study_options(self) -> dict[str, dict]:
+        return {name: thaw(options) for name, options in self.studies}
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,7 @@ class Suite:
     description: str
     experiments: tuple[Experiment, ...]
     content_hash: str
+    cell_timeout_s: float = 1800.0
     source: str = field(default="", compare=False)  # where the YAML came from
     text: str = field(default="", compare=False, repr=False)  # the YAML as written
 
@@ -200,9 +210,11 @@ def parse(raw: Any, *, source: str = "<dict>", text: str = "") -> Suite:
     for i, exp in enumerate(raw["experiments"]):
         at = f"{where}.experiments[{i}]"
         _check_keys(exp, EXPERIMENT_KEYS, at)
-        for key in ("slice", "models", "explainers", "metrics"):
+        for key in ("slice", "models", "explainers"):
             if key not in exp:
                 _fail(at, f"missing required key {key!r}")
+        if not exp.get("metrics") and not exp.get("studies"):
+            _fail(at, "give 'metrics', 'studies' or both")
         spec = _slice(exp["slice"], f"{at}.slice")
         model_names = exp["models"] if isinstance(exp["models"], list) else [exp["models"]]
         for m in model_names:
@@ -223,16 +235,22 @@ def parse(raw: Any, *, source: str = "<dict>", text: str = "") -> Suite:
             slice=spec,
             models=tuple(model_names),
             explainers=_components(exp["explainers"], f"{at}.explainers", explainers.REGISTRY),
-            metrics=_components(exp["metrics"], f"{at}.metrics", metrics.REGISTRY),
+            metrics=(_components(exp["metrics"], f"{at}.metrics", metrics.REGISTRY)
+                     if exp.get("metrics") else ()),
             seeds=_int_list(exp["seeds"], f"{at}.seeds") if "seeds" in exp else default_seeds,
             chunk_size=chunk,
             target=target,
+            floor=_bool(exp.get("floor", True), f"{at}.floor"),
         )
         _check_components(experiment, at)
+        experiment = _with_studies(experiment, exp.get("studies") or {}, f"{at}.studies")
         experiments.append(experiment)
     names = [e.name for e in experiments]
     if len(set(names)) != len(names):
         _fail(where, f"experiment names repeat: {names}")
+    timeout = raw.get("cell_timeout_s", 1800)
+    if not isinstance(timeout, (int, float)) or timeout <= 0:
+        _fail(where, f"'cell_timeout_s' must be a positive number, got {timeout!r}")
     canonical = json.dumps(_jsonable(raw), sort_keys=True)
     return Suite(
         name=str(raw["name"]),
@@ -240,9 +258,57 @@ def parse(raw: Any, *, source: str = "<dict>", text: str = "") -> Suite:
         description=str(raw.get("description", "")),
         experiments=tuple(experiments),
         content_hash=hashlib.sha256(canonical.encode()).hexdigest()[:16],
+        cell_timeout_s=float(timeout),
         source=source,
         text=text or yaml.safe_dump(raw, sort_keys=False),
     )
+
+
+def _bool(value, where: str) -> bool:
+    if not isinstance(value, bool):
+        _fail(where, f"expected true or false, got {value!r}")
+    return value
+
+
+def _with_studies(exp: Experiment, raw, where: str) -> Experiment:
+    from dataclasses import replace
+
+    from bench import studies
+
+    if not isinstance(raw, dict):
+        _fail(where, "expected a mapping of study name to its settings")
+    frozen = []
+    for name in sorted(raw):
+        try:
+            studies.STUDIES.check(name)
+        except UnknownNameError as exc:
+            _fail(where, str(exc))
+        options = raw[name] if raw[name] is not None else {}
+        if not isinstance(options, dict):
+            _fail(f"{where}.{name}", f"expected a mapping of settings, got {options!r}")
+        try:
+            options = studies.module(name).validate(options, exp, f"{where}.{name}")
+        except BenchError as exc:
+            raise SuiteError(str(exc)) from None
+        frozen.append((name, freeze(options)))
+    return replace(exp, studies=tuple(frozen))
+
+
+def freeze(obj):
+    """Hashable form of YAML settings (dicts become sorted item tuples, lists tuples)."""
+    if isinstance(obj, dict):
+        return ("__dict__", tuple((k, freeze(v)) for k, v in sorted(obj.items())))
+    if isinstance(obj, (list, tuple)):
+        return tuple(freeze(v) for v in obj)
+    return obj
+
+
+def thaw(obj):
+    if isinstance(obj, tuple) and len(obj) == 2 and obj[0] == "__dict__":
+        return {k: thaw(v) for k, v in obj[1]}
+    if isinstance(obj, tuple):
+        return [thaw(v) for v in obj]
+    return obj
 
 
 def _check_components(exp: Experiment, at: str) -> None:

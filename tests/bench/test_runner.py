@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from bench import runner, suite as suites
+from bench.cells import RunContext
 from bench.errors import BenchError
 from bench.store import SCORE_COLUMNS, ResultStore, RunLockedError
 
@@ -50,7 +51,7 @@ def test_run_writes_scores_manifest_and_leaderboard(tmp_path, tiny_suite, real_d
     assert len(scores) == 5 * 2 * 2 + 2
     assert scores["value"].notna().all()
     mnist = scores[scores.task == "mnist"]
-    assert set(mnist.sample_id) == set(runner.RunContext("cpu").slice(tiny_suite.experiments[0].slice).ids)
+    assert set(mnist.sample_id) == set(RunContext("cpu").slice(tiny_suite.experiments[0].slice).ids)
     assert (mnist.loc[mnist.metric == "deletion", "higher_is_better"] == False).all()  # noqa: E712
     assert (scores.correct == (scores.pred == scores.label)).all()
     manifest = ResultStore(tmp_path / "run").read_manifest()

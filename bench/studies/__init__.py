@@ -1,0 +1,28 @@
+"""Kinds of cells beyond plain scoring. A study module provides
+
+    validate(options: dict, experiment, where: str) -> dict   # normalised options, one-line errors
+    plan(suite, experiment, options: dict) -> list[Cell]
+    execute(cell, suite, ctx) -> CellOutput
+
+and is named in a suite experiment's `studies:` mapping. `scores` (explain, then every metric) is
+the kind every experiment with metrics gets; it is not named in `studies:`.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from bench.registry import Registry
+
+STUDIES: Registry = Registry("study")
+# name -> module (registered lazily: a study module is imported only when a suite uses it)
+for _name in ():
+    STUDIES.add(_name, f"bench.studies.{_name}:__name__")
+
+
+def module(kind: str):
+    """The module that plans and executes cells of `kind` ("scores" or a registered study)."""
+    if kind == "scores":
+        return importlib.import_module("bench.studies.scores")
+    STUDIES.check(kind)
+    return importlib.import_module(STUDIES.entry(kind).target.partition(":")[0])

@@ -1,0 +1,82 @@
+"""The plain cell: explain one chunk once (or read the cache), then score it with every metric."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+
+from bench.cells import Cell, CellOutput, cost_record, explain_chunk, load_chunk, score_rows
+
+FLOOR = "random"  # the control every explainer must beat; added to every scored experiment
+
+
+def plan(suite, exp) -> list[Cell]:
+    import explainers
+
+    if not exp.metrics:
+        return []
+    components = list(exp.explainers)
+    if exp.floor and FLOOR in explainers.REGISTRY and FLOOR not in {c.name for c in components}:
+        from bench.suite import Component
+
+        components.append(Component(FLOOR))
+    cells = []
+    for model in exp.models:
+        for comp in components:
+            cls = explainers.get_class(comp.name)
+            if cls.output != "attribution":
+                continue  # explanation by example has no feature map to score
+            for seed in exp.seeds if cls.stochastic else exp.seeds[:1]:
+                for chunk, start in enumerate(range(0, exp.slice.size, exp.chunk_size)):
+                    stop = min(exp.slice.size, start + exp.chunk_size)
+                    cells.append(Cell("scores", exp, model, comp, seed, chunk, start, stop))
+    return cells
+
+
+def execute(cell: Cell, suite, ctx) -> CellOutput:
+    import metrics
+
+    started = time.perf_counter()
+    model = ctx.model(cell.model)
+    chunk = load_chunk(cell, ctx)
+    attributions, explainer, cost = explain_chunk(ctx, cell.model, cell.explainer, cell.seed, chunk)
+    frames, curves = [], []
+    for comp in cell.experiment.metrics:
+        metric = metrics.get(comp.name, **comp.params)
+        result = metric(model, chunk.task, chunk.inputs, attributions, chunk.targets,
+                        seed=cell.seed, explainer=explainer, batch_size=ctx.batch_size)
+        common = dict(model_sha256=model.card["checkpoint_sha256"], explainer_name=explainer.name,
+                      params=explainer.params, params_hash=explainer.params_hash)
+        frames.append(score_rows(suite, cell, chunk, metric=comp.name, metric_params=metric.params,
+                                 category=metric.category,
+                                 higher_is_better=metric.higher_is_better, values=result.scores,
+                                 **common))
+        if result.curve is not None:
+            curves.append(_curve_rows(frames[-1], result.curve))
+    extras = {}
+    if cell.chunk == 0 and cell.seed == cell.experiment.seeds[0]:
+        from bench import gallery
+
+        extras["gallery.safetensors"] = gallery.encode(
+            chunk.task.name, cell.model, cell.explainer.label, chunk.inputs, attributions,
+            chunk.part.ids, chunk.targets)
+    return CellOutput(pd.concat(frames, ignore_index=True),
+                      pd.concat(curves, ignore_index=True) if curves else None,
+                      [cost_record(cell, explainer, cost, cell.seed)],
+                      time.perf_counter() - started, extras)
+
+
+def _curve_rows(rows: pd.DataFrame, curve) -> pd.DataFrame:
+    """One row per (sample, step) with the key columns of its score row."""
+    import numpy as np
+
+    values = curve.detach().double().cpu().numpy()
+    steps = values.shape[1]
+    keep = ["suite", "experiment", "study", "task", "model", "explainer", "params_hash", "metric",
+            "metric_params", "seed", "sample_id", "correct", "cell_id"]
+    frame = rows[keep].loc[rows.index.repeat(steps)].reset_index(drop=True)
+    frame["step"] = np.tile(np.arange(steps), len(rows))
+    frame["fraction"] = np.tile(np.linspace(0.0, 1.0, steps), len(rows))
+    frame["value"] = values.reshape(-1)
+    return frame

@@ -1,0 +1,100 @@
+"""Leaderboard statistics on hand-made score rows, checked against scipy and hand computation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import wilcoxon
+
+from bench import tables
+from bench.store import SCORE_COLUMNS
+
+
+def rows(explainer, metric, values, *, higher=False, seed=0, params=None, metric_params=None,
+         study="scores", category="faithfulness"):
+    n = len(values)
+    return pd.DataFrame({
+        "suite": "t", "suite_version": 1, "suite_hash": "h", "experiment": "e", "study": study,
+        "task": "mnist", "model": "mnist_cnn", "model_sha256": "m", "explainer": explainer,
+        "params_hash": json.dumps(params or {}), "params": json.dumps(params or {}),
+        "metric": metric, "metric_params": json.dumps(metric_params or {"steps": 4}),
+        "category": category, "seed": seed, "sample_id": np.arange(n), "label": 0, "target": 0,
+        "pred": 0, "correct": True, "value": np.asarray(values, dtype=float),
+        "higher_is_better": higher, "slice": "s", "slice_hash": "x", "cell_id": "c",
+    })[SCORE_COLUMNS]
+
+
+def test_bootstrap_ci_is_deterministic_and_brackets_the_mean():
+    values = np.random.default_rng(1).normal(size=50)
+    low, high = tables.bootstrap_ci(values)
+    assert (low, high) == tables.bootstrap_ci(values)
+    assert low < values.mean() < high
+    # the interval shrinks like 1/sqrt(n)
+    wide = tables.bootstrap_ci(values[:12])
+    assert (wide[1] - wide[0]) > (high - low)
+
+
+def test_holm_matches_hand_computation():
+    assert tables.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert tables.holm([0.5]) == [0.5]
+
+
+def test_leaderboard_ranks_by_direction_and_tests_against_the_best():
+    rng = np.random.default_rng(0)
+    good = rng.uniform(0.0, 0.2, 30)
+    bad = good + rng.uniform(0.2, 0.3, 30)
+    close = good + rng.normal(0, 1e-3, 30)
+    scores = pd.concat([
+        rows("ig", "deletion", good), rows("saliency", "deletion", bad),
+        rows("twin", "deletion", close), rows("random", "deletion", bad + 0.1),
+        rows("ig", "insertion", 1 - good, higher=True), rows("saliency", "insertion", 1 - bad, higher=True),
+        rows("twin", "insertion", 1 - close, higher=True), rows("random", "insertion", 0.2 + 0 * good, higher=True),
+    ], ignore_index=True)
+    board = tables.leaderboards(scores)[("mnist", "mnist_cnn")]
+    deletion = board[board.metric == "deletion"].set_index("explainer")
+    best = deletion.index[deletion["best"]].item()
+    assert best in ("ig", "twin") and deletion.loc["saliency", "rank"] == 3
+    assert deletion.loc["random", "rank"] == 4
+    deletion_rows = scores[scores.metric == "deletion"]
+    p = wilcoxon(deletion_rows[deletion_rows.explainer == best]["value"].to_numpy(),
+                 deletion_rows[deletion_rows.explainer == "saliency"]["value"].to_numpy(),
+                 zero_method="zsplit").pvalue
+    assert deletion.loc["saliency", "p_vs_best"] == pytest.approx(p)
+    assert deletion.loc["saliency", "different_from_best"]
+    assert deletion.loc["saliency", "p_vs_best_holm"] >= deletion.loc["saliency", "p_vs_best"]
+    # read against the random floor: positive means better than random
+    assert deletion.loc["saliency", "better_than_floor_by"] == pytest.approx(0.1)
+    insertion = board[board.metric == "insertion"].set_index("explainer")
+    assert insertion.loc["saliency", "rank"] == 3
+    assert deletion.loc["saliency", "mean_faithfulness_rank"] == 3
+    assert deletion.loc["ig", "ci_low"] <= good.mean() <= deletion.loc["ig", "ci_high"]
+
+
+def test_seeds_are_averaged_per_sample_before_statistics():
+    scores = pd.concat([rows("lime", "deletion", [0.1, 0.3], seed=0),
+                        rows("lime", "deletion", [0.3, 0.5], seed=1)], ignore_index=True)
+    board = tables.leaderboards(scores)[("mnist", "mnist_cnn")]
+    assert board["n"].item() == 2 and board["seeds"].item() == 2
+    assert board["mean"].item() == pytest.approx(0.3)
+    assert board["std"].item() == pytest.approx(np.std([0.2, 0.4], ddof=1))
+
+
+def test_labels_name_only_the_parameters_that_differ():
+    scores = pd.concat([
+        rows("lime", "deletion", [0.1], params={"n_samples": 100, "kernel": 0.25},
+             metric_params={"steps": 4, "substrate": "zero"}),
+        rows("lime", "deletion", [0.2], params={"n_samples": 500, "kernel": 0.25},
+             metric_params={"steps": 4, "substrate": "blur"}),
+    ], ignore_index=True)
+    assert tables.explainer_labels(scores).tolist() == ["lime[n_samples=100]", "lime[n_samples=500]"]
+    assert tables.metric_labels(scores).tolist() == ["deletion[substrate=zero]", "deletion[substrate=blur]"]
+
+
+def test_study_rows_stay_out_of_the_leaderboard():
+    scores = pd.concat([rows("ig", "deletion", [0.1, 0.2]),
+                        rows("ig", "deletion", [0.9, 0.9], study="background")], ignore_index=True)
+    board = tables.leaderboards(scores)[("mnist", "mnist_cnn")]
+    assert board["mean"].item() == pytest.approx(0.15)
