@@ -69,6 +69,22 @@ class Cell:
         return dict(self.options).get(name, default)
 
 
+_ARCHITECTURES: dict[str, object] = {}
+
+
+def unsupported_reason(model_name: str, component: Component) -> str | None:
+    """Why `component` cannot explain `model_name` (None when it can), decided at planning time
+    on an untrained instance of the architecture, so no weights are needed."""
+    import explainers
+    import models
+    from bench import tasks
+
+    if model_name not in _ARCHITECTURES:
+        _ARCHITECTURES[model_name] = models.zoo.build(model_name)
+    explainer = explainers.get(component.name, **component.params)
+    return explainer.supports(_ARCHITECTURES[model_name], tasks.for_model(model_name))
+
+
 @dataclass
 class RunContext:
     """Loaded once per process: models on the device and slices."""

@@ -181,8 +181,10 @@ def validate(suite: str = typer.Argument(..., help="Built-in suite name or path 
 
 
 from bench.cmd_report import leaderboard_app, report  # noqa: E402
+from bench.cmd_stability import stability  # noqa: E402
 
 app.command("report")(report)
+app.command("stability")(stability)
 app.add_typer(leaderboard_app, name="leaderboard")
 
 

@@ -18,7 +18,12 @@ CURVE_METRICS = ("deletion", "insertion", "morf", "lerf")
 
 
 def _plt():
+    import warnings
+
     import matplotlib
+
+    # seaborn 0.13 calls matplotlib APIs that 3.11 deprecates; the figures are unaffected.
+    warnings.filterwarnings("ignore", module="seaborn")
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

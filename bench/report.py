@@ -3,6 +3,7 @@
     RUN_DIR/leaderboard.csv                  every (task, model, study, explainer, metric): mean, std, n
     RUN_DIR/leaderboard/<task>-<model>.csv   the leaderboard proper (CI, rank, significance, cost)
     RUN_DIR/stability.csv, background.csv, sanity.csv     study tables (when the run has them)
+    RUN_DIR/correct_vs_wrong.csv             every leaderboard score split by prediction correctness
     RUN_DIR/agreement/<task>-<model>.csv     explainer x explainer agreement matrices
     RUN_DIR/plots/*.png|svg                  seaborn figures
     RUN_DIR/report.html                      one self-contained page
@@ -19,7 +20,7 @@ from bench import tables
 from bench.errors import BenchError
 from bench.store import ResultStore, atomic_write_bytes
 
-STUDY_TABLES = ("stability", "background", "sanity")
+STUDY_TABLES = ("stability",)  # background and sanity have their own tables in their study modules
 
 
 def _csv(path: Path, frame: pd.DataFrame) -> Path:
@@ -33,7 +34,8 @@ def study_table(scores: pd.DataFrame, study: str) -> pd.DataFrame:
     rows = scores[scores["study"] == study]
     if rows.empty:
         return pd.DataFrame()
-    samples = tables.per_sample(rows)
+    # a study's metric settings (its seeds, k) are not alternatives to tell apart: plain names
+    samples = tables.per_sample(rows.assign(metric_params="{}"))
     out = []
     keys = ["task", "model", "explainer_label", "metric_label", "higher_is_better"]
     for key, g in samples.groupby(keys, sort=True):
@@ -80,10 +82,15 @@ def write_all(run_dir: str | Path, *, plots: bool = True) -> list[Path]:
     written = [_csv(run_dir / "leaderboard.csv", tables.summary(scores))]
     for (task, model), board in tables.leaderboards(scores, costs).items():
         written.append(_csv(run_dir / "leaderboard" / f"{task}-{model}.csv", board))
-    for study in STUDY_TABLES:
-        table = study_table(scores, study)
+    from bench.studies import background, sanity
+
+    study_tables = {"stability": study_table(scores, "stability"),
+                    "background": background.table(scores, costs),
+                    "sanity": sanity.table(scores),
+                    "correct_vs_wrong": tables.correct_vs_wrong(scores)}
+    for name, table in study_tables.items():
         if not table.empty:
-            written.append(_csv(run_dir / f"{study}.csv", table))
+            written.append(_csv(run_dir / f"{name}.csv", table))
     for (task, model, metric), matrix in agreement_matrices(scores).items():
         name = f"{task}-{model}.csv" if metric == "agreement_spearman" else f"{task}-{model}-{metric}.csv"
         frame = matrix.reset_index().rename(columns={"index": "explainer"})

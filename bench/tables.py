@@ -184,3 +184,24 @@ def summary(scores: pd.DataFrame) -> pd.DataFrame:
     frame = scores.assign(metric=metric_labels(scores), explainer=explainer_labels(scores))
     return (frame.groupby(cols, sort=True)["value"].agg(mean="mean", std="std", n="count")
             .reset_index())
+
+
+def correct_vs_wrong(scores: pd.DataFrame) -> pd.DataFrame:
+    """Every leaderboard score split by whether the model's prediction on the sample was correct:
+    the means, counts, difference and a two-sided Mann-Whitney U test (independent samples)."""
+    from scipy.stats import mannwhitneyu
+
+    scores = scores[(scores["study"] == "scores") & scores["category"].isin(LEADERBOARD_CATEGORIES)]
+    if scores.empty:
+        return pd.DataFrame()
+    samples = per_sample(scores)
+    out = []
+    keys = ["task", "model", "explainer_label", "metric_label", "higher_is_better"]
+    for key, g in samples.groupby(keys, sort=True):
+        right, wrong = g[g["correct"]]["value"], g[~g["correct"]]["value"]
+        p = (float(mannwhitneyu(right, wrong).pvalue) if len(right) and len(wrong)
+             and not np.allclose(np.r_[right, wrong], right.iloc[0]) else np.nan)
+        out.append(dict(zip(["task", "model", "explainer", "metric", "higher_is_better"], key),
+                        mean_correct=right.mean(), n_correct=len(right), mean_wrong=wrong.mean(),
+                        n_wrong=len(wrong), difference=right.mean() - wrong.mean(), p_mannwhitney=p))
+    return pd.DataFrame(out)

@@ -26,6 +26,12 @@ _register("insertion", "metrics.faithfulness:insertion", category="faithfulness"
           higher_is_better=True, steps=20, substrate=None,
           summary="area under the target probability as top features are inserted (Petsiuk 2018)")
 
+# ---- complexity (metrics/complexity.py)
+_register("sparseness", "metrics.complexity:sparseness", category="complexity",
+          higher_is_better=True, summary="Gini index of |attribution| (Chalasani 2020)")
+_register("complexity", "metrics.complexity:complexity", category="complexity",
+          higher_is_better=False, summary="entropy of the |attribution| distribution (Bhatt 2020)")
+
 
 def names() -> list[str]:
     return REGISTRY.names()

@@ -16,8 +16,8 @@ from bench.registry import Registry
 
 STUDIES: Registry = Registry("study")
 # name -> module (registered lazily: a study module is imported only when a suite uses it)
-for _name in ():
-    STUDIES.add(_name, f"bench.studies.{_name}:__name__")
+for _name in ("stability", "background", "sanity", "agreement"):
+    STUDIES.add(_name, f"bench.studies.{_name}:execute")
 
 
 def module(kind: str):

@@ -6,7 +6,8 @@ import time
 
 import pandas as pd
 
-from bench.cells import Cell, CellOutput, cost_record, explain_chunk, load_chunk, score_rows
+from bench.cells import (Cell, CellOutput, cost_record, explain_chunk, load_chunk, score_rows,
+                         unsupported_reason)
 
 FLOOR = "random"  # the control every explainer must beat; added to every scored experiment
 
@@ -25,8 +26,8 @@ def plan(suite, exp) -> list[Cell]:
     for model in exp.models:
         for comp in components:
             cls = explainers.get_class(comp.name)
-            if cls.output != "attribution":
-                continue  # explanation by example has no feature map to score
+            if cls.output != "attribution" or unsupported_reason(model, comp):
+                continue  # no feature map to score (explanation by example, attention on an LSTM)
             for seed in exp.seeds if cls.stochastic else exp.seeds[:1]:
                 for chunk, start in enumerate(range(0, exp.slice.size, exp.chunk_size)):
                     stop = min(exp.slice.size, start + exp.chunk_size)

@@ -1,0 +1,126 @@
+"""Stability study: the same inputs explained under K seeds, scored per sample (Spearman, top-k
+intersection, sign agreement, coefficient of variation; see metrics/stability.py), optionally as a
+function of the explainer's sampling budget.
+
+    studies:
+      stability:
+        explainers: [lime, kernel_shap]   # default: every stochastic explainer of the experiment
+        seeds: 10                         # K; default: the experiment's seeds if >= 2, else 5
+        budgets: {lime: {n_samples: [100, 250, 500, 1000]}}   # optional sweeps
+        k: 0.1                            # top-k share of features
+        controls: true                    # deterministic explainers under two seeds: must be 1 / 0
+
+Rows: `stability_*` metrics with seed -1 (computed across seeds); metric_params hold the seeds, k
+and, for a budget sweep, `budget_param` (the swept parameter, whose value is in `params`).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+
+from bench.cells import (Cell, CellOutput, cost_record, explain_chunk, load_chunk, score_rows,
+                         unsupported_reason)
+from bench.errors import BenchError
+from bench.suite import Component, freeze, thaw
+
+DEFAULTS = {"explainers": None, "seeds": None, "budgets": {}, "k": 0.1, "controls": True}
+ACROSS_SEEDS = -1  # the `seed` of a row computed across seeds
+
+
+def _settings(options: dict, exp, where: str = "stability") -> list[tuple[Component, tuple, str | None]]:
+    """(explainer with parameters, seeds, budget parameter) for every cell group."""
+    import explainers
+
+    from bench.studies.common import resolve_explainers
+
+    comps = resolve_explainers(options["explainers"], exp, where=where,
+                               predicate=None if options["explainers"] else (lambda c: c.stochastic))
+    K = options["seeds"] or (len(exp.seeds) if len(exp.seeds) >= 2 else 5)
+    seeds = tuple(exp.seeds[:K]) if len(exp.seeds) >= K else tuple(range(K))
+    out = []
+    for comp in comps:
+        stochastic = explainers.get_class(comp.name).stochastic
+        used = seeds if stochastic else seeds[:2]
+        out.append((comp, used, None))
+        for param, values in (options["budgets"].get(comp.name) or {}).items():
+            for value in values:
+                params = {**comp.params, param: value}
+                out.append((Component(comp.name, tuple(sorted(params.items()))), used, param))
+    if options["controls"] and options["explainers"] is None:
+        for comp in exp.explainers:
+            cls = explainers.get_class(comp.name)
+            if not cls.stochastic and cls.output == "attribution":
+                out.append((comp, seeds[:2], None))
+    return out
+
+
+def validate(options: dict, exp, where: str) -> dict:
+    import explainers
+
+    from bench.studies.common import check_options
+
+    options = check_options(options, DEFAULTS, where)
+    if options["seeds"] is not None and (not isinstance(options["seeds"], int) or options["seeds"] < 2):
+        raise BenchError(f"{where}: 'seeds' must be an integer >= 2, got {options['seeds']!r}")
+    if not isinstance(options["budgets"], dict):
+        raise BenchError(f"{where}: 'budgets' maps explainer names to {{parameter: [values]}}")
+    for name, sweep in options["budgets"].items():
+        try:
+            cls = explainers.get_class(name)
+        except BenchError as exc:
+            raise BenchError(f"{where}.budgets: {exc}") from None
+        for param, values in (sweep or {}).items():
+            if param not in cls.defaults:
+                raise BenchError(f"{where}.budgets.{name}: unknown parameter {param!r}; valid "
+                                 f"parameters: {', '.join(sorted(cls.defaults)) or 'none'}")
+            if not isinstance(values, list) or not values:
+                raise BenchError(f"{where}.budgets.{name}.{param}: expected a list of values")
+    if not 0 < float(options["k"]) <= 1:
+        raise BenchError(f"{where}: 'k' must be in (0, 1], got {options['k']!r}")
+    if not _settings(options, exp, where):
+        raise BenchError(f"{where}: no explainer to study (no stochastic explainer in the experiment; "
+                         "name them with 'explainers')")
+    return options
+
+
+def plan(suite, exp, options: dict) -> list[Cell]:
+    cells = []
+    for model in exp.models:
+        for comp, seeds, budget_param in _settings(options, exp):
+            if unsupported_reason(model, comp):
+                continue
+            for chunk, start in enumerate(range(0, exp.slice.size, exp.chunk_size)):
+                stop = min(exp.slice.size, start + exp.chunk_size)
+                cells.append(Cell("stability", exp, model, comp, ACROSS_SEEDS, chunk, start, stop,
+                                  (("budget_param", budget_param), ("k", options["k"]),
+                                   ("seeds", seeds))))
+    return cells
+
+
+def execute(cell: Cell, suite, ctx) -> CellOutput:
+    import torch
+
+    from metrics.stability import STABILITY_METRICS, seed_stability
+
+    started = time.perf_counter()
+    model = ctx.model(cell.model)
+    chunk = load_chunk(cell, ctx)
+    seeds = thaw(cell.option("seeds"))
+    stack, costs = [], []
+    for seed in seeds:
+        attributions, explainer, cost = explain_chunk(ctx, cell.model, cell.explainer, seed, chunk)
+        stack.append(attributions)
+        costs.append(cost_record(cell, explainer, cost, seed))
+    scores = seed_stability(torch.stack(stack), chunk.task.feature_mask(chunk.inputs),
+                            k_fraction=float(cell.option("k")))
+    metric_params = {"seeds": list(seeds), "k": cell.option("k"),
+                     "budget_param": cell.option("budget_param")}
+    frames = [score_rows(suite, cell, chunk, model_sha256=model.card["checkpoint_sha256"],
+                         explainer_name=explainer.name, params=explainer.params,
+                         params_hash=explainer.params_hash, metric=name,
+                         metric_params=metric_params, category="stability",
+                         higher_is_better=STABILITY_METRICS[name], values=values)
+              for name, values in scores.items()]
+    return CellOutput(pd.concat(frames, ignore_index=True), None, costs, time.perf_counter() - started)

@@ -1,0 +1,113 @@
+"""Similarity of two batches of attribution maps, per sample, over the valid features only.
+
+These are the building blocks of stability (the same explainer under different seeds), agreement
+(different explainers) and sanity (trained vs randomised model). All are batched over samples:
+`a`, `b` are (B, *feature_shape), `valid` a bool mask of the same shape (text padding excluded).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def _flat(a: Tensor, valid: Tensor | None):
+    a = a.flatten(1).to(torch.float64)
+    valid = torch.ones_like(a, dtype=torch.bool) if valid is None else valid.flatten(1).to(a.device)
+    return a, valid
+
+
+def average_ranks(a: Tensor, valid: Tensor | None = None) -> Tensor:
+    """Ranks 1..n_valid of each row's valid entries, ties given their average rank (as
+    scipy.stats.rankdata); invalid entries get rank 0."""
+    a, valid = _flat(a, valid)
+    x = torch.where(valid, a, torch.full_like(a, float("inf")))
+    ordered = torch.sort(x, dim=1).values
+    low = torch.searchsorted(ordered, x.contiguous(), right=False)
+    high = torch.searchsorted(ordered, x.contiguous(), right=True)
+    ranks = (low + high + 1).to(torch.float64) / 2.0
+    return torch.where(valid, ranks, torch.zeros_like(ranks))
+
+
+def pearson(a: Tensor, b: Tensor, valid: Tensor | None = None) -> Tensor:
+    """Pearson correlation per row over the valid entries. Rows that are identical score exactly
+    1; a constant row against a different one scores 0 (no rank information)."""
+    a, valid = _flat(a, valid)
+    b = b.flatten(1).to(torch.float64)
+    w = valid.to(torch.float64)
+    n = w.sum(dim=1).clamp(min=1)
+    ca = (a - (a * w).sum(1, keepdim=True) / n[:, None]) * w
+    cb = (b - (b * w).sum(1, keepdim=True) / n[:, None]) * w
+    cov = (ca * cb).sum(1)
+    denom = torch.sqrt((ca * ca).sum(1) * (cb * cb).sum(1))
+    r = torch.where(denom > 0, cov / denom.clamp(min=1e-300), torch.zeros_like(cov))
+    identical = ((a == b) | ~valid).all(dim=1)
+    return torch.where(identical, torch.ones_like(r), r.clamp(-1.0, 1.0))
+
+
+def spearman(a: Tensor, b: Tensor, valid: Tensor | None = None) -> Tensor:
+    """Spearman rank correlation per row (Pearson of average ranks), as scipy.stats.spearmanr."""
+    return pearson(average_ranks(a, valid), average_ranks(b, valid), valid)
+
+
+def top_k_mask(a: Tensor, valid: Tensor | None, k_fraction: float) -> Tensor:
+    """The k = ceil(k_fraction * n_valid) entries of largest magnitude per row (ties by index)."""
+    a, valid = _flat(a, valid)
+    k = torch.ceil(k_fraction * valid.sum(1).to(torch.float64)).long().clamp(min=1)
+    score = torch.where(valid, a.abs(), torch.full_like(a, -1.0))
+    order = torch.sort(score, dim=1, descending=True, stable=True).indices
+    ranks = torch.empty_like(order)
+    ranks.scatter_(1, order, torch.arange(order.shape[1], device=a.device).expand_as(order))
+    return (ranks < k[:, None]) & valid
+
+
+def top_k_intersection(a: Tensor, b: Tensor, valid: Tensor | None = None,
+                       k_fraction: float = 0.1) -> Tensor:
+    """Share of the k most important features (by magnitude) that the two maps have in common."""
+    ta, tb = top_k_mask(a, valid, k_fraction), top_k_mask(b, valid, k_fraction)
+    return (ta & tb).sum(1).to(torch.float64) / ta.sum(1).clamp(min=1).to(torch.float64)
+
+
+def sign_agreement(a: Tensor, b: Tensor, valid: Tensor | None = None) -> Tensor:
+    """Share of valid features whose attributions have the same sign (zero is its own sign)."""
+    a, valid = _flat(a, valid)
+    b = b.flatten(1).to(torch.float64)
+    same = (torch.sign(a) == torch.sign(b)) & valid
+    return same.sum(1).to(torch.float64) / valid.sum(1).clamp(min=1).to(torch.float64)
+
+
+def ssim(a: Tensor, b: Tensor, valid: Tensor | None = None, win_size: int = 7, k1: float = 0.01,
+         k2: float = 0.03) -> Tensor:
+    """Structural similarity of 2-D maps (B, H, W), as skimage.metrics.structural_similarity with
+    its defaults (uniform 7x7 window, sample covariance, mean over the window-valid region) and
+    data_range = max - min over both maps, which is how Quantus calls it. Images only: every
+    pixel is a feature, so `valid` is not used."""
+    a, b = a.to(torch.float64), b.to(torch.float64)
+    B = a.shape[0]
+    both = torch.cat([a.reshape(B, -1), b.reshape(B, -1)], dim=1)
+    data_range = (both.max(1).values - both.min(1).values).view(B, 1, 1, 1)
+    x, y = a.unsqueeze(1), b.unsqueeze(1)
+    pool = lambda t: torch.nn.functional.avg_pool2d(t, win_size, stride=1)  # noqa: E731
+    np_ = win_size * win_size
+    cov_norm = np_ / (np_ - 1)
+    ux, uy = pool(x), pool(y)
+    vx = cov_norm * (pool(x * x) - ux * ux)
+    vy = cov_norm * (pool(y * y) - uy * uy)
+    vxy = cov_norm * (pool(x * y) - ux * uy)
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+    return s.mean(dim=(1, 2, 3))
+
+
+def pairwise_mean(stack: Tensor, fn, valid: Tensor | None = None, **kwargs) -> Tensor:
+    """Mean of fn over all unordered pairs of the K maps in `stack` (K, B, ...) -> (B,)."""
+    K = stack.shape[0]
+    if K < 2:
+        raise ValueError("need at least two maps per sample")
+    i, j = torch.triu_indices(K, K, offset=1)
+    B = stack.shape[1]
+    # every pair of every sample in one batched call
+    a = stack[i].reshape(len(i) * B, *stack.shape[2:])
+    b = stack[j].reshape(len(i) * B, *stack.shape[2:])
+    v = None if valid is None else valid.unsqueeze(0).expand(len(i), *valid.shape).reshape(a.shape)
+    return fn(a, b, v, **kwargs).view(len(i), B).mean(0)
