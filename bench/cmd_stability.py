@@ -40,6 +40,7 @@ def stability(
     stability study and prints per-sample Spearman, top-k intersection, sign agreement and CV."""
     import pandas as pd
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     import models
@@ -85,7 +86,7 @@ def stability(
     for m in metrics:
         shown.add_column(m.replace("stability_", ""), justify="right")
     for name in wide.index:
-        shown.add_row(name, *[f"{wide.loc[name, ('mean', m)]:.3f} [{wide.loc[name, ('ci_low', m)]:.3f}, "
+        shown.add_row(escape(name), *[f"{wide.loc[name, ('mean', m)]:.3f} [{wide.loc[name, ('ci_low', m)]:.3f}, "
                               f"{wide.loc[name, ('ci_high', m)]:.3f}]" for m in metrics])
     console.print(shown)
     console.print(f"rows in {out / 'scores.parquet'}, table {out / 'stability.csv'}")
