@@ -43,8 +43,11 @@ def run(
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run only the cells that failed before."),
     batch_size: int = typer.Option(256, "--batch-size", help="Model evaluations per forward batch."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    backend: str = typer.Option("local", "--backend", help="local, or ray (pip install 'explainbench[ray]')."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="An existing Ray cluster (default: a local Ray runtime)."),
+    cpus_per_cell: int = typer.Option(1, "--cpus-per-cell", help="CPUs (and torch threads) per Ray task on CPU runs."),
 ) -> None:
-    """Run a suite: explain, score, write scores.parquet, manifest.json and leaderboard.csv."""
+    """Run a suite: explain, score, write scores.parquet, manifest.json, leaderboards and report.html."""
     from bench import runner, suite as suites
 
     _setup(data_dir)
@@ -53,7 +56,8 @@ def run(
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         out = Path("results") / f"{spec.name}-{stamp}"
     summary = runner.run(spec, out, device=device, retry_failed=retry_failed,
-                         batch_size=batch_size, show_progress=progress)
+                         batch_size=batch_size, show_progress=progress, backend=backend,
+                         ray_address=ray_address, cpus_per_cell=cpus_per_cell)
     console = _console()
     console.print(f"[bold]{spec.name}[/]: {summary.total} cells, {summary.done} run now, "
                   f"{summary.skipped} already done, {len(summary.failed)} failed -> {summary.out}")

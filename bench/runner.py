@@ -77,21 +77,54 @@ def failure_record(cell: Cell, exc: BaseException) -> dict:
     }
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    import torch
+
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def compute_cell(cell: Cell, suite: Suite, ctx: RunContext) -> tuple[dict | None, dict | None]:
+    """(files, None) for a finished cell, or (None, failure record). On out-of-memory the cell
+    halves its forward batch size and retries; results do not depend on the batch size."""
+    from bench.store import encode_cell
+
+    while True:
+        try:
+            with time_limit(suite.cell_timeout_s):
+                output = execute(cell, suite, ctx)
+            if output.rows["value"].isna().any():
+                raise ValueError("a metric returned NaN scores")
+            return encode_cell(output.rows, output.curves, output.costs, output.extras), None
+        except (KeyboardInterrupt, BenchError):
+            raise
+        except Exception as exc:  # recorded; the run goes on
+            if is_out_of_memory(exc) and ctx.batch_size > 1:
+                _free_device_memory()
+                ctx.batch_size //= 2
+                continue
+            return None, failure_record(cell, exc)
+
+
+def _free_device_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def run_cell(cell: Cell, suite: Suite, ctx: RunContext, store: ResultStore) -> dict | None:
     """Execute one cell and write its part; returns the failure record if it failed."""
-    try:
-        with time_limit(suite.cell_timeout_s):
-            output = execute(cell, suite, ctx)
-        if output.rows["value"].isna().any():
-            raise ValueError("a metric returned NaN scores")
-        store.write_cell(cell.id, output.rows, output.curves, output.costs, output.extras)
-        return None
-    except (KeyboardInterrupt, BenchError):
-        raise
-    except Exception as exc:  # recorded; the run goes on
-        record = failure_record(cell, exc)
-        store.write_failure(cell.id, record)
-        return record
+    files, failure = compute_cell(cell, suite, ctx)
+    if failure is not None:
+        store.write_failure(cell.id, failure)
+        return failure
+    store.write_cell(cell.id, files)
+    return None
 
 
 @dataclass
@@ -107,9 +140,23 @@ class RunSummary:
         return not self.failed
 
 
+BACKENDS = ("local", "ray")
+
+
 def run(suite: Suite, out: str | Path, *, device: str = "auto", retry_failed: bool = False,
-        batch_size: int = 256, show_progress: bool = True, backend: str = "local") -> RunSummary:
+        batch_size: int = 256, show_progress: bool = True, backend: str = "local",
+        ray_address: str | None = None, cpus_per_cell: int = 1) -> RunSummary:
+    """Run every unfinished cell of `suite` into `out` and write the report."""
     import models
+
+    if backend not in BACKENDS:
+        from bench.errors import UnknownNameError
+
+        raise UnknownNameError("backend", backend, list(BACKENDS))
+    if backend == "ray":
+        from bench import ray_backend
+
+        ray_backend._import_ray()  # say how to install it before anything starts
 
     store = ResultStore(out)
     with store.lock():
@@ -124,7 +171,13 @@ def run(suite: Suite, out: str | Path, *, device: str = "auto", retry_failed: bo
         record_models_and_slices(manifest, suite, ctx)
         store.write_manifest(manifest)
 
-        failed = run_local(todo, len(cells), suite, ctx, store, show_progress)
+        if backend == "ray":
+            from bench import ray_backend
+
+            failed = ray_backend.run_cells(todo, len(cells), suite, ctx, store, show_progress,
+                                           address=ray_address, cpus_per_cell=cpus_per_cell)
+        else:
+            failed = run_local(todo, len(cells), suite, ctx, store, show_progress)
         store.consolidate()
         manifest["end_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         manifest["cells"] = {"total": len(cells),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import json
 import os
 from pathlib import Path
@@ -50,6 +51,25 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def encode_cell(rows: pd.DataFrame, curves: pd.DataFrame | None = None,
+                costs: list[dict] | None = None, extras: dict[str, bytes] | None = None
+                ) -> dict[str, bytes]:
+    """A finished cell as {file suffix: bytes}: what a worker (local or Ray) hands to the store."""
+    files = dict(extras or {})
+    if costs:
+        files["cost.json"] = json.dumps(costs, sort_keys=True).encode()
+    if curves is not None and len(curves):
+        files["curves.parquet"] = parquet_bytes(curves)
+    files["parquet"] = parquet_bytes(rows)
+    return files
 
 
 def atomic_write_parquet(path: Path, frame: pd.DataFrame) -> None:
@@ -114,17 +134,13 @@ class ResultStore:
     def is_done(self, cell_id: str) -> bool:
         return (self.parts / f"{cell_id}.parquet").exists()
 
-    def write_cell(self, cell_id: str, rows: pd.DataFrame, curves: pd.DataFrame | None = None,
-                   costs: list[dict] | None = None, extras: dict[str, bytes] | None = None) -> None:
-        # Everything else first: the scores part is the completion marker of the cell.
-        for name, payload in (extras or {}).items():
-            atomic_write_bytes(self.parts / f"{cell_id}.{name}", payload)
-        if costs:
-            atomic_write_bytes(self.parts / f"{cell_id}.cost.json",
-                               json.dumps(costs, sort_keys=True).encode())
-        if curves is not None and len(curves):
-            atomic_write_parquet(self.parts / f"{cell_id}.curves.parquet", curves)
-        atomic_write_parquet(self.parts / f"{cell_id}.parquet", rows)
+    def write_cell(self, cell_id: str, files: dict[str, bytes]) -> None:
+        """Write a finished cell's files (from `encode_cell`). The scores part goes last: it is
+        the completion marker of the cell."""
+        for suffix, payload in files.items():
+            if suffix != "parquet":
+                atomic_write_bytes(self.parts / f"{cell_id}.{suffix}", payload)
+        atomic_write_bytes(self.parts / f"{cell_id}.parquet", files["parquet"])
         (self.failures_dir / f"{cell_id}.json").unlink(missing_ok=True)
 
     def write_failure(self, cell_id: str, record: dict) -> None:
