@@ -32,6 +32,11 @@ _register("sparseness", "metrics.complexity:sparseness", category="complexity",
 _register("complexity", "metrics.complexity:complexity", category="complexity",
           higher_is_better=False, summary="entropy of the |attribution| distribution (Bhatt 2020)")
 
+# ---- ground truth on the linear model (metrics/ground_truth.py)
+_register("linear_ground_truth", "metrics.ground_truth:linear_ground_truth",
+          category="ground_truth", higher_is_better=True, similarity_measure="spearman",
+          summary="similarity to the exact attributions W[c]*x of mnist_logreg")
+
 
 def names() -> list[str]:
     return REGISTRY.names()
