@@ -226,7 +226,7 @@ def test_road_matches_quantus_road_with_the_same_noise(model, image_task, images
     recorder = Recorder(model).eval()
     accuracy = run_quantus(quantus.ROAD(percentages=percentages, noise=0.01, **COMMON),
                            recorder, x, y, a)
-    np.testing.assert_array_equal(ours.extras["morf_correct"].float().mean(0).numpy(),
+    np.testing.assert_array_equal(ours.extras["morf_correct"].double().mean(0).numpy(),
                                   np.array([accuracy[p] for p in percentages]))
     # the images Quantus evaluated, one batch per percentage, and their probabilities
     seen = torch.stack(recorder.inputs[-len(percentages):], dim=1)  # (4, P, 1, 28, 28)
