@@ -171,6 +171,9 @@ def validate(suite: str = typer.Argument(..., help="Built-in suite name or path 
                       f"{len(exp.explainers)} explainers x {len(exp.metrics)} metrics, seeds {list(exp.seeds)}")
 
 
+from bench import cmd_score  # noqa: E402,F401  (registers `bench score` on app)
+
+
 def main() -> None:
     import click
 
