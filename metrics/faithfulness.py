@@ -164,18 +164,24 @@ def sufficiency(model, task, inputs: Tensor, attributions: Tensor, targets: Tens
 
 def random_subsets(valid: Tensor, sizes: Tensor, runs: int, generator: torch.Generator | None) -> Tensor:
     """(runs, B, F) bool: for each run and sample, a uniformly random subset of `sizes[b]` of the
-    sample's valid features. Drawn on the CPU (run by run, so the draws do not depend on batch
-    sizes) and moved to the device: the same seed gives the same subsets on every device."""
+    sample's valid features: those whose i.i.d. uniform key is at most the `sizes[b]`-th smallest
+    (a linear-time partition, not a sort; float64 keys, so a tie is a 2^-53 event). Drawn on the
+    CPU run by run (so the draws do not depend on batch sizes) and moved to the device: the same
+    seed gives the same subsets on every device."""
+    import numpy as np
+
     B, F = valid.shape
-    valid_cpu, sizes_cpu = valid.cpu(), sizes.cpu().view(-1, 1)
-    first = torch.arange(F).unsqueeze(0) < sizes_cpu  # the first `size` positions of a shuffle
-    out = torch.empty((runs, B, F), dtype=torch.bool)
+    invalid, sizes = (~valid).cpu().numpy(), sizes.cpu().numpy()
+    groups = [(m, np.flatnonzero(sizes == m)) for m in np.unique(sizes) if m > 0]
+    out = np.zeros((runs, B, F), dtype=bool)
+    threshold = np.full((B, 1), -1.0)  # size 0: nothing is below
     for r in range(runs):
-        keys = torch.rand((B, F), generator=generator)
-        keys = keys.masked_fill(~valid_cpu, 2.0)  # non-features sort last, never chosen
-        order = torch.argsort(keys, dim=1)
-        out[r].scatter_(1, order, first)
-    return out.to(valid.device)
+        keys = torch.rand((B, F), generator=generator, dtype=torch.float64).numpy()
+        keys[invalid] = 2.0  # never chosen
+        for m, rows in groups:  # one partition per distinct subset size (images: one)
+            threshold[rows, 0] = np.partition(keys[rows], m - 1, axis=1)[:, m - 1]
+        np.less_equal(keys, threshold, out=out[r])
+    return torch.from_numpy(out).to(valid.device)
 
 
 def pearson(a: Tensor, b: Tensor, dim: int = -1) -> Tensor:
@@ -202,11 +208,12 @@ def faithfulness_correlation(model, task, inputs: Tensor, attributions: Tensor, 
     sizes = counts_for_fractions(valid.sum(dim=1), torch.tensor([fraction]))[:, 0]
     subsets = random_subsets(valid, sizes, runs, generator)  # (R, B, F)
     B = len(inputs)
-    attribution_sums = (subsets * attributions.flatten(1).double()).sum(dim=-1)  # (R, B)
+    flat_attributions = attributions.flatten(1).double()
+    attribution_sums = torch.stack([(flat_attributions * subsets[r]).sum(dim=-1) for r in range(runs)])
     fill = task.substrate_fill(inputs, substrate, generator=generator)
     flat = subsets.view(runs * B, -1)
     samples = torch.arange(B, device=inputs.device).repeat(runs)  # run-major, like Quantus
-    perturbed = evaluate_removals(model, task, inputs, targets, samples, lambda rows: ~flat[rows],
+    perturbed = evaluate_removals(model, task, inputs, targets, samples, lambda rows, b: ~flat[rows],
                                   substrate=substrate, fill=fill, batch_size=batch_size)
     drops = batched_output(model, task, inputs, targets, batch_size=batch_size) - perturbed.view(runs, B)
     return MetricResult(pearson(attribution_sums, drops, dim=0), None,

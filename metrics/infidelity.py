@@ -62,7 +62,7 @@ def infidelity(model, task, inputs: Tensor, attributions: Tensor, targets: Tenso
         removed = (draws < p) & valid.unsqueeze(1)  # (B, n, L)
         flat = removed.flatten(0, 1)
         samples = torch.arange(B, device=inputs.device).repeat_interleave(n)
-        perturbed = evaluate_removals(model, task, inputs, targets, samples, lambda rows: ~flat[rows],
+        perturbed = evaluate_removals(model, task, inputs, targets, samples, lambda rows, b: ~flat[rows],
                                       substrate="mask", fill=None, batch_size=batch_size,
                                       output=output).view(B, n)
         dot = (removed * attributions.unsqueeze(1).double()).sum(-1)

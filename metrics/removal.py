@@ -87,17 +87,18 @@ def batched_output(model, task, inputs: Tensor, targets: Tensor, *, batch_size: 
 
 @torch.inference_mode()
 def evaluate_removals(model, task, inputs: Tensor, targets: Tensor, samples: Tensor,
-                      keep_rows: Callable[[slice], Tensor], *, substrate: str,
+                      keep_rows: Callable[[slice, Tensor], Tensor], *, substrate: str,
                       fill: Tensor | None, batch_size: int = 256, output: str = "probability") -> Tensor:
     """Target output (N,) of N perturbed inputs: row i is `inputs[samples[i]]` with the features
-    where `keep_rows(rows)[i]` is False taken away (fill: `task.substrate_fill` of `inputs`)."""
+    where `keep_rows(rows, samples[rows])` is False taken away (fill: `task.substrate_fill`)."""
     out = torch.empty(len(samples), device=inputs.device)
     for start in range(0, len(samples), max(1, batch_size)):
         rows = slice(start, min(len(samples), start + batch_size))
         b = samples[rows]
-        keep = keep_rows(rows).view(len(b), *task.feature_shape)
-        perturbed = task.remove(inputs[b], keep, substrate, fill=None if fill is None else fill[b])
-        out[rows] = target_output(model, task, perturbed, targets[b], output)
+        keep = keep_rows(rows, b).view(len(b), *task.feature_shape)
+        perturbed = task.remove(inputs.index_select(0, b), keep, substrate,
+                                fill=None if fill is None else fill.index_select(0, b))
+        out[rows] = target_output(model, task, perturbed, targets.index_select(0, b), output)
     return out
 
 
@@ -112,11 +113,13 @@ def removal_curve(model, task, inputs: Tensor, ranks: Tensor, counts: Tensor, ta
         fill = task.substrate_fill(inputs, substrate, generator=generator)
     B, S = counts.shape
     samples = torch.arange(B, device=inputs.device).repeat_interleave(S)
-    flat_k = counts.reshape(-1, 1).to(inputs.device)
+    # int32 ranks: a quarter of the bytes to gather per row than int64 (F < 2^31)
+    ranks = ranks.to(torch.int32)
+    flat_k = counts.reshape(-1, 1).to(inputs.device, torch.int32)
 
-    def keep_rows(rows: slice) -> Tensor:
-        chosen = ranks[samples[rows]] < flat_k[rows]  # the first k features of each row
-        return chosen if insert else ~chosen
+    def keep_rows(rows: slice, b: Tensor) -> Tensor:
+        rank = ranks.index_select(0, b)  # the first k features of a row are the chosen ones
+        return rank < flat_k[rows] if insert else rank >= flat_k[rows]
 
     return evaluate_removals(model, task, inputs, targets, samples, keep_rows, substrate=substrate,
                              fill=fill, batch_size=batch_size).view(B, S)
