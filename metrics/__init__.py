@@ -41,7 +41,8 @@ _register("lerf", "metrics.faithfulness:lerf", category="faithfulness", higher_i
           summary="AOPC, least relevant removed first (Samek 2017; default substrate noise | mask)")
 _register("srg", "metrics.faithfulness:srg", category="faithfulness", higher_is_better=True,
           steps=20, substrate=None,
-          summary="symmetric relevance gain: AOPC(MoRF) - AOPC(LeRF) (Bluecher 2022)")
+          summary="symmetric relevance gain: AOPC(MoRF) - AOPC(LeRF) (Bluecher 2022; default "
+                  "substrate noise | mask)")
 _register("comprehensiveness", "metrics.faithfulness:comprehensiveness", category="faithfulness",
           higher_is_better=True, bins=(1, 5, 10, 20, 50), substrate=None,
           summary="probability drop without the top-k% features (ERASER, DeYoung 2020; "
@@ -57,8 +58,8 @@ _register("faithfulness_correlation", "metrics.faithfulness:faithfulness_correla
                   "(Bhatt 2020; default substrate zero | mask)")
 _register("road", "metrics.road:road", category="faithfulness", higher_is_better=True,
           modalities=IMAGE_ONLY, percentages=None, noise=0.01,
-          summary="LeRF minus MoRF probability with noisy linear imputation (ROAD, Rong 2022; "
-                  "percentages None: 1, 3, ..., 99 as Quantus)")
+          summary="images only: LeRF minus MoRF probability with noisy linear imputation (ROAD, "
+                  "Rong 2022; percentages None: 1, 3, ..., 99 as Quantus)")
 # ---- faithfulness: random perturbations (Yeh et al. 2019)
 _register("infidelity", "metrics.infidelity:infidelity", category="faithfulness",
           higher_is_better=False, n_perturb_samples=10, noise_std=0.003, mask_prob=0.1,
@@ -69,7 +70,7 @@ _register("infidelity", "metrics.infidelity:infidelity", category="faithfulness"
 _register("max_sensitivity", "metrics.robustness:max_sensitivity", category="robustness",
           higher_is_better=False, modalities=IMAGE_ONLY, n_perturb_samples=10,
           perturb_radius=0.02, norm_ord="fro",
-          summary="largest relative change of the explanation in a small input ball "
+          summary="images only: largest relative change of the explanation in a small input ball "
                   "(Yeh 2019, as captum.metrics.sensitivity_max; needs the explainer)")
 
 

@@ -106,10 +106,14 @@ def srg(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
     out-of-distribution effect of the substrate cancels). Higher is better."""
     substrate = resolve_substrate(task, substrate, "aopc")
     fill = task.substrate_fill(inputs, substrate, generator=generator)
-    common = dict(steps=steps, substrate=substrate, insert=False, batch_size=batch_size, fill=fill,
-                  generator=None)
-    most = _curve(model, task, inputs, attributions, targets, descending=True, **common)
-    least = _curve(model, task, inputs, attributions, targets, descending=False, **common)
+    most = _curve(model, task, inputs, attributions, targets, steps=steps, substrate=substrate,
+                  descending=True, insert=False, batch_size=batch_size, generator=None, fill=fill)
+    # LeRF shares MoRF's end points (nothing removed, everything removed): evaluate the inside only
+    ranks, n = feature_ranks(task, inputs, attributions, descending=False)
+    counts = counts_for_fractions(n, _fractions(steps, inputs.device))[:, 1:-1]
+    inside = removal_curve(model, task, inputs, ranks, counts, targets, substrate=substrate,
+                           insert=False, batch_size=batch_size, fill=fill)
+    least = torch.cat([most[:, :1], inside, most[:, -1:]], dim=1)
     gain = least - most
     return MetricResult(gain.double().mean(dim=1), gain,
                         {"morf_drop": most[:, :1] - most, "lerf_drop": least[:, :1] - least})
