@@ -90,11 +90,26 @@ def noisy_linear_imputation(images: Tensor, order: Tensor, counts, noise: Tensor
     x = images.reshape(B, F).to(dtype)
     ranks = torch.empty_like(order)
     ranks.scatter_(1, order, torch.arange(F, device=device).expand(B, F))
-    values = torch.empty((B, F, len(counts)), dtype=dtype, device=device)  # every pixel, level
+    out = torch.empty((B, len(counts), F), dtype=dtype, device=device)
+
+    def fill_levels(levels: Tensor, c: Tensor, imputed: Tensor) -> None:
+        """Write the images of `levels`: imputed (B, k, len(c)) holds the values of the pixels
+        order[:, :k] in removal order; each level keeps its own first c[p] (plus noise)."""
+        k = imputed.shape[1]
+        head = order[:, :k]
+        original = x.gather(1, head).unsqueeze(1)
+        values = imputed.transpose(1, 2)
+        if noise is not None:
+            values = values + noise.to(device, dtype)[:, levels, :k]
+        removed = torch.arange(k, device=device).view(1, 1, k) < c.view(1, -1, 1)
+        images_ = x.unsqueeze(1).repeat(1, len(c), 1)
+        images_.scatter_(2, head.unsqueeze(1).expand(-1, len(c), -1), torch.where(removed, values, original))
+        out.index_copy_(1, levels, images_)
 
     direct = counts <= F // 2
-    if direct.any():  # unknowns: the first k pixels of the order
-        c = counts[direct]
+    if direct.any():  # unknowns: the first k pixels of the order, factor A[R, R] itself
+        levels = direct.nonzero().flatten()
+        c = counts[levels]
         k = max(int(c.max()), 1)
         head = order[:, :k]
         nb = neighbours[head].view(B, k * 8)
@@ -107,39 +122,34 @@ def noisy_linear_imputation(images: Tensor, order: Tensor, counts, noise: Tensor
         known = nb_rank.unsqueeze(-1) >= c.view(1, 1, 1, -1)  # (B, k, 8, P) known at that level
         rhs = ((w * nb_x).unsqueeze(-1) * known).sum(2)
         active = torch.arange(k, device=device).view(1, k, 1) < c.view(1, 1, -1)
-        solved = _prefix_solve(torch.linalg.cholesky(a), rhs, active)
-        values[:, :, direct] = torch.zeros((B, F, len(c)), dtype=dtype, device=device).scatter_(
-            1, head.unsqueeze(-1).expand(-1, -1, len(c)), solved)
+        fill_levels(levels, c, _prefix_solve(torch.linalg.cholesky(a), rhs, active))
 
-    through_known = ~direct
-    if through_known.any():  # few known pixels: solve for the sources on them
-        c = counts[through_known]
+    if not direct.all():  # few known pixels: solve for the sources on them
+        levels = (~direct).nonzero().flatten()
+        c = counts[levels]
         n_known = F - c - 1  # known pixels besides the ground g
         m = max(int(n_known.max()), 1)
         ground, support = order[:, F - 1], order.flip(1)[:, 1:1 + m]  # K' in reverse order
         g_row = green[ground]  # (B, F)
         g_gg, g_gs = g_row.gather(1, ground.view(B, 1)), g_row.gather(1, support)
         rows_s = green.index_select(0, support.reshape(-1)).view(B, m, F)
-        # grounded Green's function G_g[i, j] = G[i, j] - G[i, g] - G[g, j] + G[g, g]
-        cap = rows_s.gather(2, support.unsqueeze(1).expand(B, m, m))
-        cap = cap - g_gs.unsqueeze(2) - g_gs.unsqueeze(1) + g_gg.unsqueeze(2)
+        # capacitance G_g[K', K'] with G_g[i, j] = G[i, j] - G[i, g] - G[g, j] + G[g, g], the
+        # rank-2 correction in one fused pass: (g_is - g_gg) * 1 + 1 * g_js
+        ones = torch.ones_like(g_gs)
+        cap = torch.baddbmm(rows_s.gather(2, support.unsqueeze(1).expand(B, m, m)),
+                            torch.stack([g_gs - g_gg, ones], dim=2), torch.stack([ones, g_gs], dim=1),
+                            alpha=-1)
         x_g = x.gather(1, ground.view(B, 1))
         active = torch.arange(m, device=device).view(1, m, 1) < n_known.view(1, 1, -1)
         target = (x.gather(1, support) - x_g).unsqueeze(-1)
         sources = _prefix_solve(torch.linalg.cholesky(cap), target.expand(-1, -1, len(c)), active)
-        total = sources.sum(1, keepdim=True)
-        grounded = (rows_s.transpose(1, 2) @ sources - g_row.unsqueeze(2) * total
-                    - g_gs.unsqueeze(1) @ sources + g_gg.unsqueeze(2) * total)
-        values[:, :, through_known] = grounded + x_g.unsqueeze(2)
-
-    removed = ranks.unsqueeze(-1) < counts.view(1, 1, -1)  # (B, F, P)
-    if noise is not None:
-        kmax = noise.shape[2]
-        on_pixels = torch.zeros((B, len(counts), F), dtype=dtype, device=device).scatter_(
-            2, order[:, :kmax].unsqueeze(1).expand(-1, len(counts), -1), noise.to(device, dtype))
-        values = values + on_pixels.transpose(1, 2)
-    out = torch.where(removed, values, x.unsqueeze(-1)).transpose(1, 2)
-    return out.reshape(B, len(counts), 1, H, W).to(images.dtype)
+        # x = x_g + G_g[:, K'] f, with G_g's corrections folded into one term
+        correction = ((g_gg - g_row).unsqueeze(2) * sources.sum(1, keepdim=True)
+                      - g_gs.unsqueeze(1) @ sources + x_g.unsqueeze(2))
+        kmax = int(c.max())
+        grounded = torch.baddbmm(correction, rows_s.transpose(1, 2), sources)  # (B, F, P)
+        fill_levels(levels, c, grounded.gather(1, order[:, :kmax].unsqueeze(2).expand(-1, -1, len(c))))
+    return out.view(B, len(counts), 1, H, W).to(images.dtype)
 
 
 def _removal_order(attributions: Tensor, descending: bool) -> Tensor:
