@@ -9,8 +9,8 @@ for each metric it times, in one run:
    up to three runs (one if it takes over 3 s): other work on a shared machine only adds time;
  - floor: the forward passes the metric evaluates (counted at the model) at the best forward
    throughput, measured over batch sizes 64..1024 (max_sensitivity: the explanations it needs at
-   the best explanation throughput). The throughput is re-measured just before each metric, so
-   the ratio is not skewed by other work on the machine drifting over the run;
+   the best explanation throughput), timed like ours right after it, so that other work on a
+   shared machine drifting over the run does not skew the ratio;
  - reference: Quantus 0.6 or captum.metrics at identical settings (batch size, steps, baseline,
    runs, percentages, noise), on the same inputs and attributions, timed the same way.
 and prints both ratios: ours/floor (1.0 = nothing but forward passes) and reference/ours.
@@ -177,14 +177,14 @@ def main(argv=None) -> None:
         timed(lambda: ours(slice(None)), device)
         evaluations = counter.rows
         ours_s = best_time(lambda: ours(slice(None)), device)
-        if per_explanation:
-            count, rate = n * 10, throughput(explain, best_explain, device, probe)
-        else:
-            count, rate = evaluations, throughput(forward, best_forward, device, probe)
+        # the floor: the same number of evaluations at the best batch size, timed like ours
+        count, step, fn = ((n * 10, best_explain, explain) if per_explanation
+                           else (evaluations, best_forward, forward))
+        floor_s = best_time(lambda: [fn(min(step, count - i)) for i in range(0, count, step)], device)
         reference_s = None
         if reference is not None and not args.no_reference:
             reference_s = best_time(reference, device)
-        rows.append(Row(name, settings, count, count / rate, ours_s, reference_name, reference_s))
+        rows.append(Row(name, settings, count, floor_s, ours_s, reference_name, reference_s))
         r = rows[-1]
         print(f"  {name}: ours {r.ours_s:.2f} s, floor {r.floor_s:.2f} s"
               + (f", {reference_name} {reference_s:.2f} s" if reference_s else ""), flush=True)
@@ -194,7 +194,7 @@ def main(argv=None) -> None:
 
 
 def markdown_table(rows: list[Row], device, n: int) -> str:
-    lines = [f"| metric | settings | evaluations | floor s | ours s | ours / floor | reference | reference s | reference / ours |",
+    lines = ["| metric | settings | evaluations | floor s | ours s | ours / floor | reference | reference s | reference / ours |",
              "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
     for r in rows:
         ref = "-" if r.reference_s is None else f"{r.reference_s:.2f}"

@@ -7,6 +7,7 @@ test_quantus_agreement.py."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 import explainers
@@ -17,6 +18,8 @@ from tests.metrics.test_quantus_agreement import (COMMON, RTOL, numpy_trapz, put
                                                   quantus_choice_from, run_quantus)
 
 
+@pytest.mark.filterwarnings("ignore:The settings for perturbing input")  # Quantus: a step that
+# replaces black border pixels by the (black) training mean changes nothing, which is expected
 def test_recomputed_with_quantus(ci_model, mnist_test_images, monkeypatch):
     import quantus
 
