@@ -234,6 +234,6 @@ def test_road_matches_quantus_road_with_the_same_noise(model, image_task, images
 
     ours_images = noisy_linear_imputation(x, _removal_order(a, True), counts,
                                           unit[:, 0].mul(0.01))
-    np.testing.assert_allclose(ours_images.numpy(), seen.numpy(), rtol=0, atol=2e-5)
+    np.testing.assert_allclose(ours_images.numpy(), seen.numpy(), rtol=0, atol=1e-6)
     probs = probability(model, seen.flatten(0, 1), y.repeat_interleave(len(percentages)))
     np.testing.assert_allclose(ours.extras["morf"].numpy(), probs.reshape(4, -1), rtol=RTOL)
