@@ -184,6 +184,7 @@ def validate(suite: str = typer.Argument(..., help="Built-in suite name or path 
                       f"{len(exp.explainers)} explainers x {len(exp.metrics)} metrics, seeds {list(exp.seeds)}")
 
 
+from bench import cmd_score  # noqa: E402,F401  (registers `bench score` on app)
 from bench.cmd_report import leaderboard_app, report  # noqa: E402
 from bench.cmd_stability import stability  # noqa: E402
 

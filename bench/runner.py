@@ -97,9 +97,9 @@ def compute_cell(cell: Cell, suite: Suite, ctx: RunContext) -> tuple[dict | None
             if output.rows["value"].isna().any():
                 raise ValueError("a metric returned NaN scores")
             return encode_cell(output.rows, output.curves, output.costs, output.extras), None
-        except (KeyboardInterrupt, BenchError):
+        except KeyboardInterrupt:
             raise
-        except Exception as exc:  # recorded; the run goes on
+        except Exception as exc:  # recorded, whatever it is; the run goes on
             if is_out_of_memory(exc) and ctx.batch_size > 1:
                 _free_device_memory()
                 ctx.batch_size //= 2

@@ -167,7 +167,8 @@ def _components(raw, where: str, registry) -> tuple[Component, ...]:
             registry.check(name)
         except UnknownNameError as exc:
             _fail(at, str(exc))
-        out.append(Component(name, tuple(sorted(params.items()))))
+        # lists (e.g. ERASER's bins) become tuples: components are frozen and hashable
+        out.append(Component(name, tuple(sorted((k, _tuples(v)) for k, v in params.items()))))
     if len(set(out)) != len(out):
         _fail(where, "the same entry appears twice")
     return tuple(out)
@@ -264,6 +265,14 @@ def parse(raw: Any, *, source: str = "<dict>", text: str = "") -> Suite:
     )
 
 
+def _tuples(value):
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    if isinstance(value, dict):
+        raise SuiteError(f"parameter values may be numbers, strings or lists, not mappings: {value!r}")
+    return value
+
+
 def _bool(value, where: str) -> bool:
     if not isinstance(value, bool):
         _fail(where, f"expected true or false, got {value!r}")
@@ -334,6 +343,9 @@ def _check_components(exp: Experiment, at: str) -> None:
             metric = metrics.get(comp.name, **comp.params)
         except BenchError as exc:
             _fail(f"{at}.metrics[{i}]", str(exc))
+        reason = metric.supports(TASKS[exp.slice.dataset])
+        if reason:
+            _fail(f"{at}.metrics[{i}]", reason)
         substrate = metric.params.get("substrate")
         if substrate is not None and substrate not in substrates:
             _fail(f"{at}.metrics[{i}]", f"unknown substrate {substrate!r} for {exp.slice.dataset}; "

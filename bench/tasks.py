@@ -62,8 +62,17 @@ class Task(ABC):
 
     @abstractmethod
     def remove(self, inputs: Tensor, keep: Tensor, substrate: str | None = None, *,
-               generator: torch.Generator | None = None) -> Tensor:
-        """Inputs with every feature where `keep` (B, *feature_shape) is False taken away."""
+               generator: torch.Generator | None = None, fill: Tensor | None = None) -> Tensor:
+        """Inputs with every feature where `keep` (B, *feature_shape) is False taken away.
+        `fill`: what `substrate_fill` returned for these inputs, when the caller removes from the
+        same inputs many times (so the blur is computed, and the noise drawn, once per sample)."""
+
+    def substrate_fill(self, inputs: Tensor, substrate: str | None = None, *,
+                       generator: torch.Generator | None = None) -> Tensor | None:
+        """What removed features of each input become, where removal is a blend with a substrate
+        (images); None where it is not (text: tokens are replaced or deleted)."""
+        self.check_substrate(substrate)
+        return None
 
     def check_substrate(self, substrate: str | None) -> str:
         substrate = substrate or self.default_substrate
@@ -113,10 +122,15 @@ class ImageTask(Task):
         generator = generator or torch.Generator().manual_seed(0)
         return torch.rand(inputs.shape, generator=generator).to(inputs.device, inputs.dtype)
 
-    def remove(self, inputs, keep, substrate=None, *, generator=None):
+    def substrate_fill(self, inputs, substrate=None, *, generator=None):
+        return self.substrate_image(inputs, self.check_substrate(substrate), generator)
+
+    def remove(self, inputs, keep, substrate=None, *, generator=None, fill=None):
         substrate = self.check_substrate(substrate)
         keep = self.check_keep(inputs, keep).unsqueeze(1)
-        return torch.where(keep, inputs, self.substrate_image(inputs, substrate, generator))
+        if fill is None:
+            fill = self.substrate_image(inputs, substrate, generator)
+        return torch.where(keep, inputs, fill)
 
 
 def gaussian_blur(images: Tensor, kernel_size: int, sigma: float) -> Tensor:
@@ -168,7 +182,7 @@ class TextTask(Task):
     def tokens(self, row: Tensor) -> list[str]:
         return self.tokenizer.words(row.detach().cpu())
 
-    def remove(self, inputs, keep, substrate=None, *, generator=None):
+    def remove(self, inputs, keep, substrate=None, *, generator=None, fill=None):
         substrate = self.check_substrate(substrate)
         drop = ~self.check_keep(inputs, keep) & self.feature_mask(inputs)
         if substrate == "mask":

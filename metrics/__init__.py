@@ -3,6 +3,9 @@
     import metrics
     deletion = metrics.get("deletion", steps=20, substrate="zero")
     result = deletion(model, task, inputs, attributions, targets)   # result.scores: (B,)
+
+`substrate: None` means the substrate of the metric's paper for the task's modality
+(`metrics.removal.PAPER_SUBSTRATES`); the suites name it explicitly.
 """
 
 from __future__ import annotations
@@ -12,19 +15,63 @@ from metrics.base import Metric, MetricResult, MetricSpec
 
 REGISTRY: Registry = Registry("metric")
 
+IMAGE_ONLY = frozenset({"image"})
+
 
 def _register(name: str, target: str, *, category: str, higher_is_better: bool, summary: str,
-              **defaults) -> None:
-    REGISTRY.add(name, target, spec=MetricSpec(name, category, higher_is_better, defaults, summary))
+              modalities: frozenset[str] = frozenset({"image", "text"}), **defaults) -> None:
+    REGISTRY.add(name, target, spec=MetricSpec(name, category, higher_is_better, defaults, summary,
+                                               modalities))
 
 
-# ---- faithfulness (metrics/faithfulness.py)
+# ---- faithfulness: removal curves (metrics/faithfulness.py over metrics/removal.py)
 _register("deletion", "metrics.faithfulness:deletion", category="faithfulness",
           higher_is_better=False, steps=20, substrate=None,
-          summary="area under the target probability as top features are removed (Petsiuk 2018)")
+          summary="area under the target probability as top features are removed (Petsiuk 2018; "
+                  "default substrate zero | mask)")
 _register("insertion", "metrics.faithfulness:insertion", category="faithfulness",
           higher_is_better=True, steps=20, substrate=None,
-          summary="area under the target probability as top features are inserted (Petsiuk 2018)")
+          summary="area under the target probability as top features are inserted (Petsiuk 2018; "
+                  "default substrate blur | mask)")
+_register("morf", "metrics.faithfulness:morf", category="faithfulness", higher_is_better=True,
+          steps=20, substrate=None,
+          summary="AOPC, most relevant removed first (Samek 2017; default substrate noise | mask)")
+_register("lerf", "metrics.faithfulness:lerf", category="faithfulness", higher_is_better=False,
+          steps=20, substrate=None,
+          summary="AOPC, least relevant removed first (Samek 2017; default substrate noise | mask)")
+_register("srg", "metrics.faithfulness:srg", category="faithfulness", higher_is_better=True,
+          steps=20, substrate=None,
+          summary="symmetric relevance gain: AOPC(MoRF) - AOPC(LeRF) (Bluecher 2022; default "
+                  "substrate noise | mask)")
+_register("comprehensiveness", "metrics.faithfulness:comprehensiveness", category="faithfulness",
+          higher_is_better=True, bins=(1, 5, 10, 20, 50), substrate=None,
+          summary="probability drop without the top-k% features (ERASER, DeYoung 2020; "
+                  "default substrate zero | pad)")
+_register("sufficiency", "metrics.faithfulness:sufficiency", category="faithfulness",
+          higher_is_better=False, bins=(1, 5, 10, 20, 50), substrate=None,
+          summary="probability drop keeping only the top-k% features (ERASER, DeYoung 2020; "
+                  "default substrate zero | pad)")
+_register("faithfulness_correlation", "metrics.faithfulness:faithfulness_correlation",
+          category="faithfulness", higher_is_better=True, nr_runs=100, subset_fraction=0.25,
+          substrate=None,
+          summary="Pearson r of attribution sums and probability drops of random subsets "
+                  "(Bhatt 2020; default substrate zero | mask)")
+_register("road", "metrics.road:road", category="faithfulness", higher_is_better=True,
+          modalities=IMAGE_ONLY, percentages=None, noise=0.01,
+          summary="images only: LeRF minus MoRF probability with noisy linear imputation (ROAD, "
+                  "Rong 2022; percentages None: 1, 3, ..., 99 as Quantus)")
+# ---- faithfulness: random perturbations (Yeh et al. 2019)
+_register("infidelity", "metrics.infidelity:infidelity", category="faithfulness",
+          higher_is_better=False, n_perturb_samples=10, noise_std=0.003, mask_prob=0.1,
+          normalize=False, output="logit",
+          summary="mean squared error of attribution . perturbation vs output drop "
+                  "(Yeh 2019, as captum.metrics.infidelity)")
+# ---- robustness
+_register("max_sensitivity", "metrics.robustness:max_sensitivity", category="robustness",
+          higher_is_better=False, modalities=IMAGE_ONLY, n_perturb_samples=10,
+          perturb_radius=0.02, norm_ord="fro",
+          summary="images only: largest relative change of the explanation in a small input ball "
+                  "(Yeh 2019, as captum.metrics.sensitivity_max; needs the explainer)")
 
 # ---- complexity (metrics/complexity.py)
 _register("sparseness", "metrics.complexity:sparseness", category="complexity",

@@ -22,10 +22,11 @@ class MetricResult:
 @dataclass(frozen=True)
 class MetricSpec:
     name: str
-    category: str  # faithfulness, stability, sanity, complexity, agreement
+    category: str  # faithfulness, robustness, stability, sanity, complexity, agreement
     higher_is_better: bool
     defaults: dict[str, Any]
     summary: str = ""
+    modalities: frozenset[str] = frozenset({"image", "text"})
 
 
 class Metric:
@@ -50,6 +51,13 @@ class Metric:
     @property
     def needs_explainer(self) -> bool:
         return "explainer" in self._accepts
+
+    def supports(self, task) -> str | None:
+        """None when this metric is defined for the task's modality, else the reason it is not."""
+        if task.modality not in self.spec.modalities:
+            return (f"metric {self.name!r} is defined for {'/'.join(sorted(self.spec.modalities))} "
+                    f"inputs only, not {task.modality} ({task.name}); see its docstring for why")
+        return None
 
     def __repr__(self) -> str:
         return f"{self.name}({', '.join(f'{k}={v!r}' for k, v in sorted(self.params.items()))})"

@@ -1,7 +1,10 @@
 """Faithfulness: does removing what an explanation calls important change the model's output?
 
 Each metric is a pure function over batched tensors on the model's device that returns per-sample
-scores (and the curve where there is one), and takes features away only through `Task.remove`.
+scores (and the curve where there is one), and takes features away only through `Task.remove`, so
+it is written once for images and text. Features are the positions of `task.feature_mask`; counts
+and fractions are per sample (reviews have different lengths); [CLS] and [PAD] are never touched.
+`substrate=None` means the paper's substrate for the task's modality (`removal.PAPER_SUBSTRATES`).
 """
 
 from __future__ import annotations
@@ -10,7 +13,10 @@ import torch
 from torch import Tensor
 
 from metrics.base import MetricResult
-from metrics.removal import counts_for_fractions, feature_ranks, removal_curve
+from metrics.removal import (batched_output, check_fraction, counts_for_fractions, evaluate_removals,
+                             feature_ranks, removal_curve, resolve_substrate)
+
+ERASER_BINS = (1, 5, 10, 20, 50)  # percent of the features, DeYoung et al. 2020
 
 
 def _fractions(steps: int, device) -> Tensor:
@@ -19,30 +25,200 @@ def _fractions(steps: int, device) -> Tensor:
     return torch.linspace(0.0, 1.0, int(steps) + 1, dtype=torch.float64, device=device)
 
 
+def _curve(model, task, inputs, attributions, targets, *, steps, substrate, descending, insert,
+           batch_size, generator, fill=None) -> Tensor:
+    """Probability (B, steps + 1) at removed (inserted) fractions 0, 1/steps, ..., 1."""
+    ranks, n = feature_ranks(task, inputs, attributions, descending=descending)
+    counts = counts_for_fractions(n, _fractions(steps, inputs.device))
+    return removal_curve(model, task, inputs, ranks, counts, targets, substrate=substrate,
+                         insert=insert, batch_size=batch_size, generator=generator, fill=fill)
+
+
+def _trapezoid(curve: Tensor, steps: int) -> Tensor:
+    return torch.trapezoid(curve.double(), dx=1.0 / int(steps), dim=1)
+
+
+# ----------------------------------------------------------------------------- RISE
+
+
 def deletion(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
              steps: int = 20, substrate: str | None = None, batch_size: int = 256,
              generator: torch.Generator | None = None) -> MetricResult:
     """Deletion (Petsiuk et al. 2018, RISE, arXiv:1806.07421): features are removed in order of
     decreasing attribution in `steps` equal increments; the curve is the target-class probability
     at removed fractions 0, 1/steps, ..., 1 and the score its trapezoid area on [0, 1].
-    Lower is better: a faithful explanation makes the probability fall fast."""
-    fractions = _fractions(steps, inputs.device)
-    ranks, n = feature_ranks(task, inputs, attributions, descending=True)
-    curve = removal_curve(model, task, inputs, ranks, counts_for_fractions(n, fractions), targets,
-                          substrate=substrate, insert=False, batch_size=batch_size,
-                          generator=generator)
-    return MetricResult(torch.trapezoid(curve, dx=1.0 / int(steps), dim=1), curve)
+    Lower is better. Paper substrate: black pixels (`zero`); text `mask`."""
+    substrate = resolve_substrate(task, substrate, "deletion")
+    curve = _curve(model, task, inputs, attributions, targets, steps=steps, substrate=substrate,
+                   descending=True, insert=False, batch_size=batch_size, generator=generator)
+    return MetricResult(_trapezoid(curve, steps), curve)
 
 
 def insertion(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
               steps: int = 20, substrate: str | None = None, batch_size: int = 256,
               generator: torch.Generator | None = None) -> MetricResult:
     """Insertion (Petsiuk et al. 2018): start from the substrate alone and put features back in
-    order of decreasing attribution; the score is the area under the probability curve.
-    Higher is better."""
-    fractions = _fractions(steps, inputs.device)
+    order of decreasing attribution; the score is the area under the probability curve at inserted
+    fractions 0, 1/steps, ..., 1. Higher is better. Paper substrate: a blurred copy of the image
+    (`blur`); text `mask` (an all-[MASK] review)."""
+    substrate = resolve_substrate(task, substrate, "insertion")
+    curve = _curve(model, task, inputs, attributions, targets, steps=steps, substrate=substrate,
+                   descending=True, insert=True, batch_size=batch_size, generator=generator)
+    return MetricResult(_trapezoid(curve, steps), curve)
+
+
+# ----------------------------------------------------------------------------- AOPC, SRG
+
+
+def morf(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
+         steps: int = 20, substrate: str | None = None, batch_size: int = 256,
+         generator: torch.Generator | None = None) -> MetricResult:
+    """Most relevant first (Samek et al. 2017, arXiv:1509.06321): the area over the perturbation
+    curve, AOPC = 1/(S+1) sum_{s=0..S} [p(x) - p(x with the top s/S of the features removed)].
+    The curve is that probability drop. Higher is better. Paper substrate: uniform noise
+    (`noise`, drawn once per sample from the seed); text `mask`."""
+    substrate = resolve_substrate(task, substrate, "aopc")
+    curve = _curve(model, task, inputs, attributions, targets, steps=steps, substrate=substrate,
+                   descending=True, insert=False, batch_size=batch_size, generator=generator)
+    drop = curve[:, :1] - curve
+    return MetricResult(drop.double().mean(dim=1), drop)
+
+
+def lerf(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
+         steps: int = 20, substrate: str | None = None, batch_size: int = 256,
+         generator: torch.Generator | None = None) -> MetricResult:
+    """Least relevant first (Samek et al. 2017): AOPC with the features removed in order of
+    increasing attribution (ties by feature index). A faithful explanation removes the unimportant
+    features first, so the drop stays small: lower is better."""
+    substrate = resolve_substrate(task, substrate, "aopc")
+    curve = _curve(model, task, inputs, attributions, targets, steps=steps, substrate=substrate,
+                   descending=False, insert=False, batch_size=batch_size, generator=generator)
+    drop = curve[:, :1] - curve
+    return MetricResult(drop.double().mean(dim=1), drop)
+
+
+def srg(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
+        steps: int = 20, substrate: str | None = None, batch_size: int = 256,
+        generator: torch.Generator | None = None) -> MetricResult:
+    """Symmetric relevance gain (Bluecher et al. 2022, arXiv:2202.06861): the mean probability
+    of the LeRF curve minus that of the MoRF curve, i.e. AOPC(MoRF) - AOPC(LeRF) with the same
+    substrate draw. Much less sensitive to the substrate than either curve alone (the
+    out-of-distribution effect of the substrate cancels). Higher is better."""
+    substrate = resolve_substrate(task, substrate, "aopc")
+    fill = task.substrate_fill(inputs, substrate, generator=generator)
+    most = _curve(model, task, inputs, attributions, targets, steps=steps, substrate=substrate,
+                  descending=True, insert=False, batch_size=batch_size, generator=None, fill=fill)
+    # LeRF shares MoRF's end points (nothing removed, everything removed): evaluate the inside only
+    ranks, n = feature_ranks(task, inputs, attributions, descending=False)
+    counts = counts_for_fractions(n, _fractions(steps, inputs.device))[:, 1:-1]
+    inside = removal_curve(model, task, inputs, ranks, counts, targets, substrate=substrate,
+                           insert=False, batch_size=batch_size, fill=fill)
+    least = torch.cat([most[:, :1], inside, most[:, -1:]], dim=1)
+    gain = least - most
+    return MetricResult(gain.double().mean(dim=1), gain,
+                        {"morf_drop": most[:, :1] - most, "lerf_drop": least[:, :1] - least})
+
+
+# ----------------------------------------------------------------------------- ERASER
+
+
+def _bin_counts(task, inputs, attributions, bins):
+    bins = tuple(float(b) for b in bins)
+    if not bins or any(not 0 < b <= 100 for b in bins):
+        raise ValueError(f"bins are percentages in (0, 100], got {list(bins)}")
     ranks, n = feature_ranks(task, inputs, attributions, descending=True)
-    curve = removal_curve(model, task, inputs, ranks, counts_for_fractions(n, fractions), targets,
-                          substrate=substrate, insert=True, batch_size=batch_size,
-                          generator=generator)
-    return MetricResult(torch.trapezoid(curve, dx=1.0 / int(steps), dim=1), curve)
+    fractions = torch.tensor(bins, dtype=torch.float64, device=inputs.device) / 100.0
+    return ranks, n, counts_for_fractions(n, fractions)
+
+
+def comprehensiveness(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
+                      bins=ERASER_BINS, substrate: str | None = None, batch_size: int = 256,
+                      generator: torch.Generator | None = None) -> MetricResult:
+    """Comprehensiveness (DeYoung et al. 2020, ERASER, arXiv:1911.03429): p(x) - p(x without its
+    top-k% features), averaged over the bins k (percent of each sample's own features, rounded
+    half up). Higher is better. Paper substrate: text tokens deleted (`pad`); images `zero`.
+    extras["drop"]: (B, bins) the drop at each bin."""
+    substrate = resolve_substrate(task, substrate, "eraser")
+    ranks, n, counts = _bin_counts(task, inputs, attributions, bins)
+    counts = torch.cat([torch.zeros_like(counts[:, :1]), counts], dim=1)  # k = 0: p(x)
+    curve = removal_curve(model, task, inputs, ranks, counts, targets, substrate=substrate,
+                          insert=False, batch_size=batch_size, generator=generator)
+    drop = curve[:, :1] - curve[:, 1:]
+    return MetricResult(drop.double().mean(dim=1), None, {"drop": drop})
+
+
+def sufficiency(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
+                bins=ERASER_BINS, substrate: str | None = None, batch_size: int = 256,
+                generator: torch.Generator | None = None) -> MetricResult:
+    """Sufficiency (DeYoung et al. 2020, ERASER): p(x) - p(only the top-k% features of x kept),
+    averaged over the bins k. Lower is better (the top features alone keep the prediction).
+    Not Quantus's `Sufficiency`, which is Dasgupta et al. 2022's nearest-neighbour notion.
+    extras["drop"]: (B, bins) the drop at each bin."""
+    substrate = resolve_substrate(task, substrate, "eraser")
+    ranks, n, counts = _bin_counts(task, inputs, attributions, bins)
+    counts = torch.cat([n.view(-1, 1).to(counts), counts], dim=1)  # keeping all: p(x)
+    curve = removal_curve(model, task, inputs, ranks, counts, targets, substrate=substrate,
+                          insert=True, batch_size=batch_size, generator=generator)
+    drop = curve[:, :1] - curve[:, 1:]
+    return MetricResult(drop.double().mean(dim=1), None, {"drop": drop})
+
+
+# ----------------------------------------------------------------------------- Bhatt et al.
+
+
+def random_subsets(valid: Tensor, sizes: Tensor, runs: int, generator: torch.Generator | None) -> Tensor:
+    """(runs, B, F) bool: for each run and sample, a uniformly random subset of `sizes[b]` of the
+    sample's valid features: those whose i.i.d. uniform key is at most the `sizes[b]`-th smallest
+    (a linear-time partition, not a sort; float64 keys, so a tie is a 2^-53 event). Drawn on the
+    CPU run by run (so the draws do not depend on batch sizes) and moved to the device: the same
+    seed gives the same subsets on every device."""
+    import numpy as np
+
+    B, F = valid.shape
+    invalid, sizes = (~valid).cpu().numpy(), sizes.cpu().numpy()
+    groups = [(m, np.flatnonzero(sizes == m)) for m in np.unique(sizes) if m > 0]
+    out = np.zeros((runs, B, F), dtype=bool)
+    threshold = np.full((B, 1), -1.0)  # size 0: nothing is below
+    for r in range(runs):
+        keys = torch.rand((B, F), generator=generator, dtype=torch.float64).numpy()
+        keys[invalid] = 2.0  # never chosen
+        for m, rows in groups:  # one partition per distinct subset size (images: one)
+            threshold[rows, 0] = np.partition(keys[rows], m - 1, axis=1)[:, m - 1]
+        np.less_equal(keys, threshold, out=out[r])
+    return torch.from_numpy(out).to(valid.device)
+
+
+def pearson(a: Tensor, b: Tensor, dim: int = -1) -> Tensor:
+    a = a.double() - a.double().mean(dim=dim, keepdim=True)
+    b = b.double() - b.double().mean(dim=dim, keepdim=True)
+    return (a * b).sum(dim) / torch.sqrt((a * a).sum(dim) * (b * b).sum(dim))
+
+
+def faithfulness_correlation(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
+                             nr_runs: int = 100, subset_fraction: float = 0.25,
+                             substrate: str | None = None, batch_size: int = 256,
+                             generator: torch.Generator | None = None) -> MetricResult:
+    """Faithfulness correlation (Bhatt et al. 2020, arXiv:2005.00631): over `nr_runs` random
+    subsets S of `subset_fraction` of each sample's features, the Pearson correlation between the
+    attribution sum over S and the probability drop p(x) - p(x with S removed). Higher is better.
+    Paper substrate: a baseline value (`zero`, Quantus's "black" on MNIST); text `mask`.
+    NaN where the drops (or sums) do not vary, as scipy.stats.pearsonr."""
+    substrate = resolve_substrate(task, substrate, "faithfulness_correlation")
+    fraction = check_fraction("subset_fraction", subset_fraction)
+    runs = int(nr_runs)
+    if runs < 2:
+        raise ValueError(f"nr_runs must be >= 2 for a correlation, got {nr_runs}")
+    valid = task.feature_mask(inputs).flatten(1)
+    sizes = counts_for_fractions(valid.sum(dim=1), torch.tensor([fraction]))[:, 0]
+    subsets = random_subsets(valid, sizes, runs, generator)  # (R, B, F)
+    B = len(inputs)
+    flat_attributions = attributions.flatten(1).double()
+    attribution_sums = torch.stack([(flat_attributions * subsets[r]).sum(dim=-1) for r in range(runs)])
+    fill = task.substrate_fill(inputs, substrate, generator=generator)
+    flat = subsets.view(runs * B, -1)
+    samples = torch.arange(B, device=inputs.device).repeat(runs)  # run-major, like Quantus
+    perturbed = evaluate_removals(model, task, inputs, targets, samples, lambda rows, b: ~flat[rows],
+                                  substrate=substrate, fill=fill, batch_size=batch_size)
+    drops = batched_output(model, task, inputs, targets, batch_size=batch_size) - perturbed.view(runs, B)
+    return MetricResult(pearson(attribution_sums, drops, dim=0), None,
+                        {"attribution_sums": attribution_sums.T, "drops": drops.T})

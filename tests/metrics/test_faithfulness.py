@@ -1,0 +1,158 @@
+"""What the faithfulness metrics must do, checked without a reference library: analytic cases on
+the linear model, identities between metrics, text (per-sample counts, [CLS]/[PAD] untouched),
+determinism and input errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import metrics
+from bench.errors import BenchError
+from tests.metrics.conftest import predicted, tie_free
+
+
+@pytest.fixture(scope="module")
+def logreg_real(ci_model, mnist_test_images):
+    """The ci-profile mnist_logreg, 32 real test images, predicted classes and the exact
+    attributions of its logits, input x gradient = W[c] * x (the Shapley values of the logit
+    against a black image), and the gradient W[c] itself."""
+    model = ci_model("mnist_logreg")
+    x, _ = mnist_test_images(0, 32)
+    y = predicted(model, x)
+    w = model.weight[y].detach().view(-1, 28, 28)
+    return model, x, y, w * x[:, 0], w
+
+
+def test_exact_logreg_attributions_beat_random_orderings_on_every_sample(logreg_real, image_task):
+    """Deletion with the true ordering is below deletion with a random ordering, and insertion
+    above, for every sample (zero substrate: where W[c] * x is exactly each pixel's contribution;
+    insertion also from the paper's blurred canvas)."""
+    model, x, y, exact, _ = logreg_real
+    for name, substrate, better in (("deletion", "zero", torch.lt), ("insertion", "zero", torch.gt),
+                                    ("insertion", "blur", torch.gt)):
+        metric = metrics.get(name, steps=20, substrate=substrate)
+        true = metric(model, image_task, x, exact, y).scores
+        for seed in range(3):
+            shuffled = metric(model, image_task, x, tie_free((32, 28, 28), seed), y).scores
+            assert better(true, shuffled).all(), (name, substrate, seed)
+
+
+def test_exact_attributions_correlate_and_linear_infidelity_vanishes(logreg_real, image_task):
+    model, x, y, exact, gradient = logreg_real
+    corr = metrics.get("faithfulness_correlation", nr_runs=50, substrate="zero")
+    assert corr(model, image_task, x, exact, y, seed=0).scores.min() > 0.8
+    assert corr(model, image_task, x, tie_free((32, 28, 28), 0), y, seed=0).scores.abs().mean() < 0.3
+    # the logit is linear: f(x) - f(x - I) = W[c] . I exactly, so the gradient has no infidelity
+    infidelity = metrics.get("infidelity")
+    assert infidelity(model, image_task, x, gradient, y).scores.max() < 1e-9
+    assert infidelity(model, image_task, x, exact, y).scores.min() > 1e-8
+
+
+def test_srg_is_morf_minus_lerf_with_the_same_noise(tiny_cnn, image_task, images):
+    a, y = tie_free((8, 28, 28), 0), predicted(tiny_cnn, images)
+    run = {name: metrics.get(name, steps=10)(tiny_cnn, image_task, images, a, y, seed=5)
+           for name in ("morf", "lerf", "srg")}  # paper substrate: noise, drawn from the seed
+    torch.testing.assert_close(run["srg"].scores, run["morf"].scores - run["lerf"].scores)
+    torch.testing.assert_close(run["srg"].extras["morf_drop"], run["morf"].curve)
+    assert torch.equal(run["morf"].curve[:, 0], torch.zeros(8))  # AOPC's k = 0 term
+
+
+def test_lerf_of_reversed_attributions_is_morf(tiny_cnn, image_task, images):
+    a, y = tie_free((8, 28, 28), 1), predicted(tiny_cnn, images)
+    most = metrics.get("morf", steps=8, substrate="zero")(tiny_cnn, image_task, images, a, y)
+    least = metrics.get("lerf", steps=8, substrate="zero")(tiny_cnn, image_task, images, -a, y)
+    torch.testing.assert_close(most.scores, least.scores)
+
+
+@pytest.mark.parametrize("name", ["deletion", "insertion", "morf", "lerf", "srg", "comprehensiveness",
+                                  "sufficiency", "faithfulness_correlation", "infidelity"])
+def test_text_scores_ignore_attributions_on_cls_and_padding(name, tiny_lstm, text_task, text_inputs):
+    """The metrics only ever rank and remove features: attributions put on [CLS]/[PAD] positions
+    change nothing. Each review's fractions are of its own words."""
+    y = predicted(tiny_lstm, text_inputs)
+    a = torch.randn(text_inputs.shape, generator=torch.Generator().manual_seed(0))
+    a = a * text_task.feature_mask(text_inputs)
+    loud = a + 100.0 * ~text_task.feature_mask(text_inputs)
+    metric = metrics.get(name)
+    first = metric(tiny_lstm, text_task, text_inputs, a, y, seed=1)
+    second = metric(tiny_lstm, text_task, text_inputs, loud, y, seed=1)
+    if name == "infidelity":  # the dot product only runs over removed words
+        torch.testing.assert_close(first.scores, second.scores)
+    else:
+        assert torch.equal(first.scores, second.scores)
+
+
+def test_eraser_bins_are_per_sample_and_read_the_right_curve_points(tiny_lstm, text_task, text_inputs):
+    """Comprehensiveness at k = p(x) - deletion curve at k% of the review's words: recomputed
+    here by removing each review's own top round(k% * n) words through the task."""
+    y = predicted(tiny_lstm, text_inputs)
+    a = torch.randn(text_inputs.shape, generator=torch.Generator().manual_seed(2))
+    comp = metrics.get("comprehensiveness", bins=(10, 50), substrate="mask")(
+        tiny_lstm, text_task, text_inputs, a, y)
+    suff = metrics.get("sufficiency", bins=(10, 50), substrate="mask")(
+        tiny_lstm, text_task, text_inputs, a, y)
+    valid = text_task.feature_mask(text_inputs)
+    with torch.no_grad():
+        p = torch.softmax(tiny_lstm(text_inputs), 1)[torch.arange(8), y]
+        for j, k in enumerate((10, 50)):
+            for b in range(8):
+                words = valid[b].nonzero().flatten()
+                ranked = words[torch.argsort(a[b, words], descending=True, stable=True)]
+                top = ranked[: int(np.floor(k / 100 * len(words) + 0.5))]
+                without, only = valid[b].clone(), torch.zeros_like(valid[b])
+                without[top], only[top] = False, True
+                ids = text_task.remove(text_inputs[b:b + 1], torch.stack([without, only]).view(2, -1)[:1], "mask")
+                ids_only = text_task.remove(text_inputs[b:b + 1], only.view(1, -1), "mask")
+                q = torch.softmax(tiny_lstm(torch.cat([ids, ids_only])), 1)[:, y[b]]
+                torch.testing.assert_close(comp.extras["drop"][b, j], p[b] - q[0])
+                torch.testing.assert_close(suff.extras["drop"][b, j], p[b] - q[1])
+
+
+def test_faithfulness_correlation_is_seeded_and_batch_size_free(tiny_cnn, image_task, images):
+    a, y = tie_free((8, 28, 28), 3) - 0.5, predicted(tiny_cnn, images)
+    metric = metrics.get("faithfulness_correlation", nr_runs=20)
+    first = metric(tiny_cnn, image_task, images, a, y, seed=0, batch_size=13)
+    again = metric(tiny_cnn, image_task, images, a, y, seed=0, batch_size=256)
+    other = metric(tiny_cnn, image_task, images, a, y, seed=1)
+    torch.testing.assert_close(first.scores, again.scores, rtol=1e-6, atol=1e-9)
+    assert not torch.allclose(first.scores, other.scores)
+    subset_sizes = (first.extras["attribution_sums"] != 0).any()  # subsets were drawn
+    assert subset_sizes
+
+
+def test_bad_parameters_and_modalities_are_clear_errors(tiny_cnn, image_task, images, tiny_lstm,
+                                                        text_task, text_inputs):
+    a, y = tie_free((8, 28, 28), 4), predicted(tiny_cnn, images)
+    for name, params, message in (("deletion", {"steps": 0}, "steps"),
+                                  ("faithfulness_correlation", {"subset_fraction": 0}, "subset_fraction"),
+                                  ("comprehensiveness", {"bins": (0, 5)}, "bins"),
+                                  ("road", {"percentages": (50, 100)}, "percentages")):
+        with pytest.raises(ValueError, match=message):
+            metrics.get(name, **params)(tiny_cnn, image_task, images, a, y)
+    with pytest.raises(BenchError, match="images only.*token ids"):
+        metrics.get("road")(tiny_lstm, text_task, text_inputs, torch.rand(text_inputs.shape),
+                            torch.zeros(8, dtype=torch.long))
+    with pytest.raises(BenchError, match="unknown parameter 'step'.*valid parameters: steps, substrate"):
+        metrics.get("deletion", step=3)
+    assert metrics.spec("road").modalities == frozenset({"image"})
+    assert metrics.get("road").supports(text_task) is not None
+
+
+def test_imputation_solvers_on_both_sides_of_the_split_match_scipy():
+    """The direct (<= half removed) and capacitance (> half) branches against Quantus's scipy
+    sparse solve, in float64."""
+    from quantus.functions.perturb_func import noisy_linear_imputation as quantus_imputation
+
+    from metrics.road import noisy_linear_imputation
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 1, 28, 28, generator=g, dtype=torch.float64)
+    order = torch.argsort(torch.rand(2, 784, generator=g), dim=1)
+    counts = [0, 1, 392, 393, 783]  # nothing, one pixel, either side of half, all but one
+    ours = noisy_linear_imputation(x, order, counts, dtype=torch.float64)
+    for b in range(2):
+        for p, k in enumerate(counts):
+            ref = x[b].numpy() if k == 0 else quantus_imputation(x[b].numpy(), order[b, :k].numpy(), noise=0.0)
+            np.testing.assert_allclose(ours[b, p].numpy(), ref, rtol=0, atol=1e-10)
