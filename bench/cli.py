@@ -171,6 +171,11 @@ def validate(suite: str = typer.Argument(..., help="Built-in suite name or path 
                       f"{len(exp.explainers)} explainers x {len(exp.metrics)} metrics, seeds {list(exp.seeds)}")
 
 
+from bench.cmd_explain import explain  # noqa: E402  (the command lives in its own module)
+
+app.command("explain")(explain)
+
+
 def main() -> None:
     import click
 

@@ -31,7 +31,8 @@ class DeepLift(Explainer):
     Text: Captum has no rule for nn.LSTM (its sigmoids and tanhs live inside the fused module) nor
     for the transformer's functional softmax, GELU module and LayerNorm, which it backpropagates
     as plain gradients; the attributions then do not sum to the output change (measured on the ci
-    models: the summation error is a large fraction of |f(x) - f(r)|), so `supports` refuses both.
+    models: the summation error is a large fraction of |f(x) - f(r)|), so `supports` refuses
+    recurrent and attention models; a text model built from supported modules would be explained.
     """
 
     name = "deeplift"
@@ -43,12 +44,14 @@ class DeepLift(Explainer):
         reason = super().supports(model, task)
         if reason or task.modality == "image":
             return reason
-        if _has_module(model, (nn.LSTM,)):
-            return ("deeplift has no rule for nn.LSTM (its gates are hidden inside the fused "
-                    "module); attributions would not sum to the output change")
-        return ("deeplift has no rule for the transformer's functional softmax, GELU and "
-                "LayerNorm; Captum backpropagates them as gradients and the attributions do not "
-                "sum to the output change")
+        if _has_module(model, (nn.LSTM, nn.GRU, nn.RNN)):
+            return ("deeplift has no rule for recurrent cells (nn.LSTM hides its gates inside "
+                    "the fused module); attributions would not sum to the output change")
+        if _has_module(model, (nn.LayerNorm,)) or hasattr(model, "attentions"):
+            return ("deeplift has no rule for the transformer's functional softmax, GELU and "
+                    "LayerNorm; Captum backpropagates them as gradients and the attributions do "
+                    "not sum to the output change")
+        return None
 
     def attribute(self, model, task, inputs, targets, *, seed):
         from captum.attr import DeepLift as CaptumDeepLift

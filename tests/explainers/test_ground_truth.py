@@ -171,3 +171,37 @@ def test_deeplift_is_refused_where_captum_cannot_keep_summation(ci_model, model_
     delta = _target_logit(model, task, x, targets) - _baseline_logit(model, task, x, targets)
     gap = (attr.sum(dim=(1, 2)) - delta).abs()
     assert (gap > 0.1 * delta.abs()).any()
+
+
+def test_deeplift_explains_a_text_model_built_from_supported_modules(tiny_tokenizer, text_inputs,
+                                                                    synthetic_text_task):
+    """Where the architecture allows it (embeddings, masked mean, Linear, ReLU modules), DeepLift
+    runs on text at the embeddings and keeps summation to f(x) - f([MASK] reference)."""
+    from torch import nn
+
+    from models.architectures import TextClassifier
+
+    class BagOfEmbeddings(TextClassifier):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.pad_id = tiny_tokenizer.pad_id
+            self.embedding = nn.Embedding(tiny_tokenizer.vocab_size, 8)
+            self.head = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+
+        @property
+        def embedding_layer(self):
+            return self.embedding
+
+        def forward_embeds(self, embeds, attention_mask):
+            mask = attention_mask.unsqueeze(-1).float()
+            return self.head((embeds * mask).sum(1) / mask.sum(1))
+
+    model = BagOfEmbeddings().eval()
+    deeplift = explainers.get("deeplift")
+    assert deeplift.supports(model, synthetic_text_task) is None
+    targets = torch.tensor([0, 1] * 4)
+    out = deeplift.explain(model, synthetic_text_task, text_inputs, targets)
+    delta = _target_logit(model, synthetic_text_task, text_inputs, targets) - \
+        _baseline_logit(model, synthetic_text_task, text_inputs, targets)
+    assert torch.allclose(out.sum(1), delta, atol=1e-5)
