@@ -1,6 +1,14 @@
 """Class activation maps on the CNN's last convolution (`model.gradcam_layer`, 14x14 maps),
 upsampled bilinearly to 28x28. Both need a convolutional layer, so they explain `mnist_cnn` and
 not the logistic regression.
+
+The feature maps A are the RECTIFIED activations of that convolution: the output of the ReLU
+module that follows it (`relu2` after `conv2` in MnistCNN). That is what the papers' A^k are (the
+original Caffe code read conv5_3, on which ReLU ran in place), and it matters: on the pre-ReLU
+conv2 output, negative pre-activations cancel the positive evidence and Grad-CAM's map is
+entirely zero for 27% (ci model) and 45% (full model) of the first 200 test digits, with
+deletion/insertion AUCs of 0.45/0.60 against 0.24/0.78 on the rectified maps (ci; random:
+0.59/0.60).
 """
 
 from __future__ import annotations
@@ -13,8 +21,19 @@ from explainers.gradients import chunks
 
 
 def cam_layer(model: nn.Module) -> nn.Module | None:
+    """The module whose output are the feature maps: the ReLU right after `gradcam_layer` in a
+    sequential model, else `gradcam_layer` itself; None when the model declares no such layer."""
     name = getattr(model, "gradcam_layer", None)
-    return model.get_submodule(name) if name else None
+    if not name:
+        return None
+    if isinstance(model, nn.Sequential):
+        children = list(model.named_children())
+        names = [n for n, _ in children]
+        if name in names and names.index(name) + 1 < len(children):
+            following = children[names.index(name) + 1][1]
+            if isinstance(following, nn.ReLU):
+                return following
+    return model.get_submodule(name)
 
 
 def upsample(maps: Tensor, size: tuple[int, int]) -> Tensor:

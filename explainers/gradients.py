@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from explainers.base import Explainer
+from explainers.quiet import CAPTUM_HOOKS, quiet
 from explainers.seeding import global_rng
 
 
@@ -257,5 +258,6 @@ class GuidedBackprop(Explainer):
         out = []
         for part in chunks(len(inputs), self.batch_size):
             x = inputs[part].detach().clone().requires_grad_()
-            out.append(explainer.attribute(x, target=targets[part])[:, 0])
+            with quiet(*CAPTUM_HOOKS):
+                out.append(explainer.attribute(x, target=targets[part])[:, 0])
         return torch.cat(out)

@@ -15,6 +15,7 @@ from explainers.background import STRATEGIES, select_background
 from explainers.base import Explainer
 from explainers.gradients import (EmbeddingModel, chunks, continuous_input, default_baseline,
                                   samples_per_chunk, words_only_input)
+from explainers.quiet import CAPTUM_HOOKS, quiet
 from explainers.seeding import global_rng
 
 
@@ -61,9 +62,11 @@ class DeepLift(Explainer):
         # DeepLift runs the inputs and their references in one batch.
         for part in chunks(len(inputs), samples_per_chunk(self.batch_size, 2)):
             ci = continuous_input(model, task, inputs[part])
-            attr = explainer.attribute(
-                ci.x, baselines=default_baseline(model, task, inputs[part], self.params["baseline"]),
-                target=targets[part], additional_forward_args=ci.extra_args or None)
+            with quiet(*CAPTUM_HOOKS):
+                attr = explainer.attribute(
+                    ci.x, baselines=default_baseline(model, task, inputs[part],
+                                                     self.params["baseline"]),
+                    target=targets[part], additional_forward_args=ci.extra_args or None)
             out.append(ci.to_features(attr, reduce="sum"))
         return torch.cat(out)
 
@@ -74,14 +77,17 @@ class BackgroundExplainer(Explainer):
     stochastic = True  # the background is a seeded draw from the training split
     needs_background = True
 
-    def background(self, task, inputs, seed):
-        strategy = self.params["background"]
-        if strategy not in STRATEGIES:
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        if self.params["background"] not in STRATEGIES:
             from bench.errors import UnknownNameError
 
-            raise UnknownNameError(f"background strategy of {self.name}", strategy, list(STRATEGIES))
-        return select_background(task, self.params["background_size"], strategy, seed,
-                                 inputs=inputs).to(inputs.device)
+            raise UnknownNameError(f"background strategy of {self.name}",
+                                   self.params["background"], list(STRATEGIES))
+
+    def background(self, task, inputs, seed):
+        return select_background(task, self.params["background_size"], self.params["background"],
+                                 seed, inputs=inputs).to(inputs.device)
 
 
 class DeepLiftShap(BackgroundExplainer):
@@ -104,7 +110,9 @@ class DeepLiftShap(BackgroundExplainer):
         per_chunk = samples_per_chunk(self.batch_size, 2 * len(background))
         for part in chunks(len(inputs), per_chunk):
             x = inputs[part].detach().clone().requires_grad_()
-            out.append(explainer.attribute(x, baselines=background, target=targets[part])[:, 0])
+            with quiet(*CAPTUM_HOOKS):
+                attr = explainer.attribute(x, baselines=background, target=targets[part])
+            out.append(attr[:, 0])
         return torch.cat(out)
 
 

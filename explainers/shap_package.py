@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from explainers.base import Explainer
 from explainers.reference_gradients import BackgroundExplainer
+from explainers.quiet import SHAP_DEEP, quiet
 from explainers.seeding import global_rng
 from explainers.superpixels import segment
 
@@ -71,8 +72,9 @@ class ShapDeep(BackgroundExplainer):
         background = self.background(task, inputs, seed)
         out = torch.zeros(len(inputs), *task.feature_shape, dtype=torch.float64)
         for c, rows in by_target(targets):
-            explainer = shap.DeepExplainer(TargetLogit(model, c), background)
-            values = explainer.shap_values(inputs[rows], check_additivity=True)
+            with quiet(*SHAP_DEEP):
+                explainer = shap.DeepExplainer(TargetLogit(model, c), background)
+                values = explainer.shap_values(inputs[rows], check_additivity=True)
             out[rows.cpu()] = torch.from_numpy(_values(values, len(rows), task.feature_shape))
         return out
 
@@ -163,7 +165,7 @@ class ShapPartition(Explainer):
             return self._images(model, task, inputs, targets)
         return self._texts(model, task, inputs, targets)
 
-    def _explain(self, f, masker, data, n):
+    def _explain(self, f, masker, data):
         import shap
 
         explainer = shap.PartitionExplainer(f, masker)
@@ -181,7 +183,7 @@ class ShapPartition(Explainer):
                 return _logits(model, task, images.to(inputs.device), c, self.batch_size).cpu().numpy()
 
             data = inputs[rows].permute(0, 2, 3, 1).cpu().numpy()
-            values = self._explain(f, masker, data, len(rows))
+            values = self._explain(f, masker, data)
             out[rows.cpu()] = torch.from_numpy(_values(values, len(rows), task.feature_shape))
         return out
 
@@ -206,7 +208,7 @@ class ShapPartition(Explainer):
             rows_with_words = [int(r) for r in rows if words[r].any()]
             if not rows_with_words:
                 continue
-            values = self._explain(f, masker, [texts[r] for r in rows_with_words], len(rows_with_words))
+            values = self._explain(f, masker, [texts[r] for r in rows_with_words])
             for r, v in zip(rows_with_words, values):
                 v = np.asarray(v, dtype=np.float64).reshape(-1)
                 positions = words[r].nonzero().flatten().cpu()

@@ -69,3 +69,20 @@ def test_grad_cam_pp_alpha_is_zero_where_the_gradient_is(images):
 def test_cams_refuse_models_without_a_conv_layer(logreg, image_task):
     for name in ("grad_cam", "grad_cam_pp"):
         assert "convolutional layer" in explainers.get(name).supports(logreg, image_task)
+
+
+def test_cams_read_the_rectified_maps_of_the_last_convolution(tiny_cnn):
+    from explainers.cam import cam_layer
+
+    assert cam_layer(tiny_cnn) is tiny_cnn.relu2  # the ReLU after gradcam_layer = "conv2"
+
+
+def test_cams_on_the_trained_cnn_are_never_blank(ci_model):
+    """On the pre-ReLU conv2 output a quarter of the maps were all zero (see explainers.cam)."""
+    from bench import slices, tasks
+
+    model, task = ci_model("mnist_cnn"), tasks.get("mnist")
+    x = task.inputs(slices.load(slices.named("mnist-test", size=32)))
+    for name in ("grad_cam", "grad_cam_pp"):
+        maps = explainers.get(name).explain(model, task, x)
+        assert (maps.flatten(1).amax(1) > 0).all(), name

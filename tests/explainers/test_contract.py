@@ -11,29 +11,44 @@ import torch
 import explainers
 from tests.explainers.conftest import fast
 
-MODELS = ("cnn", "logreg", "transformer", "lstm")
-ATTRIBUTION = [n for n in explainers.names() if explainers.get_class(n).output == "attribution"]
-EXPECTED_UNSUPPORTED = {  # (explainer, model) pairs refused on purpose, with the reason checked
-    ("deeplift", "transformer"), ("deeplift", "lstm"),
-    ("grad_cam", "logreg"), ("grad_cam_pp", "logreg"),
-    ("attention", "lstm"), ("attention_rollout", "lstm"),
+MODALITY = {"cnn": "image", "logreg": "image", "transformer": "text", "lstm": "text"}
+REFUSED = {  # (explainer, model) pairs refused on purpose; see test_deliberate_refusals
+    ("deeplift", "transformer"): "no rule for the transformer",
+    ("deeplift", "lstm"): "no rule for recurrent cells",
+    ("grad_cam", "logreg"): "needs a convolutional layer",
+    ("grad_cam_pp", "logreg"): "needs a convolutional layer",
+    ("attention", "lstm"): "transformer models only",
+    ("attention_rollout", "lstm"): "transformer models only",
 }
+ATTRIBUTION = [n for n in explainers.names() if explainers.get_class(n).output == "attribution"]
+
+
+def pairs(stochastic: bool | None = None):
+    """Every (explainer, tiny model) pair the explainer supports: its modality, minus REFUSED."""
+    out = []
+    for name in ATTRIBUTION:
+        cls = explainers.get_class(name)
+        if stochastic is not None and cls.stochastic != stochastic:
+            continue
+        out += [(name, m) for m, modality in MODALITY.items()
+                if modality in cls.modalities and (name, m) not in REFUSED]
+    return out
 
 
 def _case(cases, name, model_name):
     model, task, inputs = cases[model_name]
     explainer = fast(name)
-    reason = explainer.supports(model, task)
-    if reason is not None:
-        modality_mismatch = task.modality not in explainer.modalities
-        assert modality_mismatch or (name, model_name) in EXPECTED_UNSUPPORTED, reason
-        pytest.skip(reason)
-    assert (name, model_name) not in EXPECTED_UNSUPPORTED
+    assert explainer.supports(model, task) is None
     return explainer, model, task, inputs
 
 
-@pytest.mark.parametrize("model_name", MODELS)
-@pytest.mark.parametrize("name", ATTRIBUTION)
+@pytest.mark.parametrize("name, model_name", list(REFUSED))
+def test_deliberate_refusals(cases, name, model_name):
+    model, task, _ = cases[model_name]
+    assert REFUSED[(name, model_name)] in explainers.get(name).supports(model, task)
+
+
+@pytest.mark.parametrize("name, model_name", pairs())
 def test_shape_finite_and_zero_off_features(cases, name, model_name):
     explainer, model, task, inputs = _case(cases, name, model_name)
     inputs = inputs[:4]
@@ -45,8 +60,7 @@ def test_shape_finite_and_zero_off_features(cases, name, model_name):
     assert out.abs().sum() > 0, "an all-zero explanation"
 
 
-@pytest.mark.parametrize("model_name", MODELS)
-@pytest.mark.parametrize("name", [n for n in ATTRIBUTION if explainers.get_class(n).stochastic])
+@pytest.mark.parametrize("name, model_name", pairs(stochastic=True))
 def test_stochastic_explainers_are_functions_of_the_seed(cases, name, model_name):
     explainer, model, task, inputs = _case(cases, name, model_name)
     inputs = inputs[:3]
@@ -61,8 +75,7 @@ def test_stochastic_explainers_are_functions_of_the_seed(cases, name, model_name
         assert not torch.equal(first, other)
 
 
-@pytest.mark.parametrize("model_name", MODELS)
-@pytest.mark.parametrize("name", [n for n in ATTRIBUTION if not explainers.get_class(n).stochastic])
+@pytest.mark.parametrize("name, model_name", pairs(stochastic=False))
 def test_deterministic_explainers_are_batch_invariant(cases, name, model_name):
     explainer, model, task, inputs = _case(cases, name, model_name)
     together = explainer.explain(model, task, inputs, seed=0)

@@ -35,8 +35,7 @@ def test_unknown_background_strategy_is_a_one_line_error(images, tiny_cnn, synth
     import explainers
 
     with pytest.raises(UnknownNameError, match="background strategy of deeplift_shap"):
-        explainers.get("deeplift_shap", background="kmean").explain(
-            tiny_cnn, synthetic_image_task, images)
+        explainers.get("deeplift_shap", background="kmean")
 
 
 def test_global_rng_is_seeded_and_restored():
