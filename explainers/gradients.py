@@ -163,12 +163,20 @@ class InputXGradient(Explainer):
 class IntegratedGradients(Explainer):
     """Integrated gradients (Sundararajan et al. 2017, arXiv:1703.01365) with Captum's
     Gauss-Legendre rule. Baseline: a black image; for text, every word's embedding replaced by
-    [MASK]'s (see `text_baseline`). Attributions sum to f(x) - f(baseline) up to the quadrature
-    error, which `n_steps` controls."""
+    [MASK]'s (see `text_baseline`).
+
+    Attributions sum to f(x) - f(baseline) up to the quadrature error. As the paper advises
+    (section 5: check that the attributions add up to the difference and raise the step count if
+    not), a sample whose sum misses f(x) - f(baseline) by more than `tolerance` x |f(x)| is
+    integrated again with twice the steps, up to `max_steps` (tolerance null: a fixed `n_steps`).
+    Why it is needed: the LSTM max-pools over time, so the integrand has kinks along the path and
+    50 Gauss-Legendre steps missed 1% on 4 of 16 reviews with the full-profile LSTM (up to 5%),
+    200 steps on none; the CNN and the transformer stay within 0.3% at 50 steps."""
 
     name = "integrated_gradients"
     needs_gradients = True
-    defaults = {"n_steps": 50, "method": "gausslegendre", "baseline": "default"}
+    defaults = {"n_steps": 50, "method": "gausslegendre", "baseline": "default",
+                "tolerance": 0.01, "max_steps": 800}
     reference = "Sundararajan et al. 2017; captum.attr.IntegratedGradients"
     # Captum 0.9's "riemann_trapezoid" step sizes sum to (n - 1) / n, not 1, so its attributions
     # miss completeness by 1/n even on a linear model: it is not offered.
@@ -185,21 +193,39 @@ class IntegratedGradients(Explainer):
     def baseline(self, model, task, inputs):
         return default_baseline(model, task, inputs, self.params["baseline"])
 
-    def attribute(self, model, task, inputs, targets, *, seed):
+    def integrate(self, model, task, inputs, targets, n_steps: int) -> tuple[Tensor, Tensor]:
+        """Attributions (B, *feature_shape) and the completeness gaps (B,) at `n_steps`."""
         from captum.attr import IntegratedGradients as CaptumIG
 
-        n_steps = int(self.params["n_steps"])
-        out = []
+        out, gaps = [], []
         for part in chunks(len(inputs), samples_per_chunk(self.batch_size, n_steps)):
             ci = continuous_input(model, task, inputs[part])
-            attr = CaptumIG(ci.forward).attribute(
+            attr, gap = CaptumIG(ci.forward).attribute(
                 ci.x, baselines=self.baseline(model, task, inputs[part]), target=targets[part],
                 n_steps=n_steps, method=self.params["method"],
                 additional_forward_args=ci.extra_args or None,
                 internal_batch_size=max(self.batch_size, len(ci.x)),
+                return_convergence_delta=True,
             )
             out.append(ci.to_features(attr, reduce="sum"))
-        return torch.cat(out)
+            gaps.append(gap)
+        return torch.cat(out), torch.cat(gaps)
+
+    def attribute(self, model, task, inputs, targets, *, seed):
+        steps, tolerance = int(self.params["n_steps"]), self.params["tolerance"]
+        attributions, gaps = self.integrate(model, task, inputs, targets, steps)
+        if not tolerance:
+            return attributions
+        with torch.no_grad():
+            f_x = torch.cat([task.forward(model, inputs[part]).gather(1, targets[part, None])[:, 0]
+                             for part in chunks(len(inputs), self.batch_size)])
+        todo = (gaps.abs() > float(tolerance) * f_x.abs()).nonzero().flatten()
+        while len(todo) and 2 * steps <= int(self.params["max_steps"]):
+            steps *= 2
+            finer, gaps = self.integrate(model, task, inputs[todo], targets[todo], steps)
+            attributions[todo] = finer
+            todo = todo[gaps.abs() > float(tolerance) * f_x[todo].abs()]
+        return attributions
 
 
 class SmoothGrad(Explainer):

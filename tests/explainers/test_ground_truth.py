@@ -129,10 +129,10 @@ def _baseline_logit(model, task, inputs, targets):
 
 
 @pytest.mark.parametrize("model_name, n, name", [
-    ("mnist_cnn", 8, "integrated_gradients"),
-    ("mnist_cnn", 8, "deeplift"),
-    ("imdb_transformer", 2, "integrated_gradients"),
-    ("imdb_lstm", 2, "integrated_gradients"),
+    ("mnist_cnn", 16, "integrated_gradients"),
+    ("mnist_cnn", 16, "deeplift"),
+    ("imdb_transformer", 4, "integrated_gradients"),
+    ("imdb_lstm", 8, "integrated_gradients"),  # 3 of these 8 need more than 50 steps
 ])
 def test_completeness_on_trained_models(ci_model, model_name, n, name):
     """Attributions sum to f(x) - f(baseline) within 1% of |f(x)| at the default settings."""
@@ -205,3 +205,22 @@ def test_deeplift_explains_a_text_model_built_from_supported_modules(tiny_tokeni
     delta = _target_logit(model, synthetic_text_task, text_inputs, targets) - \
         _baseline_logit(model, synthetic_text_task, text_inputs, targets)
     assert torch.allclose(out.sum(1), delta, atol=1e-5)
+
+
+def test_integrated_gradients_refines_only_the_samples_that_miss_completeness(
+        tiny_lstm, text_inputs, synthetic_text_task):
+    """With an unreachable tolerance every sample is doubled up to max_steps: the result is IG at
+    max_steps; with a loose one nothing is refined: IG at n_steps."""
+    ig = explainers.get
+    targets = torch.tensor([0, 1] * 4)
+    strict = ig("integrated_gradients", n_steps=8, tolerance=1e-12, max_steps=32).explain(
+        tiny_lstm, synthetic_text_task, text_inputs, targets)
+    fixed32 = ig("integrated_gradients", n_steps=32, tolerance=None).explain(
+        tiny_lstm, synthetic_text_task, text_inputs, targets)
+    loose = ig("integrated_gradients", n_steps=8, tolerance=1e6).explain(
+        tiny_lstm, synthetic_text_task, text_inputs, targets)
+    fixed8 = ig("integrated_gradients", n_steps=8, tolerance=None).explain(
+        tiny_lstm, synthetic_text_task, text_inputs, targets)
+    assert torch.allclose(strict, fixed32, atol=1e-7)
+    assert torch.allclose(loose, fixed8, atol=1e-7)
+    assert not torch.allclose(fixed8, fixed32, atol=1e-7)
