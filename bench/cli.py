@@ -185,9 +185,11 @@ def validate(suite: str = typer.Argument(..., help="Built-in suite name or path 
 
 
 from bench import cmd_score  # noqa: E402,F401  (registers `bench score` on app)
+from bench.cmd_explain import explain  # noqa: E402
 from bench.cmd_report import leaderboard_app, report  # noqa: E402
 from bench.cmd_stability import stability  # noqa: E402
 
+app.command("explain")(explain)
 app.command("report")(report)
 app.command("stability")(stability)
 app.add_typer(leaderboard_app, name="leaderboard")

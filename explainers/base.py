@@ -64,7 +64,8 @@ class Explainer(ABC):
 
     def explain(self, model: nn.Module, task, inputs: Tensor, targets: Tensor | None = None,
                 *, seed: int = 0) -> Tensor:
-        """Attributions (B, *task.feature_shape), float32, on the inputs' device."""
+        """Attributions (B, *task.feature_shape), float32, on the inputs' device (for
+        `output = "examples"`, the explainer's example structure instead)."""
         reason = self.supports(model, task)
         if reason:
             raise BenchError(reason)
@@ -79,6 +80,8 @@ class Explainer(ABC):
             raise
         except Exception as exc:
             raise ExplainerError(f"explainer {self.name} failed: {type(exc).__name__}: {exc}") from exc
+        if self.output != "attribution":
+            return attributions  # explanation by example: its own structure, checked by its family
         return self._checked(attributions, task, inputs)
 
     def _checked(self, attributions: Tensor, task, inputs: Tensor) -> Tensor:

@@ -2,8 +2,12 @@
 
 Images are differentiated at the pixels. Text is differentiated at the word embeddings (token ids
 are not continuous), and the per-dimension attributions are reduced to one number per token:
-summed for methods with a completeness property (input x gradient, integrated gradients) so that
-token attributions still add up to the change in the output, and as an L2 norm for saliency.
+summed for methods with a completeness property (input x gradient, integrated gradients,
+DeepLift, the SHAP approximations) so that token attributions still add up to the change in the
+output, and as an L2 norm for the sensitivity maps (saliency, SmoothGrad).
+
+Every method explains the target class's logit. Reference-based methods on text keep [CLS] and
+[PAD] at the input's own embeddings, so only the words move between input and reference.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import torch
 from torch import Tensor, nn
 
 from explainers.base import Explainer
+from explainers.quiet import CAPTUM_HOOKS, quiet
+from explainers.seeding import global_rng
 
 
 @dataclass
@@ -42,6 +48,36 @@ def continuous_input(model: nn.Module, task, inputs: Tensor) -> ContinuousInput:
     return ContinuousInput(embeds, model.forward_embeds, (mask,), "text")
 
 
+def words_only_input(model: nn.Module, task, inputs: Tensor) -> ContinuousInput:
+    """Text at the embeddings, with [CLS] and [PAD] pinned to the input's own embeddings inside
+    the forward. A method that interpolates towards references it cannot make per-input (Captum
+    draws GradientShap's baselines from one shared set) then only ever moves the words: the
+    non-word positions get zero gradient, and the model never sees a stray word in the padding
+    (which the LSTM would read)."""
+    ci = continuous_input(model, task, inputs)
+    if ci.modality == "image":
+        return ci
+    own = ci.x.detach()
+    words = task.feature_mask(inputs).unsqueeze(-1)
+
+    def forward(embeds, mask, own_embeds, word_positions):
+        return model.forward_embeds(torch.where(word_positions, embeds, own_embeds), mask)
+
+    return ContinuousInput(ci.x, forward, (ci.extra_args[0], own, words), "text")
+
+
+class EmbeddingModel(nn.Module):
+    """A text model as a module of (embeddings, attention mask): DeepLift hooks the modules it
+    runs through, so it needs a module rather than a function."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, embeds, attention_mask):
+        return self.model.forward_embeds(embeds, attention_mask)
+
+
 def text_baseline(model: nn.Module, task, inputs: Tensor, kind: str) -> Tensor:
     """Embedding baseline for text: every word token replaced by [MASK] ("mask", the default: the
     models were trained with word dropout to [MASK], so it is the model's own "missing word") or
@@ -65,9 +101,21 @@ def image_baseline(inputs: Tensor, kind: str) -> Tensor:
     raise ValueError(f"unknown image baseline {kind!r}; valid: zero")
 
 
+def default_baseline(model, task, inputs, kind: str) -> Tensor:
+    """Black image for images, every word -> [MASK] for text (see `text_baseline`)."""
+    if task.modality == "image":
+        return image_baseline(inputs, "zero" if kind == "default" else kind)
+    return text_baseline(model, task, inputs, "mask" if kind == "default" else kind)
+
+
 def chunks(n: int, size: int):
     for start in range(0, n, max(1, size)):
         yield slice(start, min(n, start + size))
+
+
+def samples_per_chunk(batch_size: int, evaluations_per_sample: int) -> int:
+    """How many samples to explain together so that their model evaluations fill one batch."""
+    return max(1, int(batch_size) // max(1, int(evaluations_per_sample)))
 
 
 class Saliency(Explainer):
@@ -92,36 +140,150 @@ class Saliency(Explainer):
         return torch.cat(out)
 
 
+class InputXGradient(Explainer):
+    """Gradient times input (Shrikumar et al. 2016, arXiv:1605.01713). On a linear model it is
+    exactly W[c] * x; for text, summed over the embedding dimension."""
+
+    name = "input_x_gradient"
+    needs_gradients = True
+    reference = "Shrikumar et al. 2016; captum.attr.InputXGradient"
+
+    def attribute(self, model, task, inputs, targets, *, seed):
+        from captum.attr import InputXGradient as CaptumIxG
+
+        out = []
+        for part in chunks(len(inputs), self.batch_size):
+            ci = continuous_input(model, task, inputs[part])
+            attr = CaptumIxG(ci.forward).attribute(
+                ci.x, target=targets[part], additional_forward_args=ci.extra_args or None)
+            out.append(ci.to_features(attr, reduce="sum"))
+        return torch.cat(out)
+
+
 class IntegratedGradients(Explainer):
     """Integrated gradients (Sundararajan et al. 2017, arXiv:1703.01365) with Captum's
     Gauss-Legendre rule. Baseline: a black image; for text, every word's embedding replaced by
-    [MASK]'s (see `text_baseline`). Attributions sum to f(x) - f(baseline) up to the quadrature
-    error, which `n_steps` controls."""
+    [MASK]'s (see `text_baseline`).
+
+    Attributions sum to f(x) - f(baseline) up to the quadrature error. As the paper advises
+    (section 5: check that the attributions add up to the difference and raise the step count if
+    not), a sample whose sum misses f(x) - f(baseline) by more than `tolerance` x |f(x)| is
+    integrated again with twice the steps, up to `max_steps` (tolerance null: a fixed `n_steps`).
+    Why it is needed: the LSTM max-pools over time, so the integrand has kinks along the path and
+    50 Gauss-Legendre steps missed 1% on 4 of 16 reviews with the full-profile LSTM (up to 5%),
+    200 steps on none; the CNN and the transformer stay within 0.3% at 50 steps."""
 
     name = "integrated_gradients"
     needs_gradients = True
-    defaults = {"n_steps": 50, "method": "gausslegendre", "baseline": "default"}
+    defaults = {"n_steps": 50, "method": "gausslegendre", "baseline": "default",
+                "tolerance": 0.01, "max_steps": 800}
     reference = "Sundararajan et al. 2017; captum.attr.IntegratedGradients"
+    # Captum 0.9's "riemann_trapezoid" step sizes sum to (n - 1) / n, not 1, so its attributions
+    # miss completeness by 1/n even on a linear model: it is not offered.
+    METHODS = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle")
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        if self.params["method"] not in self.METHODS:
+            from bench.errors import UnknownNameError
+
+            raise UnknownNameError("integration method of integrated_gradients",
+                                   self.params["method"], list(self.METHODS))
 
     def baseline(self, model, task, inputs):
-        kind = self.params["baseline"]
-        if task.modality == "image":
-            return image_baseline(inputs, "zero" if kind == "default" else kind)
-        return text_baseline(model, task, inputs, "mask" if kind == "default" else kind)
+        return default_baseline(model, task, inputs, self.params["baseline"])
 
-    def attribute(self, model, task, inputs, targets, *, seed):
+    def integrate(self, model, task, inputs, targets, n_steps: int) -> tuple[Tensor, Tensor]:
+        """Attributions (B, *feature_shape) and the completeness gaps (B,) at `n_steps`."""
         from captum.attr import IntegratedGradients as CaptumIG
 
-        n_steps = int(self.params["n_steps"])
-        per_chunk = max(1, self.batch_size // n_steps)  # samples whose steps fit one forward batch
-        out = []
-        for part in chunks(len(inputs), per_chunk):
+        out, gaps = [], []
+        for part in chunks(len(inputs), samples_per_chunk(self.batch_size, n_steps)):
             ci = continuous_input(model, task, inputs[part])
-            attr = CaptumIG(ci.forward).attribute(
+            attr, gap = CaptumIG(ci.forward).attribute(
                 ci.x, baselines=self.baseline(model, task, inputs[part]), target=targets[part],
                 n_steps=n_steps, method=self.params["method"],
                 additional_forward_args=ci.extra_args or None,
                 internal_batch_size=max(self.batch_size, len(ci.x)),
+                return_convergence_delta=True,
             )
             out.append(ci.to_features(attr, reduce="sum"))
+            gaps.append(gap)
+        return torch.cat(out), torch.cat(gaps)
+
+    def attribute(self, model, task, inputs, targets, *, seed):
+        steps, tolerance = int(self.params["n_steps"]), self.params["tolerance"]
+        attributions, gaps = self.integrate(model, task, inputs, targets, steps)
+        if not tolerance:
+            return attributions
+        with torch.no_grad():
+            f_x = torch.cat([task.forward(model, inputs[part]).gather(1, targets[part, None])[:, 0]
+                             for part in chunks(len(inputs), self.batch_size)])
+        todo = (gaps.abs() > float(tolerance) * f_x.abs()).nonzero().flatten()
+        while len(todo) and 2 * steps <= int(self.params["max_steps"]):
+            steps *= 2
+            finer, gaps = self.integrate(model, task, inputs[todo], targets[todo], steps)
+            attributions[todo] = finer
+            todo = todo[gaps.abs() > float(tolerance) * f_x[todo].abs()]
+        return attributions
+
+
+class SmoothGrad(Explainer):
+    """SmoothGrad (Smilkov et al. 2017, arXiv:1706.03825): the gradient averaged over `n_samples`
+    copies of the input with Gaussian noise of standard deviation `noise_level` times the input's
+    range, shown like saliency (absolute value per pixel, L2 norm per token). The range is [0, 1]
+    for pixels and the value range of the word-embedding table for text (a property of the model,
+    so a sample's noise does not depend on what else is in its batch). Captum's NoiseTunnel draws
+    the noise from torch's global generator, seeded from `seed` for the call."""
+
+    name = "smoothgrad"
+    stochastic = True
+    needs_gradients = True
+    defaults = {"n_samples": 50, "noise_level": 0.15}
+    reference = "Smilkov et al. 2017; captum.attr.NoiseTunnel(Saliency)"
+
+    def noise_std(self, model, task) -> float:
+        if task.modality == "image":
+            return float(self.params["noise_level"])
+        table = model.embedding_layer.weight.detach()
+        return float(self.params["noise_level"]) * float(table.max() - table.min())
+
+    def attribute(self, model, task, inputs, targets, *, seed):
+        from captum.attr import NoiseTunnel, Saliency as CaptumSaliency
+
+        n = int(self.params["n_samples"])
+        std = self.noise_std(model, task)
+        out = []
+        with global_rng(seed, inputs.device):
+            for part in chunks(len(inputs), samples_per_chunk(self.batch_size, n)):
+                ci = continuous_input(model, task, inputs[part])
+                grads = NoiseTunnel(CaptumSaliency(ci.forward)).attribute(
+                    ci.x, nt_type="smoothgrad", nt_samples=n, nt_samples_batch_size=n,
+                    stdevs=std, target=targets[part], abs=False,
+                    additional_forward_args=ci.extra_args or None,
+                )
+                features = ci.to_features(grads, reduce="norm")
+                out.append(features.abs() if ci.modality == "image" else features)
+        return torch.cat(out)
+
+
+class GuidedBackprop(Explainer):
+    """Guided backpropagation (Springenberg et al. 2015, arXiv:1412.6806): the gradient with every
+    ReLU passing back only positive gradients. Images only: the text models have no ReLUs, so it
+    would be the plain gradient under another name."""
+
+    name = "guided_backprop"
+    modalities = frozenset({"image"})
+    needs_gradients = True
+    reference = "Springenberg et al. 2015; captum.attr.GuidedBackprop"
+
+    def attribute(self, model, task, inputs, targets, *, seed):
+        from captum.attr import GuidedBackprop as CaptumGBP
+
+        explainer = CaptumGBP(model)
+        out = []
+        for part in chunks(len(inputs), self.batch_size):
+            x = inputs[part].detach().clone().requires_grad_()
+            with quiet(*CAPTUM_HOOKS):
+                out.append(explainer.attribute(x, target=targets[part])[:, 0])
         return torch.cat(out)

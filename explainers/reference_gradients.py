@@ -1,0 +1,148 @@
+"""Reference-based gradient explainers through Captum: DeepLift and the two SHAP approximations
+that average over a background set (DeepLiftShap, GradientShap).
+
+All explain the target logit, so on the linear model z = W x + b they have closed forms:
+DeepLift with reference r gives W[c] * (x - r); DeepLiftShap and GradientShap with background
+X_b give W[c] * (x - mean(X_b)) (exactly, resp. in expectation over GradientShap's samples).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from explainers.background import STRATEGIES, select_background
+from explainers.base import Explainer
+from explainers.gradients import (EmbeddingModel, chunks, continuous_input, default_baseline,
+                                  samples_per_chunk, words_only_input)
+from explainers.quiet import CAPTUM_HOOKS, quiet
+from explainers.seeding import global_rng
+
+
+def _has_module(model: nn.Module, kinds: tuple[type, ...]) -> bool:
+    return any(isinstance(m, kinds) for m in model.modules())
+
+
+class DeepLift(Explainer):
+    """DeepLift with the rescale rule (Shrikumar et al. 2017, arXiv:1704.02685; Ancona et al.
+    2018 for the form Captum implements). Reference: a black image; for text every word's
+    embedding replaced by [MASK]'s. Attributions sum to f(x) - f(reference) exactly when every
+    nonlinearity is a module DeepLift has a rule for.
+
+    Text: Captum has no rule for nn.LSTM (its sigmoids and tanhs live inside the fused module) nor
+    for the transformer's functional softmax, GELU module and LayerNorm, which it backpropagates
+    as plain gradients; the attributions then do not sum to the output change (measured on the ci
+    models: the summation error is a large fraction of |f(x) - f(r)|), so `supports` refuses
+    recurrent and attention models; a text model built from supported modules would be explained.
+    """
+
+    name = "deeplift"
+    needs_gradients = True
+    defaults = {"baseline": "default"}
+    reference = "Shrikumar et al. 2017; captum.attr.DeepLift"
+
+    def supports(self, model, task):
+        reason = super().supports(model, task)
+        if reason or task.modality == "image":
+            return reason
+        if _has_module(model, (nn.LSTM, nn.GRU, nn.RNN)):
+            return ("deeplift has no rule for recurrent cells (nn.LSTM hides its gates inside "
+                    "the fused module); attributions would not sum to the output change")
+        if _has_module(model, (nn.LayerNorm,)) or hasattr(model, "attentions"):
+            return ("deeplift has no rule for the transformer's functional softmax, GELU and "
+                    "LayerNorm; Captum backpropagates them as gradients and the attributions do "
+                    "not sum to the output change")
+        return None
+
+    def attribute(self, model, task, inputs, targets, *, seed):
+        from captum.attr import DeepLift as CaptumDeepLift
+
+        explainer = CaptumDeepLift(model if task.modality == "image" else EmbeddingModel(model))
+        out = []
+        # DeepLift runs the inputs and their references in one batch.
+        for part in chunks(len(inputs), samples_per_chunk(self.batch_size, 2)):
+            ci = continuous_input(model, task, inputs[part])
+            with quiet(*CAPTUM_HOOKS):
+                attr = explainer.attribute(
+                    ci.x, baselines=default_baseline(model, task, inputs[part],
+                                                     self.params["baseline"]),
+                    target=targets[part], additional_forward_args=ci.extra_args or None)
+            out.append(ci.to_features(attr, reduce="sum"))
+        return torch.cat(out)
+
+
+class BackgroundExplainer(Explainer):
+    """Shared by the explainers that average over a background set drawn with the seed."""
+
+    stochastic = True  # the background is a seeded draw from the training split
+    needs_background = True
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        if self.params["background"] not in STRATEGIES:
+            from bench.errors import UnknownNameError
+
+            raise UnknownNameError(f"background strategy of {self.name}",
+                                   self.params["background"], list(STRATEGIES))
+
+    def background(self, task, inputs, seed):
+        return select_background(task, self.params["background_size"], self.params["background"],
+                                 seed, inputs=inputs).to(inputs.device)
+
+
+class DeepLiftShap(BackgroundExplainer):
+    """DeepLiftShap (Lundberg & Lee 2017, arXiv:1705.07874): DeepLift against every reference of a
+    background set, averaged. Images only, like DeepLift on the text models (see `DeepLift`)."""
+
+    name = "deeplift_shap"
+    modalities = frozenset({"image"})
+    needs_gradients = True
+    defaults = {"background": "random", "background_size": 100}
+    reference = "Lundberg & Lee 2017; captum.attr.DeepLiftShap"
+
+    def attribute(self, model, task, inputs, targets, *, seed):
+        from captum.attr import DeepLiftShap as CaptumDeepLiftShap
+
+        background = self.background(task, inputs, seed)
+        explainer = CaptumDeepLiftShap(model)
+        out = []
+        # Each sample is run against every reference, twice (input and reference side).
+        per_chunk = samples_per_chunk(self.batch_size, 2 * len(background))
+        for part in chunks(len(inputs), per_chunk):
+            x = inputs[part].detach().clone().requires_grad_()
+            with quiet(*CAPTUM_HOOKS):
+                attr = explainer.attribute(x, baselines=background, target=targets[part])
+            out.append(attr[:, 0])
+        return torch.cat(out)
+
+
+class GradientShap(BackgroundExplainer):
+    """GradientShap (Lundberg & Lee 2017, arXiv:1705.07874; expected gradients, Erion et al.
+    2021): for each of `n_samples` draws, a reference r from the background and a point
+    r + a (x - r), a ~ U(0, 1), contribute grad f(point) * (x - r); the mean converges to
+    W[c] * (x - mean(X_b)) on a linear model. Text references are background reviews at the word
+    embeddings, with [CLS] and [PAD] kept at the input's own (see `words_only_input`).
+    Captum draws references and points from numpy's and torch's global generators, both seeded
+    from `seed` for the call."""
+
+    name = "gradient_shap"
+    needs_gradients = True
+    defaults = {"n_samples": 50, "stdevs": 0.0, "background": "random", "background_size": 100}
+    reference = "Lundberg & Lee 2017; captum.attr.GradientShap"
+
+    def attribute(self, model, task, inputs, targets, *, seed):
+        from captum.attr import GradientShap as CaptumGradientShap
+
+        background = self.background(task, inputs, seed)
+        if task.modality == "text":
+            background = model.embedding_layer(background).detach()
+        n = int(self.params["n_samples"])
+        out = []
+        with global_rng(seed, inputs.device):
+            for part in chunks(len(inputs), samples_per_chunk(self.batch_size, n)):
+                ci = words_only_input(model, task, inputs[part])
+                attr = CaptumGradientShap(ci.forward).attribute(
+                    ci.x, baselines=background, n_samples=n, stdevs=float(self.params["stdevs"]),
+                    target=targets[part], additional_forward_args=ci.extra_args or None)
+                out.append(ci.to_features(attr, reduce="sum"))
+        return torch.cat(out)

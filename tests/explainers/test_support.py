@@ -1,0 +1,71 @@
+"""Backgrounds, seeding of global generators, superpixels."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from bench.errors import UnknownNameError
+from explainers.background import select_background
+from explainers.seeding import global_rng
+from explainers.superpixels import segment, segment_batch
+
+
+def test_background_is_a_seeded_sample_of_the_training_split(synthetic_image_task):
+    train, _ = synthetic_image_task.train_split()
+    a = select_background(synthetic_image_task, 10, "random", seed=1)
+    assert torch.equal(a, select_background(synthetic_image_task, 10, "random", seed=1))
+    assert not torch.equal(a, select_background(synthetic_image_task, 10, "random", seed=2))
+    rows = {tuple(r.flatten().tolist()) for r in train}
+    assert all(tuple(r.flatten().tolist()) in rows for r in a)
+    assert len({tuple(r.flatten().tolist()) for r in a}) == 10  # without replacement
+
+
+def test_background_errors(synthetic_image_task):
+    with pytest.raises(UnknownNameError, match="Valid choices: random"):
+        select_background(synthetic_image_task, 10, "kmeans", seed=0)
+    with pytest.raises(ValueError, match="1..32"):
+        select_background(synthetic_image_task, 33, "random", seed=0)
+
+
+def test_unknown_background_strategy_is_a_one_line_error(images, tiny_cnn, synthetic_image_task):
+    import explainers
+
+    with pytest.raises(UnknownNameError, match="background strategy of deeplift_shap"):
+        explainers.get("deeplift_shap", background="kmean")
+
+
+def test_global_rng_is_seeded_and_restored():
+    torch.manual_seed(123), np.random.seed(123), random.seed(123)
+    before = (torch.rand(1), np.random.rand(), random.random())
+    torch.manual_seed(123), np.random.seed(123), random.seed(123)
+    with global_rng(7):
+        inside = (torch.rand(1), np.random.rand(), random.random())
+    after = (torch.rand(1), np.random.rand(), random.random())
+    assert torch.equal(before[0], after[0]) and before[1:] == after[1:]
+    with global_rng(7):
+        again = (torch.rand(1), np.random.rand(), random.random())
+    assert torch.equal(inside[0], again[0]) and inside[1:] == again[1:]
+
+
+def test_grid_segments_are_4x4_patches():
+    labels = segment(np.zeros((28, 28)), "grid")
+    assert labels.max() == 48
+    assert (np.bincount(labels.ravel()) == 16).all()
+    assert labels[0, 0] == labels[3, 3] != labels[0, 4]
+
+
+def test_slic_segments_follow_the_stroke(images):
+    labels = segment_batch(images, "slic")
+    assert labels.shape == (8, 28, 28)
+    for lab, img in zip(labels, images[:, 0]):
+        n = int(lab.max()) + 1
+        assert 20 <= n <= 60
+        assert set(lab.unique().tolist()) == set(range(n))  # contiguous labels
+        stroke = img > 0.5
+        # most segments are pure stroke or pure background
+        mixed = sum(bool(stroke[lab == s].any() and (~stroke[lab == s]).any()) for s in range(n))
+        assert mixed / n < 0.35
