@@ -1,7 +1,7 @@
 """Content-addressed cache of attributions (safetensors), shared by every metric and every run.
 
 The key covers everything an explanation depends on: the checkpoint digest, the explainer, its
-parameters and the digest of its source file, the seed, the slice's content hash and the chunk's sample ids, the explained classes
+parameters and the digest of its package's source files, the seed, the slice's content hash and the chunk's sample ids, the explained classes
 and the device type (the same seed draws the same numbers on any device, but kernels differ in
 their last bits between CPU and GPU).
 """
@@ -9,6 +9,7 @@ their last bits between CPU and GPU).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import inspect
 import json
@@ -21,11 +22,21 @@ import torch
 from bench import paths
 
 
+@functools.lru_cache(maxsize=None)
+def _package_digest(folder: str) -> str:
+    h = hashlib.sha256()
+    for path in sorted(Path(folder).glob("*.py")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def _code_digest(explainer) -> str:
-    """Digest of the explainer's family file, so that changing the method's code never serves
+    """Digest of every file of the explainer's package (its family file and the helpers it
+    shares: superpixels, backgrounds, seeding), so that changing the code never serves
     attributions computed by the old code."""
     path = inspect.getsourcefile(type(explainer))
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if path else ""
+    return _package_digest(str(Path(path).parent)) if path else ""
 
 
 def key(model_sha256: str, explainer, seed: int, slice_hash: str, sample_ids: np.ndarray,

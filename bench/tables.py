@@ -16,7 +16,7 @@ import pandas as pd
 
 BOOTSTRAP_RESAMPLES = 2000
 ALPHA = 0.05
-LEADERBOARD_CATEGORIES = ("faithfulness", "robustness", "complexity", "ground_truth")
+LEADERBOARD_CATEGORIES = ("faithfulness", "robustness", "complexity", "ground_truth", "examples")
 FLOOR = "random"
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from explainers.background import STRATEGIES, select_background
+from explainers.background import IMAGE_ONLY, PER_SAMPLE, check_strategy, select_background
 from explainers.base import Explainer
 from explainers.gradients import (EmbeddingModel, chunks, continuous_input, default_baseline,
                                   samples_per_chunk, words_only_input)
@@ -79,11 +79,22 @@ class BackgroundExplainer(Explainer):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        if self.params["background"] not in STRATEGIES:
-            from bench.errors import UnknownNameError
+        check_strategy(self.params["background"], self.params["background_size"], who=self.name)
 
-            raise UnknownNameError(f"background strategy of {self.name}",
-                                   self.params["background"], list(STRATEGIES))
+    def supports(self, model, task):
+        reason = super().supports(model, task)
+        if reason is None and self.params["background"] in IMAGE_ONLY and task.modality == "text":
+            return f"background {self.params['background']!r} is defined for images only"
+        return reason
+
+    def explain(self, model, task, inputs, targets=None, *, seed=0):
+        if self.params["background"] not in PER_SAMPLE:
+            return super().explain(model, task, inputs, targets, seed=seed)
+        # A reference derived from each sample (its blurred copy): the libraries take one
+        # background set per call, so each sample is explained against its own.
+        return torch.cat([super(BackgroundExplainer, self).explain(
+            model, task, inputs[i : i + 1], None if targets is None else targets[i : i + 1],
+            seed=seed) for i in range(len(inputs))])
 
     def background(self, task, inputs, seed):
         return select_background(task, self.params["background_size"], self.params["background"],
@@ -101,9 +112,19 @@ class DeepLiftShap(BackgroundExplainer):
     reference = "Lundberg & Lee 2017; captum.attr.DeepLiftShap"
 
     def attribute(self, model, task, inputs, targets, *, seed):
+        from captum.attr import DeepLift as CaptumDeepLift
         from captum.attr import DeepLiftShap as CaptumDeepLiftShap
 
         background = self.background(task, inputs, seed)
+        if len(background) == 1:
+            # Captum's DeepLiftShap refuses a single reference; against one it is DeepLift.
+            explainer = CaptumDeepLift(model)
+            background = background.expand(len(inputs), *background.shape[1:])
+            with quiet(*CAPTUM_HOOKS):
+                attr = torch.cat([explainer.attribute(
+                    inputs[part].detach().clone().requires_grad_(), baselines=background[part],
+                    target=targets[part]) for part in chunks(len(inputs), self.batch_size // 2)])
+            return attr[:, 0]
         explainer = CaptumDeepLiftShap(model)
         out = []
         # Each sample is run against every reference, twice (input and reference side).

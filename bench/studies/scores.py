@@ -26,8 +26,8 @@ def plan(suite, exp) -> list[Cell]:
     for model in exp.models:
         for comp in components:
             cls = explainers.get_class(comp.name)
-            if cls.output != "attribution" or unsupported_reason(model, comp):
-                continue  # no feature map to score (explanation by example, attention on an LSTM)
+            if unsupported_reason(model, comp):
+                continue  # e.g. attention on an LSTM
             for seed in exp.seeds if cls.stochastic else exp.seeds[:1]:
                 for chunk, start in enumerate(range(0, exp.slice.size, exp.chunk_size)):
                     stop = min(exp.slice.size, start + exp.chunk_size)
@@ -35,12 +35,18 @@ def plan(suite, exp) -> list[Cell]:
     return cells
 
 
+EXAMPLE_METRICS = {"example_label_agreement": True, "example_similarity": True}
+
+
 def execute(cell: Cell, suite, ctx) -> CellOutput:
+    import explainers
     import metrics
 
     started = time.perf_counter()
     model = ctx.model(cell.model)
     chunk = load_chunk(cell, ctx)
+    if explainers.get_class(cell.explainer.name).output == "examples":
+        return _example_scores(cell, suite, ctx, model, chunk, started)
     attributions, explainer, cost = explain_chunk(ctx, cell.model, cell.explainer, cell.seed, chunk)
     frames, curves = [], []
     for comp in cell.experiment.metrics:
@@ -81,3 +87,32 @@ def _curve_rows(rows: pd.DataFrame, curve) -> pd.DataFrame:
     frame["fraction"] = np.tile(np.linspace(0.0, 1.0, steps), len(rows))
     frame["value"] = values.reshape(-1)
     return frame
+
+
+def _example_scores(cell: Cell, suite, ctx, model, chunk, started: float) -> CellOutput:
+    """Explanation by example has no feature map for the removal metrics; its own scores are
+    `example_label_agreement` (share of the k nearest training examples whose label is the
+    explained class: do the examples support the decision?) and `example_similarity` (their mean
+    cosine similarity: how close are they?)."""
+    import explainers
+
+    explainer = explainers.get(cell.explainer.name, batch_size=ctx.batch_size, **cell.explainer.params)
+    t0 = time.perf_counter()
+    found = explainer.explain(model, chunk.task, chunk.inputs, chunk.targets, seed=cell.seed)
+    seconds = time.perf_counter() - t0
+    _, train_labels = chunk.task.train_split()
+    neighbour_labels = train_labels.to(found.ids.device)[found.ids]
+    values = {
+        "example_label_agreement": (neighbour_labels == chunk.targets[:, None]).double().mean(1),
+        "example_similarity": found.similarity.double().mean(1),
+    }
+    frames = [score_rows(suite, cell, chunk, model_sha256=model.card["checkpoint_sha256"],
+                         explainer_name=explainer.name, params=explainer.params,
+                         params_hash=explainer.params_hash, metric=name,
+                         metric_params={"k": explainer.params.get("k")}, category="examples",
+                         higher_is_better=EXAMPLE_METRICS[name], values=v)
+              for name, v in values.items()]
+    cost = {"seconds_per_explanation": seconds / cell.n_samples,
+            "forward_passes_per_explanation": 1.0}
+    return CellOutput(pd.concat(frames, ignore_index=True), None,
+                      [cost_record(cell, explainer, cost, cell.seed)], time.perf_counter() - started)
