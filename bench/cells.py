@@ -90,9 +90,23 @@ class RunContext:
     """Loaded once per process: models on the device and slices."""
 
     device: torch.device
-    batch_size: int = 256
+    batch_size: int | None = None  # model evaluations per forward; None: each task's default
     models: dict = field(default_factory=dict)
     slices: dict = field(default_factory=dict)
+    halved: dict = field(default_factory=dict)  # task name -> batch size after out-of-memory
+
+    def batch_for(self, task) -> int:
+        if task.name in self.halved:
+            return self.halved[task.name]
+        return self.batch_size or task.default_batch_size(self.device)
+
+    def halve(self, task) -> bool:
+        """Halve the task's batch size after running out of memory; False when it is already 1."""
+        current = self.batch_for(task)
+        if current <= 1:
+            return False
+        self.halved[task.name] = current // 2
+        return True
 
     def model(self, name: str):
         if name not in self.models:
@@ -145,7 +159,7 @@ def load_chunk(cell: Cell, ctx: RunContext) -> Chunk:
     part = whole.subset(np.arange(cell.start, cell.stop))
     inputs = task.inputs(part).to(ctx.device)
     labels = torch.as_tensor(part.labels, device=ctx.device)
-    preds = task.probabilities(model, inputs, ctx.batch_size).argmax(dim=1)
+    preds = task.probabilities(model, inputs, ctx.batch_for(task)).argmax(dim=1)
     targets = preds if cell.experiment.target == "predicted" else labels
     return Chunk(task, whole, part, inputs, labels, preds, targets)
 
@@ -162,7 +176,8 @@ def explain_chunk(ctx: RunContext, model_name: str, component: Component, seed: 
     model = model if model is not None else ctx.model(model_name)
     inputs = chunk.inputs if inputs is None else inputs
     targets = chunk.targets if targets is None else targets
-    explainer = explainers.get(component.name, batch_size=ctx.batch_size, **component.params)
+    explainer = explainers.get(component.name, batch_size=ctx.batch_for(chunk.task),
+                               **component.params)
     key = attribution_cache.key(model.card["checkpoint_sha256"], explainer, seed,
                                 chunk.slice.content_hash, chunk.part.ids, targets, ctx.device)
     cached = attribution_cache.load(key, ctx.device) if use_cache else None

@@ -41,7 +41,7 @@ def run(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     data_dir: Optional[Path] = DataDir,
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run only the cells that failed before."),
-    batch_size: int = typer.Option(256, "--batch-size", help="Model evaluations per forward batch."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Model evaluations per forward batch (default: per task and device, e.g. 256 images or 32 reviews on a CPU)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
     backend: str = typer.Option("local", "--backend", help="local, or ray (pip install 'explainbench[ray]')."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="An existing Ray cluster (default: a local Ray runtime)."),

@@ -91,7 +91,7 @@ def study_box_figures(run_dir: Path, scores: pd.DataFrame, study: str) -> list[P
     if rows.empty:
         return []
     plt, sns = _plt()
-    samples = tables.per_sample(rows)
+    samples = tables.per_sample(rows.assign(metric_params="{}"))  # a study's settings are not alternatives
     out = []
     for (task, model, metric), g in samples.groupby(["task", "model", "metric_label"], sort=True):
         order = sorted(g["explainer_label"].unique())
@@ -236,8 +236,7 @@ def write_all(run_dir: Path, scores: pd.DataFrame) -> list[Path]:
         if old.suffix in (".png", ".svg"):
             old.unlink()
     out = curve_figures(run_dir)
-    for study in ("stability", "background", "sanity"):
-        out += study_box_figures(run_dir, scores, study)
+    out += study_box_figures(run_dir, scores, "stability")
     out += budget_figures(run_dir, scores)
     out += background_figures(run_dir, scores)
     out += sanity_figures(run_dir, scores)

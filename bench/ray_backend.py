@@ -32,7 +32,7 @@ def _import_ray():
     return ray
 
 
-def _compute(suite_text: str, source: str, cell_id: str, device: str, batch_size: int,
+def _compute(suite_text: str, source: str, cell_id: str, device: str, batch_size: int | None,
              threads: int, data_dir: str | None):
     """Runs on a worker: (cell id, files or None, failure or None)."""
     import torch

@@ -88,6 +88,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
 def compute_cell(cell: Cell, suite: Suite, ctx: RunContext) -> tuple[dict | None, dict | None]:
     """(files, None) for a finished cell, or (None, failure record). On out-of-memory the cell
     halves its forward batch size and retries; results do not depend on the batch size."""
+    from bench import tasks
     from bench.store import encode_cell
 
     while True:
@@ -100,9 +101,8 @@ def compute_cell(cell: Cell, suite: Suite, ctx: RunContext) -> tuple[dict | None
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # recorded, whatever it is; the run goes on
-            if is_out_of_memory(exc) and ctx.batch_size > 1:
+            if is_out_of_memory(exc) and ctx.halve(tasks.for_model(cell.model)):
                 _free_device_memory()
-                ctx.batch_size //= 2
                 continue
             return None, failure_record(cell, exc)
 
@@ -144,7 +144,7 @@ BACKENDS = ("local", "ray")
 
 
 def run(suite: Suite, out: str | Path, *, device: str = "auto", retry_failed: bool = False,
-        batch_size: int = 256, show_progress: bool = True, backend: str = "local",
+        batch_size: int | None = None, show_progress: bool = True, backend: str = "local",
         ray_address: str | None = None, cpus_per_cell: int = 1) -> RunSummary:
     """Run every unfinished cell of `suite` into `out` and write the report."""
     import models

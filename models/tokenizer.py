@@ -74,14 +74,20 @@ class WordTokenizer:
     def vocab_size(self) -> int:
         return self.backend.get_vocab_size()
 
-    def encode(self, texts) -> torch.Tensor:
-        """Token ids (N, max_len): [CLS], then the first max_len - 1 words, then [PAD]."""
-        encodings = self.backend.encode_batch(list(texts), add_special_tokens=False)
-        ids = np.full((len(encodings), self.max_len), self.pad_id, dtype=np.int64)
+    def encode(self, texts, chunk: int = 1000) -> torch.Tensor:
+        """Token ids (N, max_len): [CLS], then the first max_len - 1 words, then [PAD].
+
+        Encoded `chunk` texts at a time: an Encoding keeps every token's string and offsets, so
+        the 25,000 training reviews at once would hold ~1 GB only to keep 51 MB of ids."""
+        texts = list(texts)
+        ids = np.full((len(texts), self.max_len), self.pad_id, dtype=np.int64)
         ids[:, 0] = self.cls_id
-        for row, enc in enumerate(encodings):
-            words = enc.ids[: self.max_len - 1]
-            ids[row, 1 : 1 + len(words)] = words
+        for start in range(0, len(texts), chunk):
+            encodings = self.backend.encode_batch(texts[start : start + chunk],
+                                                  add_special_tokens=False)
+            for row, enc in enumerate(encodings, start=start):
+                words = enc.ids[: self.max_len - 1]
+                ids[row, 1 : 1 + len(words)] = words
         return torch.from_numpy(ids)
 
     def words(self, ids: torch.Tensor | np.ndarray) -> list[str]:

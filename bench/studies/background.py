@@ -126,7 +126,7 @@ def execute(cell: Cell, suite, ctx) -> CellOutput:
     for name, items in thaw(cell.option("metrics")):
         metric = metrics.get(name, **dict(tuple(i) for i in items))
         result = metric(model, chunk.task, chunk.inputs, attributions, chunk.targets, seed=cell.seed,
-                        explainer=explainer, batch_size=ctx.batch_size)
+                        explainer=explainer, batch_size=ctx.batch_for(chunk.task))
         frames.append(score_rows(suite, cell, chunk, metric=name, metric_params=metric.params,
                                  category="background", higher_is_better=metric.higher_is_better,
                                  values=result.scores, **common))

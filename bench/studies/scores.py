@@ -52,7 +52,7 @@ def execute(cell: Cell, suite, ctx) -> CellOutput:
     for comp in cell.experiment.metrics:
         metric = metrics.get(comp.name, **comp.params)
         result = metric(model, chunk.task, chunk.inputs, attributions, chunk.targets,
-                        seed=cell.seed, explainer=explainer, batch_size=ctx.batch_size)
+                        seed=cell.seed, explainer=explainer, batch_size=ctx.batch_for(chunk.task))
         common = dict(model_sha256=model.card["checkpoint_sha256"], explainer_name=explainer.name,
                       params=explainer.params, params_hash=explainer.params_hash)
         frames.append(score_rows(suite, cell, chunk, metric=comp.name, metric_params=metric.params,
@@ -96,7 +96,8 @@ def _example_scores(cell: Cell, suite, ctx, model, chunk, started: float) -> Cel
     cosine similarity: how close are they?)."""
     import explainers
 
-    explainer = explainers.get(cell.explainer.name, batch_size=ctx.batch_size, **cell.explainer.params)
+    explainer = explainers.get(cell.explainer.name, batch_size=ctx.batch_for(chunk.task),
+                               **cell.explainer.params)
     t0 = time.perf_counter()
     found = explainer.explain(model, chunk.task, chunk.inputs, chunk.targets, seed=cell.seed)
     seconds = time.perf_counter() - t0

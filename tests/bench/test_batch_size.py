@@ -7,7 +7,7 @@ import copy
 import pandas as pd
 import torch
 
-from bench import runner, suite as suites
+from bench import runner, suite as suites, tasks
 from bench.cells import RunContext
 from tests.bench.test_runner import TINY
 
@@ -29,13 +29,15 @@ def test_out_of_memory_halves_the_batch_and_retries(real_data, monkeypatch):
     real_execute = runner.execute
     calls = []
 
+    task = tasks.for_model(cell.model)
+
     def flaky(cell, suite, ctx):
-        calls.append(ctx.batch_size)
-        if ctx.batch_size > 16:
+        calls.append(ctx.batch_for(task))
+        if ctx.batch_for(task) > 16:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real_execute(cell, suite, ctx)
 
     monkeypatch.setattr(runner, "execute", flaky)
     files, failure = runner.compute_cell(cell, suite, ctx)
     assert failure is None and "parquet" in files
-    assert calls == [64, 32, 16] and ctx.batch_size == 16
+    assert calls == [64, 32, 16] and ctx.batch_for(task) == 16

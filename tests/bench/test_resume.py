@@ -57,23 +57,34 @@ def test_sigkill_at_random_moments_then_resume_gives_identical_scores(tmp_path, 
     assert len(parts) == len(runner.plan(suites.parse(copy.deepcopy(TINY))))
 
 
-def test_a_failing_explainer_is_recorded_and_the_rest_finishes(tmp_path, real_data):
+@pytest.fixture
+def broken_explainers(monkeypatch):
+    import explainers
+    from bench.registry import Entry
+
+    for name, target in (("always_fails", "tests.bench.failing:AlwaysFails"),
+                         ("returns_nan", "tests.bench.failing:ReturnsNaN")):
+        monkeypatch.setitem(explainers.REGISTRY._entries, name, Entry(name, target))
+
+
+def test_a_failing_explainer_is_recorded_and_the_rest_finishes(tmp_path, real_data,
+                                                               broken_explainers):
     raw = copy.deepcopy(TINY)
-    # a real failure: Captum rejects the integration method when the explainer runs
-    raw["experiments"][0]["explainers"].append(
-        {"name": "integrated_gradients", "params": {"n_steps": 4, "method": "no-such-rule"}})
+    raw["experiments"][0]["explainers"] += ["always_fails", "returns_nan"]
     summary = runner.run(suites.parse(raw), tmp_path / "run", device="cpu", show_progress=False)
-    assert len(summary.failed) == 2  # two chunks of the broken explainer
-    assert summary.done == summary.total - 2
+    assert len(summary.failed) == 4  # two chunks of each broken explainer
+    assert summary.done == summary.total - 4
     failures = pd.read_csv(tmp_path / "run" / "failures.csv")
-    assert len(failures) == 2 and (failures["error_type"] == "ExplainerError").all()
-    assert failures["error"].str.contains("integrated_gradients").all()
+    assert len(failures) == 4 and (failures["error_type"] == "ExplainerError").all()
+    assert failures["error"].str.contains("always fails").sum() == 2
+    nan = failures[failures["explainer"] == "returns_nan"]["error"]
+    assert nan.str.contains("non-finite attributions").all() and nan.str.contains("sample ids").all()
     scores = pd.read_parquet(tmp_path / "run" / "scores.parquet")
     assert len(scores) == 22  # every other cell is there
     # --retry-failed runs only those again (and they fail again, still recorded once each)
     again = runner.run(suites.parse(raw), tmp_path / "run", device="cpu", show_progress=False,
                        retry_failed=True)
-    assert again.skipped == summary.total - 2 and len(again.failed) == 2
+    assert again.skipped == summary.total - 4 and len(again.failed) == 4
 
 
 def test_a_cell_over_its_time_limit_fails_and_the_run_goes_on(tmp_path, real_data):
@@ -86,8 +97,9 @@ def test_a_cell_over_its_time_limit_fails_and_the_run_goes_on(tmp_path, real_dat
 def test_cli_exit_code_is_1_when_cells_failed(tmp_path, real_data):
     raw = copy.deepcopy(TINY)
     raw["experiments"] = raw["experiments"][:1]
+    # fails when it runs, not when the suite is checked: no such image baseline
     raw["experiments"][0]["explainers"] = [{"name": "integrated_gradients",
-                                            "params": {"n_steps": 4, "method": "no-such-rule"}}]
+                                            "params": {"n_steps": 4, "baseline": "no-such-image"}}]
     suite_file = tmp_path / "fails.yaml"
     suite_file.write_text(yaml.safe_dump(raw))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

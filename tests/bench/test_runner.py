@@ -20,6 +20,7 @@ TINY = {
     "experiments": [
         {
             "name": "mnist",
+            "floor": False,  # counts below are for the listed explainers; the floor has its test
             "slice": {"name": "mnist-test", "size": 5},
             "models": ["mnist_cnn"],
             "explainers": ["saliency", {"name": "integrated_gradients", "params": {"n_steps": 8}}],
@@ -28,6 +29,7 @@ TINY = {
         },
         {
             "name": "imdb",
+            "floor": False,
             "slice": {"name": "imdb-test", "size": 2},
             "models": ["imdb_lstm"],
             "explainers": ["saliency"],
@@ -98,3 +100,19 @@ def test_second_writer_is_locked_out(tmp_path):
                 pass
     with store.lock():  # released
         pass
+
+
+def test_the_random_floor_is_scored_beside_every_experiment(tmp_path, real_data):
+    raw = copy.deepcopy(TINY)
+    raw["experiments"] = raw["experiments"][:1]
+    raw["experiments"][0]["floor"] = True
+    suite = suites.parse(raw)
+    assert {c.explainer.name for c in runner.plan(suite)} == {"saliency", "integrated_gradients",
+                                                            "random"}
+    runner.run(suite, tmp_path, device="cpu", show_progress=False)
+    board = pd.read_csv(tmp_path / "leaderboard" / "mnist-mnist_cnn.csv")
+    deletion = board[board.metric == "deletion"].set_index("explainer")
+    floor = deletion.loc["random", "mean"]
+    assert (deletion["floor_mean"] == floor).all()
+    assert deletion.loc["saliency", "better_than_floor_by"] == pytest.approx(
+        floor - deletion.loc["saliency", "mean"])

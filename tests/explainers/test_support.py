@@ -25,8 +25,8 @@ def test_background_is_a_seeded_sample_of_the_training_split(synthetic_image_tas
 
 
 def test_background_errors(synthetic_image_task):
-    with pytest.raises(UnknownNameError, match="Valid choices: random"):
-        select_background(synthetic_image_task, 10, "kmeans", seed=0)
+    with pytest.raises(UnknownNameError, match="Valid choices: blur, kmeans, random, stratified, zeros"):
+        select_background(synthetic_image_task, 10, "kmean", seed=0)
     with pytest.raises(ValueError, match="1..32"):
         select_background(synthetic_image_task, 33, "random", seed=0)
 
