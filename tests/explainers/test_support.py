@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.errors import UnknownNameError
+from bench.errors import BenchError, UnknownNameError
 from explainers.background import select_background
 from explainers.seeding import global_rng
 from explainers.superpixels import segment, segment_batch
@@ -27,7 +27,7 @@ def test_background_is_a_seeded_sample_of_the_training_split(synthetic_image_tas
 def test_background_errors(synthetic_image_task):
     with pytest.raises(UnknownNameError, match="Valid choices: blur, kmeans, random, stratified, zeros"):
         select_background(synthetic_image_task, 10, "kmean", seed=0)
-    with pytest.raises(ValueError, match="1..32"):
+    with pytest.raises(BenchError, match="1..32"):
         select_background(synthetic_image_task, 33, "random", seed=0)
 
 
