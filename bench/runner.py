@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import time
 import traceback
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -93,11 +94,16 @@ def compute_cell(cell: Cell, suite: Suite, ctx: RunContext) -> tuple[dict | None
 
     while True:
         try:
+            started = time.perf_counter()
             with time_limit(suite.cell_timeout_s):
                 output = execute(cell, suite, ctx)
             if output.rows["value"].isna().any():
                 raise ValueError("a metric returned NaN scores")
-            return encode_cell(output.rows, output.curves, output.costs, output.extras), None
+            timing = {"cell_id": cell.id, "kind": cell.kind, "experiment": cell.experiment.name,
+                      "model": cell.model, "explainer": cell.explainer.label if cell.explainer else "",
+                      "seed": cell.seed, "samples": cell.n_samples,
+                      "seconds": time.perf_counter() - started, "device": ctx.device.type}
+            return encode_cell(output.rows, output.curves, output.costs, output.extras, timing), None
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # recorded, whatever it is; the run goes on

@@ -6,9 +6,10 @@
       parts/<cell>.parquet         rows of one finished cell (written to a temporary name, renamed)
       parts/<cell>.curves.parquet  the curves of its curve metrics
       parts/<cell>.cost.json       its explanation cost (seconds, forward passes)
+      parts/<cell>.timing.json     its wall time, explaining and scoring
       parts/<cell>.gallery.safetensors   a few explained samples for the report's gallery
       failures/<cell>.json         a failed cell's error (removed when a retry succeeds)
-      scores.parquet, curves.parquet, costs.csv, failures.csv, leaderboard.csv   derived
+      scores.parquet, curves.parquet, costs.csv, timings.csv, failures.csv   derived from the parts
 
 A cell is finished when its part exists, so a run killed at any moment resumes by skipping finished
 cells; the derived files are rebuilt from the parts in a fixed order, so a resumed run's
@@ -60,10 +61,12 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
 
 
 def encode_cell(rows: pd.DataFrame, curves: pd.DataFrame | None = None,
-                costs: list[dict] | None = None, extras: dict[str, bytes] | None = None
-                ) -> dict[str, bytes]:
+                costs: list[dict] | None = None, extras: dict[str, bytes] | None = None,
+                timing: dict | None = None) -> dict[str, bytes]:
     """A finished cell as {file suffix: bytes}: what a worker (local or Ray) hands to the store."""
     files = dict(extras or {})
+    if timing:
+        files["timing.json"] = json.dumps(timing, sort_keys=True).encode()
     if costs:
         files["cost.json"] = json.dumps(costs, sort_keys=True).encode()
     if curves is not None and len(curves):
@@ -172,6 +175,10 @@ class ResultStore:
         records = [r for p in sorted(self.parts.glob("*.cost.json")) for r in json.loads(p.read_text())]
         return pd.DataFrame(records)
 
+    def timings(self) -> pd.DataFrame:
+        """Wall time of every finished cell (explaining and scoring), for cost projections."""
+        return pd.DataFrame([json.loads(p.read_text()) for p in sorted(self.parts.glob("*.timing.json"))])
+
     def failures(self) -> pd.DataFrame:
         records = [json.loads(p.read_text()) for p in sorted(self.failures_dir.glob("*.json"))]
         columns = ["cell_id", "kind", "experiment", "model", "explainer", "seed", "chunk",
@@ -185,9 +192,9 @@ class ResultStore:
         curves = self.curves()
         if len(curves):
             atomic_write_parquet(self.root / "curves.parquet", curves)
-        costs = self.costs()
-        if len(costs):
-            atomic_write_bytes(self.root / "costs.csv", costs.to_csv(index=False).encode())
+        for name, frame in (("costs.csv", self.costs()), ("timings.csv", self.timings())):
+            if len(frame):
+                atomic_write_bytes(self.root / name, frame.to_csv(index=False).encode())
         failures = self.failures()
         atomic_write_bytes(self.root / "failures.csv", failures.to_csv(index=False).encode())
         return scores
