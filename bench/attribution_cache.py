@@ -1,9 +1,10 @@
 """Content-addressed cache of attributions (safetensors), shared by every metric and every run.
 
 The key covers everything an explanation depends on: the checkpoint digest, the explainer, its
-parameters and the digest of its package's source files, the seed, the slice's content hash and the chunk's sample ids, the explained classes
-and the device type (the same seed draws the same numbers on any device, but kernels differ in
-their last bits between CPU and GPU).
+parameters and the digest of its package's source files, the seed, the split and sample ids of the
+chunk (so a chunk shared by two slices, e.g. the nested prefixes of `mnist-test`, is explained
+once), the explained classes and the device type (the same seed draws the same numbers on any
+device, but kernels differ in their last bits between CPU and GPU).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def _code_digest(explainer) -> str:
     return _package_digest(str(Path(path).parent)) if path else ""
 
 
-def key(model_sha256: str, explainer, seed: int, slice_hash: str, sample_ids: np.ndarray,
+def key(model_sha256: str, explainer, seed: int, split: str, sample_ids: np.ndarray,
         targets: torch.Tensor, device: torch.device) -> str:
     blob = json.dumps({
         "model": model_sha256,
@@ -47,7 +48,7 @@ def key(model_sha256: str, explainer, seed: int, slice_hash: str, sample_ids: np
         "params": explainer.params_hash,
         "code": _code_digest(explainer),
         "seed": int(seed),
-        "slice": slice_hash,
+        "split": split,  # the samples are identified by split and id, whatever slice holds them
         "ids": [int(i) for i in sample_ids],
         "targets": [int(t) for t in targets.tolist()],
         "device": torch.device(device).type,

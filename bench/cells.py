@@ -179,7 +179,8 @@ def explain_chunk(ctx: RunContext, model_name: str, component: Component, seed: 
     explainer = explainers.get(component.name, batch_size=ctx.batch_for(chunk.task),
                                **component.params)
     key = attribution_cache.key(model.card["checkpoint_sha256"], explainer, seed,
-                                chunk.slice.content_hash, chunk.part.ids, targets, ctx.device)
+                                f"{chunk.slice.spec.dataset}/{chunk.slice.spec.split}",
+                                chunk.part.ids, targets, ctx.device)
     cached = attribution_cache.load(key, ctx.device) if use_cache else None
     if cached is not None:
         attributions, cost = cached

@@ -1,7 +1,7 @@
 """report.html: one self-contained page (images embedded) that opens from disk in any browser.
 
 Sections, always present (with a note when the run has nothing for them): manifest, leaderboards,
-curves, stability, background, sanity, agreement, gallery, failures.
+curves, stability, background, sanity, agreement, correct-vs-wrong, gallery, failures.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pandas as pd
 from bench.store import atomic_write_bytes
 
 SECTIONS = ("manifest", "leaderboards", "curves", "stability", "background", "sanity",
-            "agreement", "gallery", "failures")
+            "agreement", "correct-vs-wrong", "gallery", "failures")
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1f2328}
@@ -157,6 +157,17 @@ def agreement_section(run_dir: Path) -> str:
     return figures + tables
 
 
+def correct_vs_wrong_section(run_dir: Path) -> str:
+    path = run_dir / "correct_vs_wrong.csv"
+    table = pd.read_csv(path) if path.is_file() else pd.DataFrame()
+    table = table[table["n_wrong"] > 0] if not table.empty else table
+    if table.empty:
+        return _note("Every explained prediction in this run was correct: nothing to split.")
+    return ("<p>Are explanations as faithful when the model is wrong? Each score's mean over "
+            "correctly and wrongly predicted samples, their difference and a two-sided "
+            "Mann-Whitney U test.</p>" + _table(table))
+
+
 def gallery_section(run_dir: Path) -> str:
     from bench import gallery
 
@@ -222,12 +233,13 @@ def write(run_dir: str | Path) -> Path:
                                 "weights? Similarity to the explanation of progressively randomised "
                                 "models (Adebayo et al. 2018)."),
         "agreement": agreement_section(run_dir),
+        "correct-vs-wrong": correct_vs_wrong_section(run_dir),
         "gallery": gallery_section(run_dir),
         "failures": failures_section(run_dir),
     }
     nav = "".join(f'<a href="#{s}">{s}</a>' for s in SECTIONS)
-    sections = "".join(f'<section id="{s}"><h2>{s.capitalize()}</h2>{bodies[s]}</section>'
-                       for s in SECTIONS)
+    sections = "".join(f'<section id="{s}"><h2>{s.capitalize().replace("-", " ")}</h2>{bodies[s]}'
+                       "</section>" for s in SECTIONS)
     suite = manifest.get("suite", {})
     page = (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{html.escape(title)}</title><style>{CSS}</style>"

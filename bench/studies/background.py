@@ -37,8 +37,20 @@ SIZE_ONE = ("zeros", "blur")
 def _components(options: dict, exp, where: str = "background") -> list[Component]:
     from bench.studies.common import resolve_explainers
 
-    return resolve_explainers(options["explainers"], exp, where=where,
-                              predicate=lambda cls: cls.needs_background)
+    import explainers
+
+    def samples_a_background(comp: Component) -> bool:
+        cls = explainers.get_class(comp.name)
+        return cls.needs_background or comp.params.get("baseline") == "background"
+
+    comps = resolve_explainers(options["explainers"], exp, where=where)
+    if options["explainers"] is None:
+        return [c for c in comps if samples_a_background(c)]
+    for comp in comps:
+        if not {"background", "background_size"} <= set(explainers.get_class(comp.name).defaults):
+            raise BenchError(f"{where}: explainer {comp.name!r} takes no background set "
+                             "(parameters 'background' and 'background_size')")
+    return comps
 
 
 def _metric_components(options: dict, exp) -> list[Component]:

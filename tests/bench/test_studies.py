@@ -57,6 +57,11 @@ def test_agreement_rows_form_a_symmetric_matrix(study_run):
     matrix = pd.read_csv(study_run / "agreement" / "mnist-mnist_cnn.csv", index_col=0)
     assert (matrix.values.diagonal() == 1).all()
     assert (abs(matrix.values - matrix.values.T) < 1e-12).all()
+    # the control: random attributions agree with nothing (Spearman ~ 0, |r| ~ 1/sqrt(784))
+    assert set(matrix.index) == {"saliency", "integrated_gradients", "random"}
+    assert abs(matrix.loc["random", "saliency"]) < 0.15
+    assert abs(matrix.loc["random", "integrated_gradients"]) < 0.15
+    assert matrix.loc["saliency", "integrated_gradients"] > 0.2
 
 
 def test_sanity_rows_cascade_and_random_logit(study_run):

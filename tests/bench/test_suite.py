@@ -41,6 +41,25 @@ def test_builtin_smoke_suite_parses():
     assert "smoke" in suites.builtin_names()
 
 
+@pytest.mark.parametrize("name", suites.builtin_names())
+def test_every_builtin_suite_validates_and_plans(name):
+    from bench import runner
+
+    suite = suites.load(name)
+    assert suite.name == name and runner.plan(suite)
+
+
+def test_the_builtin_suites_include_the_reference_and_study_suites():
+    assert {"smoke", "quick", "full", "lime-seeds", "background-ablation", "model-complexity",
+            "correct-vs-wrong", "attention-vs-gradients"} <= set(suites.builtin_names())
+    full = suites.load("full")
+    sizes = {e.slice.label for e in full.experiments}
+    assert {"mnist-test-n1000-s0", "imdb-test-n500-s0"} <= sizes
+    assert all(len(e.seeds) >= 10 for e in full.experiments)
+    studies = {name for e in full.experiments for name, _ in e.studies}
+    assert studies == {"stability", "background", "sanity", "agreement"}
+
+
 def test_parse_builds_frozen_components_and_a_stable_hash():
     a, b = suites.parse(BASE), suites.parse(copy.deepcopy(BASE))
     assert a.content_hash == b.content_hash
