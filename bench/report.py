@@ -50,15 +50,17 @@ def study_table(scores: pd.DataFrame, study: str) -> pd.DataFrame:
 def agreement_matrices(scores: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
     """{(task, model, metric): square explainer x explainer matrix of mean agreement}.
 
-    Agreement rows name the first explainer in `explainer` and the second in the metric's
-    `other` parameter (see bench/studies/agreement.py)."""
+    Agreement rows name the two explainers in the metric's `self` and `other` parameters (see
+    bench/studies/agreement.py)."""
     import json
 
     rows = scores[scores["study"] == "agreement"]
     out = {}
     if rows.empty:
         return out
-    rows = rows.assign(other=[json.loads(p).get("other") for p in rows["metric_params"]])
+    params = [json.loads(p) for p in rows["metric_params"]]
+    rows = rows.assign(explainer=[p.get("self", e) for p, e in zip(params, rows["explainer"])],
+                       other=[p.get("other") for p in params])
     for (task, model, metric), g in rows.groupby(["task", "model", "metric"], sort=True):
         mean = g.groupby(["explainer", "other"])["value"].mean().reset_index()
         names = sorted(set(mean["explainer"]) | set(mean["other"]))

@@ -6,8 +6,9 @@ intersection between every pair of explainers on the same samples, per (model, c
         explainers: null      # default: every attribution explainer of the experiment (and random)
         k: 0.1
 
-Rows: `agreement_spearman` and `agreement_topk` with the first explainer in `explainer` and the
-second in metric_params `other`; report.agreement_matrices turns them into square matrices.
+Rows: `agreement_spearman` and `agreement_topk` with the first explainer in `explainer` (and its
+matrix label in metric_params `self`) and the second's label in metric_params `other`;
+report.agreement_matrices turns them into square matrices.
 Explanations come from the cache the scores cells filled (same model, parameters and seed).
 """
 
@@ -74,8 +75,11 @@ def execute(cell: Cell, suite, ctx) -> CellOutput:
         if unsupported_reason(cell.model, comp):
             continue  # e.g. attention on the LSTM: no map to compare
         attributions, explainer, cost = explain_chunk(ctx, cell.model, comp, cell.seed, chunk)
-        explained.append((comp.label, explainer, attributions))
+        explained.append((comp, explainer, attributions))
         costs.append(cost_record(cell, explainer, cost, cell.seed))
+    # matrix labels: the registry name, with the parameters only where a name appears twice
+    names = [c.name for c, _, _ in explained]
+    explained = [(c.name if names.count(c.name) == 1 else c.label, e, a) for c, e, a in explained]
     frames = []
     k = float(cell.option("k"))
     for (label_a, exp_a, a), (label_b, _, b) in itertools.combinations(explained, 2):
@@ -83,10 +87,11 @@ def execute(cell: Cell, suite, ctx) -> CellOutput:
                   "agreement_topk": similarity.top_k_intersection(a, b, valid, k_fraction=k)}
         for metric, v in values.items():
             frames.append(score_rows(suite, cell, chunk, model_sha256=model.card["checkpoint_sha256"],
-                                     explainer_name=label_a, params=exp_a.params,
+                                     explainer_name=exp_a.name, params=exp_a.params,
                                      params_hash=exp_a.params_hash, metric=metric,
-                                     metric_params={"other": label_b, "k": k}, category="agreement",
-                                     higher_is_better=METRICS[metric], values=v))
+                                     metric_params={"self": label_a, "other": label_b, "k": k},
+                                     category="agreement", higher_is_better=METRICS[metric],
+                                     values=v))
     if not frames:
         raise BenchError(f"agreement on {cell.model}: fewer than two explainers support this model")
     return CellOutput(pd.concat(frames, ignore_index=True), None, costs, time.perf_counter() - started)
