@@ -81,7 +81,8 @@ _register("complexity", "metrics.complexity:complexity", category="complexity",
 
 # ---- ground truth on the linear model (metrics/ground_truth.py)
 _register("linear_ground_truth", "metrics.ground_truth:linear_ground_truth",
-          category="ground_truth", higher_is_better=True, similarity_measure="spearman",
+          category="ground_truth", higher_is_better=True, modalities=IMAGE_ONLY,
+          similarity_measure="spearman",
           summary="similarity to the exact attributions W[c]*x of mnist_logreg")
 
 
