@@ -28,6 +28,10 @@ for _name, _target in {
     "occlusion": "explainers.perturbation:Occlusion",
     "feature_ablation": "explainers.perturbation:FeatureAblation",
     "kernel_shap": "explainers.perturbation:KernelShap",
+    # local surrogates batched across inputs (our own; the wrappers above and below are their
+    # references)
+    "lime_batched": "explainers.lime_batched:LimeBatched",
+    "kernel_shap_batched": "explainers.kernel_shap_batched:KernelShapBatched",
     # class activation maps
     "grad_cam": "explainers.cam:GradCam",
     "grad_cam_pp": "explainers.cam:GradCamPlusPlus",

@@ -16,6 +16,8 @@ FAST = {
     "kernel_shap": {"n_samples": 40},
     "rise": {"n_masks": 64},
     "lime": {"n_samples": 40},
+    "lime_batched": {"n_samples": 40},
+    "kernel_shap_batched": {"n_samples": 40},
     "shap_deep": {"background_size": 4},
     "shap_gradient": {"n_samples": 8, "background_size": 8},
     "shap_kernel": {"n_samples": 40, "background_size": 2},

@@ -1,0 +1,130 @@
+"""The batched machinery of local surrogate explainers (LIME, Kernel SHAP): interpretable features,
+coalition designs, one set of large forward passes, and one batched weighted least-squares solve.
+
+A surrogate explainer switches interpretable features (superpixels, words) on and off, evaluates
+the model on every pattern, and fits a weighted linear model of the output on the patterns. The
+reference packages do this one input at a time; here a whole batch is explained at once:
+
+- `feature_groups`: which interpretable feature every position belongs to, and how many each
+  input has (the same superpixels as the `lime`/`kernel_shap` wrappers; the same word positions).
+- `design_by_count`: the binary design (B, n, F). A design depends only on the seed and the input's
+  feature count (as in the wrappers, which draw every input's patterns from a fresh generator
+  seeded with `seed`), so it is built once per distinct count and shared.
+- `evaluate`: all inputs x all patterns through the model in forward batches of `batch_size` rows,
+  switched-off features removed by `task.remove` (the zero substrate for pixels, [MASK] for words).
+- `weighted_linear_fit`: sklearn's weighted least squares with an unpenalised intercept (weighted
+  centring, then ridge or minimum-norm least squares), batched over inputs in float64.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from explainers.superpixels import segment_batch
+
+# Elements of one float64 (inputs, patterns, features) block of the solve: bounds its memory
+# (64 MiB per temporary) whatever the batch, so a 1,000-input chunk of 255-word reviews fits.
+SOLVE_BLOCK = 2**23
+
+
+def feature_groups(task, inputs: Tensor, segmentation: str) -> tuple[Tensor, Tensor]:
+    """(groups (B, *feature_shape) long, counts (B,) long): the interpretable feature of every
+    position and the number of features of every input. Images: superpixels (`segment_batch`,
+    labels 0..S-1). Text: word k of a review is feature k; [CLS] and [PAD] positions get 0, which
+    is harmless because `task.remove` never touches them."""
+    if task.modality == "image":
+        groups = segment_batch(inputs, segmentation)
+        counts = groups.flatten(1).max(dim=1).values + 1
+        return groups, counts
+    words = task.feature_mask(inputs)
+    groups = ((torch.cumsum(words.long(), dim=1) - 1).clamp(min=0) * words).long()
+    return groups, words.sum(dim=1)
+
+
+def design_by_count(counts: Tensor, build: Callable[[int], Tensor]) -> Tensor:
+    """The (B, n, F) bool design, F = the largest count (at least 1): input b gets `build(M_b)`
+    ((n, M_b) bool) in its first M_b columns and False in the padding columns, which then get
+    exactly zero coefficients in the fit."""
+    counts_cpu = counts.cpu()
+    width = max(int(counts_cpu.max()), 1) if len(counts_cpu) else 1
+    design = None
+    for m in counts_cpu.unique().tolist():
+        rows = build(int(m))
+        if design is None:
+            design = torch.zeros(len(counts_cpu), rows.shape[0], width, dtype=torch.bool)
+        design[counts_cpu == m, :, : int(m)] = rows
+    return design.to(counts.device)
+
+
+def evaluate(model, task, inputs: Tensor, targets: Tensor, groups: Tensor, design: Tensor, *,
+             substrate: str, output: str, batch_size: int) -> Tensor:
+    """The target's `output` ("probability" or "logit") for every input under every pattern,
+    (B, n) float64. Rows are (input, pattern) pairs in input-major order, `batch_size` rows per
+    forward; the perturbed inputs of one forward are built just before it, never all at once."""
+    b_count, n, _ = design.shape
+    flat_groups = groups.reshape(b_count, -1)
+    total = b_count * n
+    values = torch.empty(total, dtype=torch.float64, device=inputs.device)
+    with torch.no_grad():
+        for start in range(0, total, batch_size):
+            rows = torch.arange(start, min(start + batch_size, total), device=inputs.device)
+            b, j = rows // n, rows % n
+            keep = design[b, j].gather(1, flat_groups[b]).view(len(rows), *task.feature_shape)
+            logits = task.forward(model, task.remove(inputs[b], keep, substrate))
+            if output == "probability":
+                logits = torch.softmax(logits, dim=-1)
+            values[start : start + len(rows)] = logits.gather(1, targets[b, None])[:, 0].double()
+    return values.view(b_count, n)
+
+
+def weighted_linear_fit(design: Tensor, y: Tensor, weights: Tensor, *, alpha: float,
+                        rcond: float = 1e-6) -> tuple[Tensor, Tensor]:
+    """(coef (B, F), intercept (B,)), float64: for every input b, the weighted least-squares fit
+    of y[b] on design[b] with weights[b] and an unpenalised intercept, as sklearn computes it:
+    centre X and y at their weighted means, then
+    - alpha > 0: Ridge, solve (Xc' W Xc + alpha I) coef = Xc' W yc (sklearn does not scale alpha
+      by the weights);
+    - alpha = 0: LinearRegression, the minimum-norm least-squares solution, singular values of
+      sqrt(W) Xc below `rcond` times the largest dropped (scipy lstsq's `cond`, sklearn's `tol`):
+      the pseudo-inverse of Xc' W Xc with eigenvalues below rcond^2 times the largest dropped.
+    intercept = weighted mean of y - weighted mean of X . coef."""
+    b_count, n, width = design.shape
+    step = max(1, SOLVE_BLOCK // max(1, n * width))
+    coefs, intercepts = [], []
+    for s in range(0, b_count, step):
+        x = design[s : s + step].double()
+        w = weights[s : s + step].double()
+        t = y[s : s + step].double()
+        total = w.sum(dim=1, keepdim=True)
+        x_mean = (w.unsqueeze(1) @ x)[:, 0] / total  # (b, F)
+        y_mean = (w * t).sum(dim=1) / total[:, 0]
+        xc = x - x_mean[:, None]
+        xw = (xc * w[..., None]).transpose(1, 2)  # (b, F, n)
+        gram = xw @ xc
+        rhs = xw @ (t - y_mean[:, None])[..., None]
+        if alpha > 0:
+            # Cholesky, not torch.linalg.solve: the system is symmetric positive definite, and
+            # batched LU (getrf) of torch 2.13's MKL fails or returns garbage with 2 threads on
+            # (4, 255, 255) float64 systems ("Parameter 6 was incorrect on entry to DLASWP").
+            eye = torch.eye(width, dtype=gram.dtype, device=gram.device)
+            coef = torch.cholesky_solve(rhs, torch.linalg.cholesky(gram + alpha * eye))[..., 0]
+        else:
+            coef = (torch.linalg.pinv(gram, rtol=rcond**2, hermitian=True) @ rhs)[..., 0]
+        coefs.append(coef)
+        intercepts.append(y_mean - (x_mean * coef).sum(dim=1))
+    return torch.cat(coefs), torch.cat(intercepts)
+
+
+def spread(coef: Tensor, groups: Tensor, feature_shape: tuple[int, ...]) -> Tensor:
+    """Every position gets its feature's coefficient: (B, F) -> (B, *feature_shape) float32."""
+    b_count = len(coef)
+    return coef.gather(1, groups.reshape(b_count, -1)).view(b_count, *feature_shape).float()
+
+
+def ranks(values: Tensor, descending: bool = False) -> Tensor:
+    """Rank (0 = first) of every entry along the last dimension."""
+    order = torch.argsort(values, dim=-1, descending=descending, stable=True)
+    return torch.argsort(order, dim=-1, stable=True)
