@@ -179,8 +179,9 @@ def budget(explainer_name: str, params: dict) -> float:
                           if k in params] or [1.0]))
 
 
-def project_full(quick_run: Path) -> tuple[float, int, int]:
-    """(projected seconds, cells, cells without a quick counterpart) of the full suite.
+def project_full(quick_run: Path) -> tuple[dict[str, float], int, int]:
+    """(projected seconds per cell kind, cells, cells without a quick counterpart) of the full
+    suite.
 
     Every full cell is priced from the quick run's cells of the same kind, model and explainer:
     its samples times the quick cells' seconds per sample, the explaining share (from costs.csv)
@@ -203,7 +204,8 @@ def project_full(quick_run: Path) -> tuple[float, int, int]:
                          for i in timings["cell_id"]]
     explain_share = costs.groupby(["model", "explainer"])["seconds_per_explanation"].mean()
 
-    total, unmatched = 0.0, 0
+    total: dict[str, float] = {}
+    unmatched = 0
     cells = runner.plan(suites.load("full"))
     for cell in cells:
         name = cell.explainer.name if cell.explainer else ""
@@ -222,7 +224,7 @@ def project_full(quick_run: Path) -> tuple[float, int, int]:
         explaining = float(explain_share.get((cell.model, name), 0.0)) if cell.kind == "scores" else 0.0
         explaining = min(explaining, per_sample)
         scoring = (per_sample - explaining) * (SCORING_SCALE if cell.kind == "scores" else ratio)
-        total += cell.n_samples * (explaining * ratio + scoring)
+        total[cell.kind] = total.get(cell.kind, 0.0) + cell.n_samples * (explaining * ratio + scoring)
     return total, len(cells), unmatched
 
 
@@ -242,6 +244,8 @@ def main(argv=None) -> None:
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-surrogates", action="store_true")
     parser.add_argument("--skip-suite", action="store_true", help="do not run the quick suite")
+    parser.add_argument("--project-only", type=Path, metavar="QUICK_RUN",
+                        help="only project full from an existing quick run folder")
     parser.add_argument("--json", type=Path, help="also write every measurement here")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
@@ -249,6 +253,11 @@ def main(argv=None) -> None:
 
     import explainers
 
+    if args.project_only:
+        by_kind, n_cells, unmatched = project_full(args.project_only)
+        print(f"full: {hms(sum(by_kind.values()))} for {n_cells} cells ({unmatched} priced from "
+              "their kind's mean); " + ", ".join(f"{k} {hms(v)}" for k, v in sorted(by_kind.items())))
+        return
     device = torch.device(args.device)
     n_images, n_reviews = (4, 2) if args.quick else (args.n_images, args.n_reviews)
     probe = 0.5 if args.quick else 2.0
@@ -286,13 +295,14 @@ def main(argv=None) -> None:
     if not args.skip_suite:
         print("\n3. the quick suite end to end (attribution cache off)", flush=True)
         wall, peak, out = run_quick(args.device)
-        projected, n_cells, unmatched = project_full(out)
+        by_kind, n_cells, unmatched = project_full(out)
         report["suite"] = {"quick_wall_s": wall, "quick_peak_rss_gib": peak, "quick_run": str(out),
-                           "full_projected_s": projected, "full_cells": n_cells,
+                           "full_projected_s": by_kind, "full_cells": n_cells,
                            "full_cells_unmatched": unmatched}
         print(f"quick: wall {hms(wall)}, peak RSS {peak:.2f} GiB ({out})")
-        print(f"full (projected from quick's timings): {hms(projected)} for {n_cells} cells "
-              f"({unmatched} priced from their kind's mean)")
+        print(f"full (projected from quick's timings): {hms(sum(by_kind.values()))} for {n_cells} "
+              f"cells ({unmatched} priced from their kind's mean); by kind: "
+              + ", ".join(f"{k} {hms(v)}" for k, v in sorted(by_kind.items())))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, default=str))
 
