@@ -32,9 +32,8 @@ import math
 import torch
 from torch import Tensor
 
-from explainers.base import Explainer, seeded_generator
-from explainers.surrogate import (design_by_count, evaluate, feature_groups, ranks, spread,
-                                  weighted_linear_fit)
+from explainers.base import seeded_generator
+from explainers.surrogate import BatchedSurrogate, design_by_count, ranks, weighted_linear_fit
 
 INF_WEIGHT = 1e6  # captum.attr.KernelShap.inf_weight
 LSTSQ_RCOND = 1e-6  # sklearn LinearRegression(tol=1e-6) -> scipy.linalg.lstsq(cond=tol)
@@ -56,12 +55,13 @@ def shapley_weights(design: Tensor, counts: Tensor) -> Tensor:
     return torch.where(full, INF_WEIGHT, 1.0).double()
 
 
-class KernelShapBatched(Explainer):
+class KernelShapBatched(BatchedSurrogate):
     """Kernel SHAP for a whole batch: one set of forward passes, one batched least-squares solve.
     See the module docstring for how each step matches Captum's KernelShap."""
 
     name = "kernel_shap_batched"
     stochastic = True
+    output_kind = "logit"
     defaults = {"n_samples": 500, "segmentation": "slic"}
     reference = "Lundberg & Lee 2017; captum.attr.KernelShap, batched"
 
@@ -85,12 +85,6 @@ class KernelShapBatched(Explainer):
 
         return design_by_count(counts, build)
 
-    def attribute(self, model, task, inputs, targets, *, seed):
-        groups, counts = feature_groups(task, inputs, self.params["segmentation"])
-        design = self.design(task, counts, seed).to(inputs.device)
-        substrate = "zero" if task.modality == "image" else "mask"
-        y = evaluate(model, task, inputs, targets, groups, design, substrate=substrate,
-                     output="logit", batch_size=self.batch_size)
-        coef, _ = weighted_linear_fit(design, y, shapley_weights(design, counts), alpha=0.0,
-                                      rcond=LSTSQ_RCOND)
-        return spread(coef, groups, task.feature_shape)
+    def fit(self, design, y, counts):
+        return weighted_linear_fit(design, y, shapley_weights(design, counts), alpha=0.0,
+                                   rcond=LSTSQ_RCOND)[0]

@@ -31,9 +31,8 @@ import math
 import torch
 from torch import Tensor
 
-from explainers.base import Explainer, seeded_generator
-from explainers.surrogate import (design_by_count, evaluate, feature_groups, ranks, spread,
-                                  weighted_linear_fit)
+from explainers.base import seeded_generator
+from explainers.surrogate import BatchedSurrogate, design_by_count, ranks, weighted_linear_fit
 
 KERNEL_WIDTH = 0.25  # LimeImageExplainer's default; LimeTextExplainer's 25 on distances x 100
 RIDGE_ALPHA = 1.0  # lime_base: Ridge(alpha=1, fit_intercept=True)
@@ -49,7 +48,7 @@ def lime_kernel(design: Tensor, counts: Tensor) -> Tensor:
     return torch.sqrt(torch.exp(-(distance**2) / KERNEL_WIDTH**2))
 
 
-class LimeBatched(Explainer):
+class LimeBatched(BatchedSurrogate):
     """LIME for a whole batch: one set of forward passes, one batched ridge solve. See the module
     docstring for how each step matches the `lime` package."""
 
@@ -83,11 +82,5 @@ class LimeBatched(Explainer):
 
         return design_by_count(counts, build)
 
-    def attribute(self, model, task, inputs, targets, *, seed):
-        groups, counts = feature_groups(task, inputs, self.params["segmentation"])
-        design = self.design(task, counts, seed).to(inputs.device)
-        substrate = "zero" if task.modality == "image" else "mask"
-        y = evaluate(model, task, inputs, targets, groups, design, substrate=substrate,
-                     output="probability", batch_size=self.batch_size)
-        coef, _ = weighted_linear_fit(design, y, lime_kernel(design, counts), alpha=RIDGE_ALPHA)
-        return spread(coef, groups, task.feature_shape)
+    def fit(self, design, y, counts):
+        return weighted_linear_fit(design, y, lime_kernel(design, counts), alpha=RIDGE_ALPHA)[0]

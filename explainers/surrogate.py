@@ -23,6 +23,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from explainers.base import Explainer
 from explainers.superpixels import segment_batch
 
 # Elements of one float64 (inputs, patterns, features) block of the solve: bounds its memory
@@ -128,3 +129,26 @@ def ranks(values: Tensor, descending: bool = False) -> Tensor:
     """Rank (0 = first) of every entry along the last dimension."""
     order = torch.argsort(values, dim=-1, descending=descending, stable=True)
     return torch.argsort(order, dim=-1, stable=True)
+
+
+class BatchedSurrogate(Explainer):
+    """The shared flow of the batched surrogates: features, design, one set of forward passes,
+    one batched weighted fit, every position given its feature's coefficient. A subclass says
+    which quantity it explains (`output`), how it draws the patterns (`design`) and how it
+    weights and regularises the fit (`fit`)."""
+
+    output_kind: str = "probability"  # "probability" (LIME) or "logit" (Captum's Kernel SHAP)
+
+    def design(self, task, counts: Tensor, seed: int) -> Tensor:
+        raise NotImplementedError
+
+    def fit(self, design: Tensor, y: Tensor, counts: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def attribute(self, model, task, inputs, targets, *, seed):
+        groups, counts = feature_groups(task, inputs, self.params["segmentation"])
+        design = self.design(task, counts, seed).to(inputs.device)
+        substrate = "zero" if task.modality == "image" else "mask"
+        y = evaluate(model, task, inputs, targets, groups, design, substrate=substrate,
+                     output=self.output_kind, batch_size=self.batch_size)
+        return spread(self.fit(design, y, counts), groups, task.feature_shape)
