@@ -55,12 +55,12 @@ def wilcoxon_p(a: np.ndarray, b: np.ndarray) -> float:
     return float(wilcoxon(a, b, zero_method="zsplit").pvalue)
 
 
-def metric_labels(scores: pd.DataFrame) -> pd.Series:
-    """`deletion` when a metric runs with one setting on a task, else `deletion[substrate=blur]`
-    naming the parameters that differ between its settings."""
-    labels = pd.Series(scores["metric"], index=scores.index, dtype=object)
-    for (_, metric), group in scores.groupby(["task", "metric"]):
-        settings = group["metric_params"].unique()
+def _setting_labels(scores: pd.DataFrame, name_col: str, params_col: str) -> pd.Series:
+    """`name` where a name runs with one setting on a task, else `name[k=v,...]` naming the
+    parameters that differ between its settings."""
+    labels = pd.Series(scores[name_col], index=scores.index, dtype=object)
+    for (_, name), group in scores.groupby(["task", name_col]):
+        settings = group[params_col].unique()
         if len(settings) < 2:
             continue
         parsed = {s: json.loads(s) for s in settings}
@@ -68,24 +68,18 @@ def metric_labels(scores: pd.DataFrame) -> pd.Series:
         varying = [k for k in keys if len({json.dumps(p.get(k)) for p in parsed.values()}) > 1]
         for setting, params in parsed.items():
             tag = ",".join(f"{k}={params.get(k)}" for k in varying)
-            labels[group.index[group["metric_params"] == setting]] = f"{metric}[{tag}]"
+            labels[group.index[group[params_col] == setting]] = f"{name}[{tag}]"
     return labels
+
+
+def metric_labels(scores: pd.DataFrame) -> pd.Series:
+    """`deletion` when a metric runs with one setting on a task, else `deletion[substrate=blur]`."""
+    return _setting_labels(scores, "metric", "metric_params")
 
 
 def explainer_labels(scores: pd.DataFrame) -> pd.Series:
     """The explainer's name, with its differing parameters when it appears with several."""
-    labels = pd.Series(scores["explainer"], index=scores.index, dtype=object)
-    for (_, name), group in scores.groupby(["task", "explainer"]):
-        settings = group["params"].unique()
-        if len(settings) < 2:
-            continue
-        parsed = {s: json.loads(s) for s in settings}
-        keys = sorted({k for p in parsed.values() for k in p})
-        varying = [k for k in keys if len({json.dumps(p.get(k)) for p in parsed.values()}) > 1]
-        for setting, params in parsed.items():
-            tag = ",".join(f"{k}={params.get(k)}" for k in varying)
-            labels[group.index[group["params"] == setting]] = f"{name}[{tag}]"
-    return labels
+    return _setting_labels(scores, "explainer", "params")
 
 
 def per_sample(scores: pd.DataFrame) -> pd.DataFrame:
