@@ -141,18 +141,49 @@ def test_bad_parameters_and_modalities_are_clear_errors(tiny_cnn, image_task, im
 
 
 def test_imputation_solvers_on_both_sides_of_the_split_match_scipy():
-    """The direct (<= half removed) and capacitance (> half) branches against Quantus's scipy
-    sparse solve, in float64."""
+    """The direct (up to DIRECT_UP_TO removed) and capacitance (more) branches against Quantus's
+    scipy sparse solve, in float64."""
     from quantus.functions.perturb_func import noisy_linear_imputation as quantus_imputation
 
-    from metrics.road import noisy_linear_imputation
+    from metrics.road import DIRECT_UP_TO, noisy_linear_imputation
 
     g = torch.Generator().manual_seed(0)
     x = torch.rand(2, 1, 28, 28, generator=g, dtype=torch.float64)
     order = torch.argsort(torch.rand(2, 784, generator=g), dim=1)
-    counts = [0, 1, 392, 393, 783]  # nothing, one pixel, either side of half, all but one
+    split = int(DIRECT_UP_TO * 784)
+    counts = [0, 1, split, split + 1, 783]  # nothing, one pixel, either side of the split, all but one
     ours = noisy_linear_imputation(x, order, counts, dtype=torch.float64)
     for b in range(2):
         for p, k in enumerate(counts):
             ref = x[b].numpy() if k == 0 else quantus_imputation(x[b].numpy(), order[b, :k].numpy(), noise=0.0)
             np.testing.assert_allclose(ours[b, p].numpy(), ref, rtol=0, atol=1e-10)
+
+
+def test_imputation_levels_in_any_order_give_the_same_images():
+    """Levels are binned by count inside the solver: a shuffled list of counts gives the same
+    images, shuffled the same way."""
+    from metrics.road import noisy_linear_imputation
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(3, 1, 12, 12, generator=g)
+    order = torch.argsort(torch.rand(3, 144, generator=g), dim=1)
+    counts = torch.tensor([3, 40, 90, 120, 143, 10])
+    perm = torch.tensor([4, 0, 5, 2, 1, 3])
+    noise = torch.randn((3, 6, 143), generator=g) * 0.01
+    ours = noisy_linear_imputation(x, order, counts, noise)
+    shuffled = noisy_linear_imputation(x, order, counts[perm], noise[:, perm])
+    torch.testing.assert_close(shuffled, ours[:, perm], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_in_place_cholesky_matches_torch_in_the_lower_triangle(dtype):
+    from metrics.road import _cholesky_in_place
+
+    g = torch.Generator().manual_seed(2)
+    m = torch.randn((4, 50, 50), generator=g, dtype=dtype)
+    spd = m @ m.mT + 50 * torch.eye(50, dtype=dtype)
+    expected = torch.linalg.cholesky(spd)
+    factor = _cholesky_in_place(spd.clone())
+    torch.testing.assert_close(factor.tril(), expected)
+    with pytest.raises(torch.linalg.LinAlgError):
+        _cholesky_in_place(-spd.clone())
