@@ -186,8 +186,11 @@ def project_full(quick_run: Path) -> tuple[dict[str, float], int, int]:
     Every full cell is priced from the quick run's cells of the same kind, model and explainer:
     its samples times the quick cells' seconds per sample, the explaining share (from costs.csv)
     scaled by the ratio of the sampling budgets (BUDGET_KEYS) and the scoring share by
-    SCORING_SCALE. A cell without such a counterpart (a study quick does not run on that model)
-    takes the mean seconds per sample of quick's cells of its kind and model, budget-scaled."""
+    SCORING_SCALE. A cell whose explainer quick never ran in that kind (e.g. full's shap_kernel
+    background sweep) is priced in two parts: explaining from the explainer's own seconds per
+    explanation in quick's scores cell of that model, budget-scaled; the rest from the mean
+    non-explaining seconds per sample of quick's cells of that kind and model. Only a cell with
+    neither takes the mean seconds per sample of its kind and model, budget-scaled."""
     import pandas as pd
 
     import explainers
@@ -203,6 +206,16 @@ def project_full(quick_run: Path) -> tuple[dict[str, float], int, int]:
                          if quick_cells.get(i) and quick_cells[i].explainer else 1.0
                          for i in timings["cell_id"]]
     explain_share = costs.groupby(["model", "explainer"])["seconds_per_explanation"].mean()
+    # per (model, explainer): quick's explaining cost and budget in its scores cells
+    scores = timings[timings["kind"] == "scores"].assign(
+        name=lambda t: t["explainer"].str.split("(").str[0])
+    own_budget = scores.groupby(["model", "name"])["budget"].mean()
+    own_cost = costs[costs["cell_id"].isin(scores["cell_id"])].groupby(
+        ["model", "explainer"])["seconds_per_explanation"].mean()
+    # per (kind, model): quick's seconds per sample that are not explaining
+    explained = costs.groupby("cell_id")["seconds_per_explanation"].sum()
+    rest = timings.assign(rest=timings["per_sample"] - timings["cell_id"].map(explained).fillna(0.0))
+    rest_by_kind = rest.groupby(["kind", "model"])["rest"].mean().clip(lower=0.0)
 
     total: dict[str, float] = {}
     unmatched = 0
@@ -213,6 +226,12 @@ def project_full(quick_run: Path) -> tuple[dict[str, float], int, int]:
         exact = same[same["explainer"].str.split("(").str[0] == name] if name else same
         if len(exact) == 0:
             unmatched += 1
+            if name and (cell.model, name) in own_cost.index and (cell.kind, cell.model) in rest_by_kind.index:
+                full_params = {**explainers.REGISTRY.load(name).defaults, **dict(cell.explainer.params)}
+                scale = budget(name, full_params) / float(own_budget[(cell.model, name)])
+                total[cell.kind] = total.get(cell.kind, 0.0) + cell.n_samples * (
+                    float(own_cost[(cell.model, name)]) * scale + float(rest_by_kind[(cell.kind, cell.model)]))
+                continue
             exact = same if len(same) else timings[timings["kind"] == cell.kind]
         if len(exact) == 0:
             continue
