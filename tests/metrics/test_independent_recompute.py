@@ -15,7 +15,7 @@ import metrics
 from bench.tasks import ImageTask
 from tests.metrics.conftest import predicted, tie_free
 from tests.metrics.test_quantus_agreement import (COMMON, RTOL, numpy_trapz, put_back,  # noqa: F401
-                                                  quantus_choice_from, run_quantus)
+                                                  quantus_faithfulness_correlation, run_quantus)
 
 
 @pytest.mark.filterwarnings("ignore:The settings for perturbing input")  # Quantus: a step that
@@ -23,7 +23,6 @@ from tests.metrics.test_quantus_agreement import (COMMON, RTOL, numpy_trapz, put
 def test_recomputed_with_quantus(ci_model, mnist_test_images, monkeypatch):
     import quantus
 
-    from metrics.faithfulness import random_subsets
 
     model = ci_model("mnist_logreg")
     x, _ = mnist_test_images(200, 12)
@@ -53,9 +52,6 @@ def test_recomputed_with_quantus(ci_model, mnist_test_images, monkeypatch):
     runs, seed = 60, 2024
     corr = metrics.get("faithfulness_correlation", nr_runs=runs, subset_fraction=0.1,
                        substrate="zero")(model, task, x, a, y, seed=seed)
-    subsets = random_subsets(task.feature_mask(x).flatten(1), torch.full((12,), 78), runs,
-                             torch.Generator().manual_seed(seed))
-    monkeypatch.setattr(np.random, "choice", quantus_choice_from(subsets))
-    ref = run_quantus(quantus.FaithfulnessCorrelation(nr_runs=runs, subset_size=78, perturb_baseline=0.0,
-                                                      return_aggregate=False, **COMMON), model, x, y, a)
-    np.testing.assert_allclose(corr.scores.numpy(), np.array(ref), rtol=RTOL, atol=1e-7)
+    ref = quantus_faithfulness_correlation(monkeypatch, model, task, x, y, a, runs=runs, seed=seed,
+                                           subset_size=78)
+    np.testing.assert_allclose(corr.scores.numpy(), ref, rtol=RTOL, atol=1e-7)

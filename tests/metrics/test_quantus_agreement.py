@@ -168,24 +168,32 @@ def quantus_choice_from(subsets: torch.Tensor):
     return choice
 
 
-def test_faithfulness_correlation_matches_quantus_with_the_same_subsets(model, image_task, images,
-                                                                        monkeypatch):
+def quantus_faithfulness_correlation(monkeypatch, model, task, x, y, a, *, runs: int, seed: int,
+                                     subset_size: int) -> np.ndarray:
+    """Quantus's FaithfulnessCorrelation (baseline 0) per sample, on the subsets our metric draws
+    with `seed`: handed to Quantus through np.random.choice, in its call order."""
     import quantus
 
     from metrics.faithfulness import random_subsets
 
+    subsets = random_subsets(task.feature_mask(x).flatten(1), torch.full((len(x),), subset_size),
+                             runs, torch.Generator().manual_seed(seed))
+    monkeypatch.setattr(np.random, "choice", quantus_choice_from(subsets))
+    metric = quantus.FaithfulnessCorrelation(nr_runs=runs, subset_size=subset_size,
+                                             perturb_baseline=0.0, return_aggregate=False, **COMMON)
+    return np.array(run_quantus(metric, model, x, y, a))
+
+
+def test_faithfulness_correlation_matches_quantus_with_the_same_subsets(model, image_task, images,
+                                                                        monkeypatch):
     runs, seed = 30, 2
     a, y = tie_free((8, 28, 28), seed=13) - 0.5, predicted(model, images)
     ours = metrics.get("faithfulness_correlation", nr_runs=runs, subset_fraction=0.25,
                        substrate="zero")(model, image_task, images, a, y, seed=seed)
-    valid = image_task.feature_mask(images).flatten(1)
-    subsets = random_subsets(valid, torch.full((8,), 196), runs, torch.Generator().manual_seed(seed))
-    monkeypatch.setattr(np.random, "choice", quantus_choice_from(subsets))
-    ref = run_quantus(quantus.FaithfulnessCorrelation(nr_runs=runs, subset_size=196,
-                                                      perturb_baseline=0.0, return_aggregate=False,
-                                                      **COMMON), model, images, y, a)
+    ref = quantus_faithfulness_correlation(monkeypatch, model, image_task, images, y, a, runs=runs,
+                                           seed=seed, subset_size=196)
     # correlations near 0 make a pure relative tolerance meaningless: 1e-5 relative or 1e-7
-    np.testing.assert_allclose(ours.scores.numpy(), np.array(ref), rtol=RTOL, atol=1e-7)
+    np.testing.assert_allclose(ours.scores.numpy(), ref, rtol=RTOL, atol=1e-7)
 
 
 # ----------------------------------------------------------------------------- ROAD

@@ -12,7 +12,7 @@ import torch
 import explainers
 import metrics
 from tests.metrics.conftest import predicted, tie_free
-from tests.metrics.test_quantus_agreement import (COMMON, RTOL, quantus_choice_from, run_quantus,
+from tests.metrics.test_quantus_agreement import (COMMON, RTOL, quantus_faithfulness_correlation, run_quantus,
                                                   numpy_trapz)  # noqa: F401  (autouse fixture)
 
 
@@ -32,7 +32,6 @@ def test_mnist_cnn_deletion_correlation_and_infidelity_agree(cnn_saliency, monke
     import quantus
     from captum.metrics import infidelity
 
-    from metrics.faithfulness import random_subsets
 
     model, task, x, y, a = cnn_saliency
     steps = 28
@@ -44,12 +43,9 @@ def test_mnist_cnn_deletion_correlation_and_infidelity_agree(cnn_saliency, monke
     runs, seed = 40, 21
     corr = metrics.get("faithfulness_correlation", nr_runs=runs, substrate="zero")(
         model, task, x, a, y, seed=seed)
-    subsets = random_subsets(task.feature_mask(x).flatten(1), torch.full((6,), 196), runs,
-                             torch.Generator().manual_seed(seed))
-    monkeypatch.setattr(np.random, "choice", quantus_choice_from(subsets))
-    ref = run_quantus(quantus.FaithfulnessCorrelation(nr_runs=runs, subset_size=196, perturb_baseline=0.0,
-                                                      return_aggregate=False, **COMMON), model, x, y, a)
-    np.testing.assert_allclose(corr.scores.numpy(), np.array(ref), rtol=RTOL, atol=1e-7)
+    ref = quantus_faithfulness_correlation(monkeypatch, model, task, x, y, a, runs=runs, seed=seed,
+                                           subset_size=196)
+    np.testing.assert_allclose(corr.scores.numpy(), ref, rtol=RTOL, atol=1e-7)
 
     n = 10
     infid = metrics.get("infidelity", n_perturb_samples=n)(model, task, x, a, y, seed=seed)
