@@ -93,7 +93,12 @@ def _prefix_solve(factor: Tensor, rhs: Tensor, sizes: Tensor) -> Tensor:
     return torch.linalg.solve_triangular(factor.transpose(1, 2), y, upper=True)
 
 
-_BLAS = None  # threadpoolctl's controller of the BLAS libraries scipy loaded, found once
+@lru_cache(maxsize=1)
+def _blas_controller():
+    """threadpoolctl's controller of the loaded BLAS libraries (scanning for them costs ~1 ms)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def _cholesky_in_place(a: Tensor) -> Tensor:
@@ -105,15 +110,10 @@ def _cholesky_in_place(a: Tensor) -> Tensor:
     row_major = a.stride(-1) == 1 and a.stride(-2) == a.shape[-1]
     if a.device.type != "cpu" or a.dtype not in (torch.float32, torch.float64) or not row_major:
         return torch.linalg.cholesky(a)
-    global _BLAS
     from scipy.linalg import lapack
 
-    if _BLAS is None:
-        from threadpoolctl import ThreadpoolController
-
-        _BLAS = ThreadpoolController()
     potrf = lapack.spotrf if a.dtype == torch.float32 else lapack.dpotrf
-    with _BLAS.limit(limits=torch.get_num_threads(), user_api="blas"):
+    with _blas_controller().limit(limits=torch.get_num_threads(), user_api="blas"):
         for matrix in a.numpy():  # C order: its transpose is the column-major matrix LAPACK takes
             _, info = potrf(matrix.T, lower=0, overwrite_a=1, clean=0)  # U of A = A^T: L in place
             if info != 0:
