@@ -104,16 +104,20 @@ def _blas_controller():
 def _cholesky_in_place(a: Tensor) -> Tensor:
     """The lower Cholesky factor of every matrix of the SPD batch `a` (B, n, n), in its lower
     triangle; the upper triangle is left as it was. On the CPU it is LAPACK's potrf on each matrix
-    in place, in as many BLAS threads as torch uses: torch.linalg.cholesky copies the batch into a
-    column-major buffer and zeroes the upper triangle afterwards, which at these sizes costs as much
-    as the factorisation (measured on one core: 1.28 against 0.71 ms for 470 x 470 in float32)."""
+    in place: torch.linalg.cholesky copies the batch into a column-major buffer and zeroes the
+    upper triangle afterwards, which at these sizes costs as much as the factorisation (measured on
+    one core: 1.28 against 0.71 ms for 470 x 470 in float32). BLAS runs one thread whatever torch
+    uses: with 2 torch threads, 2 BLAS threads made the whole imputation 1.8x slower (7.6 against
+    4.1 ms per sample and order on 2 cores), as torch's OpenMP workers, spinning after each
+    parallel region, take the cores from BLAS's own threads; one 588 x 588 matrix gains little
+    from a second thread anyway."""
     row_major = a.stride(-1) == 1 and a.stride(-2) == a.shape[-1]
     if a.device.type != "cpu" or a.dtype not in (torch.float32, torch.float64) or not row_major:
         return torch.linalg.cholesky(a)
     from scipy.linalg import lapack
 
     potrf = lapack.spotrf if a.dtype == torch.float32 else lapack.dpotrf
-    with _blas_controller().limit(limits=torch.get_num_threads(), user_api="blas"):
+    with _blas_controller().limit(limits=1, user_api="blas"):
         for matrix in a.numpy():  # C order: its transpose is the column-major matrix LAPACK takes
             _, info = potrf(matrix.T, lower=0, overwrite_a=1, clean=0)  # U of A = A^T: L in place
             if info != 0:
@@ -178,12 +182,18 @@ def noisy_linear_imputation(images: Tensor, order: Tensor, counts, noise: Tensor
         # with the levels sorted by count those are the first `kept` ones, so bin each neighbour's
         # w * x at `kept` and sum the bins above each level (no (B, k, 8, levels) tensor)
         sorted_c, by_count = torch.sort(c)
-        kept = torch.searchsorted(sorted_c, nb_rank, right=True)  # (B, k, 8)
+        # kept[r] = how many levels keep the pixel of rank r, from a table over the F ranks (a
+        # gather, where a searchsorted per neighbour cost 5x more)
+        kept_at_rank = torch.searchsorted(sorted_c, torch.arange(F, device=device), right=True)
+        kept = kept_at_rank[nb_rank]  # (B, k, 8)
         bins = torch.zeros((B, k, len(c) + 1), dtype=dtype, device=device)
         bins.scatter_add_(2, kept, w * nb_x)
         above = bins.flip(2).cumsum(2).flip(2)[:, :, 1:]  # above[p] = sum of bins p+1, p+2, ...
-        rhs = torch.empty_like(above)
-        rhs[:, :, by_count] = above
+        if bool((by_count == torch.arange(len(c), device=device)).all()):
+            rhs = above  # levels given in increasing count, as road() gives them
+        else:
+            rhs = torch.empty_like(above)
+            rhs[:, :, by_count] = above
         fill_levels(levels, c, _prefix_solve(_cholesky_in_place(a), rhs, c))
 
     if not direct.all():  # few known pixels: solve for the sources on them
@@ -233,19 +243,32 @@ def _classify(model, task, images: Tensor, targets: Tensor, batch_size: int):
     return torch.cat(probs), torch.cat(correct)
 
 
-def road_noise(counts: Tensor, batch: int, orders: int, generator, std: float) -> Tensor:
-    """(B, orders, P, max count) Gaussian noise in removal order: level p of sample b draws
-    counts[p] numbers, as Quantus does per (level, sample). Drawn on the CPU in one go, so the
-    same seed gives the same noise on every device and for every batch size."""
-    counts = counts.cpu()
+def road_draws(counts: Tensor, batch: int, orders: int, generator) -> Tensor:
+    """(B, orders, sum of counts) standard normal draws: level p of sample b draws counts[p]
+    numbers, as Quantus does per (level, sample). Drawn on the CPU in one go, so the same seed
+    gives the same noise on every device and for every batch size."""
+    return torch.randn((batch, orders, int(counts.sum())), generator=generator)
+
+
+def pad_noise(draws: Tensor, counts: Tensor, std: float) -> Tensor:
+    """The draws (..., sum of counts) of road_draws as noise (..., P, max count) of standard
+    deviation `std` in removal order (zero past each level's count), the layout
+    noisy_linear_imputation takes."""
+    counts = counts.to(draws.device)
     kmax = max(int(counts.max()), 1)
     offsets = torch.cumsum(counts, 0) - counts
-    draws = torch.randn((batch, orders, int(counts.sum())), generator=generator)
-    position = offsets.view(-1, 1) + torch.arange(kmax).view(1, -1)  # (P, kmax)
-    used = torch.arange(kmax).view(1, -1) < counts.view(-1, 1)
-    index = torch.where(used, position, torch.zeros_like(position)).view(1, 1, -1)
-    noise = draws.gather(2, index.expand(batch, orders, -1)).view(batch, orders, len(counts), kmax)
-    return noise * used * float(std)
+    position = offsets.view(-1, 1) + torch.arange(kmax, device=draws.device).view(1, -1)
+    used = torch.arange(kmax, device=draws.device).view(1, -1) < counts.view(-1, 1)  # (P, kmax)
+    index = torch.where(used, position, torch.zeros_like(position)).view(-1)
+    noise = draws.index_select(-1, index).view(*draws.shape[:-1], len(counts), kmax)
+    return noise.mul_(torch.where(used, float(std), 0.0).to(noise.dtype))
+
+
+def road_noise(counts: Tensor, batch: int, orders: int, generator, std: float) -> Tensor:
+    """(B, orders, P, max count) Gaussian noise in removal order, all at once. road() draws the
+    same numbers but pads them a group of samples at a time, which keeps the padded copy (twice
+    the draws) small enough to stay in cache."""
+    return pad_noise(road_draws(counts.cpu(), batch, orders, generator), counts.cpu(), std)
 
 
 def road(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
@@ -271,7 +294,7 @@ def road(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
     B, F = len(inputs), attributions[0].numel()
     counts = counts_for_fractions(torch.tensor([F]), pct / 100.0)[0].clamp(max=F - 1)
     P = len(counts)
-    draws = road_noise(counts, B, 2, generator, noise)
+    draws = road_draws(counts, B, 2, generator)
     # Impute a group of samples at a time (small systems and allocations), all of one order,
     # then classify them: measured faster than classifying each group's images as they come,
     # which makes the model and the solves evict each other's working sets.
@@ -281,7 +304,7 @@ def road(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
         order = _removal_order(attributions, descending)
         images = torch.cat([
             noisy_linear_imputation(inputs[i:i + group], order[i:i + group], counts,
-                                    draws[i:i + group, o].to(inputs.device))
+                                    pad_noise(draws[i:i + group, o], counts, noise).to(inputs.device))
             for i in range(0, B, group)])
         probs, correct = _classify(model, task, images.flatten(0, 1),
                                    targets.repeat_interleave(P), batch_size)
