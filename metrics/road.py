@@ -27,12 +27,21 @@ So each (sample, order) costs two Cholesky factorisations (of 75% and 25% of the
 the number of levels. The imputed pixels agree with Quantus's float64 scipy solve to 6e-7
 (dtype=float64 for the direct side too: 1e-10).
 
-What it costs (one core, MNIST, 50 levels, per sample and order): about 4 ms, against about 11
-ms for the 50 forward passes of mnist_cnn; the float32 factorisation of the 588 x 588 block (1.5
-ms, at the core's peak rate) and its triangular solves (0.9 ms) are most of it. Measured and
-not kept: solving groups of small levels with smaller leading blocks (fewer flops, but torch
-copies the block views, which costs more), a float32 capacitance side (inaccurate, above), and
-interleaving imputation with classification (the model and the solves evict each other's data).
+What it costs (one core, MNIST, 50 levels, per sample and order): about 4-5 ms, against about 11
+ms for the 50 forward passes of mnist_cnn; the float32 factorisation of the 588 x 588 block (1.5-2
+ms, at the core's peak rate) and its triangular solves (0.9-1.1 ms) are most of it. Measured and
+not kept:
+ - solving groups of small levels with smaller leading blocks (fewer flops, no faster);
+ - a float32 capacitance side (inaccurate, above). Grounding through the mean instead of one
+   pixel (G = pinv(A) + 11^T/n, one bordered row for the total source) cuts the capacitance
+   matrix's condition number from 760-2250 to 120-300, but float32 is still 1-2e-6 off;
+ - one forward solve for all levels (x_R = x_R - A_RR^-1 (A x)_R: the right-hand side is then the
+   same vector for every level): 2-3x less accurate on MoRF orders (1.2e-6 at 75%), whose removed
+   pixels are the bright ones, so the difference cancels;
+ - a sparse factorisation: in removal order the factor of the 588-pixel A[R, R] needs 1-7 Mflop
+   against the dense 68 (most columns stay short until late), but done in torch as 32- or 64-wide
+   panels that touch only their nonzero rows it ran 2-3x slower than one dense potrf;
+ - interleaving imputation with classification (the model and the solves evict each other's data).
 
 Text: ROAD interpolates a removed value from its neighbours, which token ids do not allow (the mean
 of two word ids is no word); the metric is defined for images only and says so for text.
