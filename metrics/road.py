@@ -51,6 +51,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -136,11 +137,15 @@ def _cholesky_in_place(a: Tensor) -> Tensor:
 
 
 def noisy_linear_imputation(images: Tensor, order: Tensor, counts, noise: Tensor | None = None,
-                            dtype: torch.dtype = torch.float32) -> Tensor:
+                            dtype: torch.dtype = torch.float32, backend: str = "auto") -> Tensor:
     """Images (B, P, 1, H, W): for sample b and level p the pixels order[b, :counts[p]] are removed
     and imputed, plus noise[b, p, j] on the pixel order[b, j] where `noise` (B, P, >= max count)
     is given. images (B, 1, H, W); order (B, H*W) every pixel in removal order; counts (P,) ints
-    in [0, H*W - 1] (at least one pixel must stay to interpolate from)."""
+    in [0, H*W - 1] (at least one pixel must stay to interpolate from). backend: how the direct
+    side is solved, "torch" (batched tensor operations, any device), "kernel" (the compiled CPU
+    loop of road_cpu.py, the same arithmetic) or "auto" (the kernel on the CPU)."""
+    if backend not in ("auto", "torch", "kernel"):
+        raise ValueError(f"unknown ROAD backend {backend!r}; choose auto, torch or kernel")
     B, C, H, W = images.shape
     if C != 1:
         raise ValueError(f"noisy linear imputation takes single-channel images, got {C} channels")
@@ -170,7 +175,13 @@ def noisy_linear_imputation(images: Tensor, order: Tensor, counts, noise: Tensor
         out.index_copy_(1, levels, images_)
 
     direct = counts <= int(DIRECT_UP_TO * F)
-    if direct.any():  # unknowns: the first k pixels of the order, factor A[R, R] itself
+    use_kernel = backend == "kernel" or (backend == "auto" and device.type == "cpu")
+    if use_kernel and device.type != "cpu":
+        raise ValueError(f"the ROAD kernel backend runs on the CPU, not on {device}")
+    if direct.any() and use_kernel:
+        _solve_direct_on_cpu(x, order, ranks, neighbours, weights, degree, counts,
+                             direct.nonzero().flatten(), noise, out)
+    elif direct.any():  # unknowns: the first k pixels of the order, factor A[R, R] itself
         levels = direct.nonzero().flatten()
         c = counts[levels]
         k = max(int(c.max()), 1)
@@ -233,6 +244,24 @@ def noisy_linear_imputation(images: Tensor, order: Tensor, counts, noise: Tensor
         at_ranks = grounded.gather(1, order[:, :kmax].unsqueeze(2).expand(-1, -1, len(c)))
         fill_levels(levels, c, at_ranks.to(dtype))
     return out.view(B, len(counts), 1, H, W).to(images.dtype)
+
+
+def _solve_direct_on_cpu(x, order, ranks, neighbours, weights, degree, counts, levels, noise,
+                         out) -> None:
+    """The direct side through road_cpu's compiled loop, writing out[:, levels] in place."""
+    from metrics.road_cpu import solve_direct
+
+    def array(t: Tensor) -> np.ndarray:
+        return np.ascontiguousarray(t.numpy())
+
+    noise_ = None if noise is None else array(noise.to(x.dtype))
+    with _blas_controller().limit(limits=1, user_api="blas"):  # one BLAS thread: see above
+        info = solve_direct(array(x), array(order), array(ranks), array(neighbours),
+                            array(weights), array(degree), array(counts[levels]),
+                            array(levels), noise_, out.numpy())
+    if info != 0:
+        raise torch.linalg.LinAlgError(f"ROAD imputation: the system is not positive definite "
+                                       f"(potrf info {info})")
 
 
 def _removal_order(attributions: Tensor, descending: bool) -> Tensor:

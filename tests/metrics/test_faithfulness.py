@@ -140,9 +140,10 @@ def test_bad_parameters_and_modalities_are_clear_errors(tiny_cnn, image_task, im
     assert metrics.get("road").supports(text_task) is not None
 
 
-def test_imputation_solvers_on_both_sides_of_the_split_match_scipy():
+@pytest.mark.parametrize("backend", ["torch", "kernel"])
+def test_imputation_solvers_on_both_sides_of_the_split_match_scipy(backend):
     """The direct (up to DIRECT_UP_TO removed) and capacitance (more) branches against Quantus's
-    scipy sparse solve, in float64."""
+    scipy sparse solve, in float64, with the direct side in torch and in road_cpu's kernel."""
     from quantus.functions.perturb_func import noisy_linear_imputation as quantus_imputation
 
     from metrics.road import DIRECT_UP_TO, noisy_linear_imputation
@@ -152,14 +153,15 @@ def test_imputation_solvers_on_both_sides_of_the_split_match_scipy():
     order = torch.argsort(torch.rand(2, 784, generator=g), dim=1)
     split = int(DIRECT_UP_TO * 784)
     counts = [0, 1, split, split + 1, 783]  # nothing, one pixel, either side of the split, all but one
-    ours = noisy_linear_imputation(x, order, counts, dtype=torch.float64)
+    ours = noisy_linear_imputation(x, order, counts, dtype=torch.float64, backend=backend)
     for b in range(2):
         for p, k in enumerate(counts):
             ref = x[b].numpy() if k == 0 else quantus_imputation(x[b].numpy(), order[b, :k].numpy(), noise=0.0)
             np.testing.assert_allclose(ours[b, p].numpy(), ref, rtol=0, atol=1e-10)
 
 
-def test_imputation_levels_in_any_order_give_the_same_images():
+@pytest.mark.parametrize("backend", ["torch", "kernel"])
+def test_imputation_levels_in_any_order_give_the_same_images(backend):
     """Levels are binned by count inside the solver: a shuffled list of counts gives the same
     images, shuffled the same way."""
     from metrics.road import noisy_linear_imputation
@@ -170,9 +172,45 @@ def test_imputation_levels_in_any_order_give_the_same_images():
     counts = torch.tensor([3, 40, 90, 120, 143, 10])
     perm = torch.tensor([4, 0, 5, 2, 1, 3])
     noise = torch.randn((3, 6, 143), generator=g) * 0.01
-    ours = noisy_linear_imputation(x, order, counts, noise)
-    shuffled = noisy_linear_imputation(x, order, counts[perm], noise[:, perm])
+    ours = noisy_linear_imputation(x, order, counts, noise, backend=backend)
+    shuffled = noisy_linear_imputation(x, order, counts[perm], noise[:, perm], backend=backend)
     torch.testing.assert_close(shuffled, ours[:, perm], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_imputation_kernel_matches_the_torch_solves(dtype):
+    """road_cpu's compiled direct side against the batched torch one on a non-square image, with
+    noise, repeated and unsorted counts and more levels than solve groups: the same LAPACK
+    factorisation, so the images agree to the last bits of the triangular solves."""
+    from metrics.road import noisy_linear_imputation
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(5, 1, 9, 14, generator=g, dtype=dtype)
+    order = torch.argsort(torch.rand(5, 126, generator=g), dim=1)
+    counts = torch.tensor([40, 0, 7, 94, 40, 1, 63, 20, 125, 88])
+    noise = torch.randn((5, 10, 125), generator=g, dtype=dtype) * 0.01
+    torch_images = noisy_linear_imputation(x, order, counts, noise, dtype=dtype, backend="torch")
+    kernel_images = noisy_linear_imputation(x, order, counts, noise, dtype=dtype, backend="kernel")
+    tolerance = 1e-6 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(kernel_images, torch_images, rtol=0, atol=tolerance)
+    with pytest.raises(ValueError, match="unknown ROAD backend 'numba'; choose auto, torch or kernel"):
+        noisy_linear_imputation(x, order, counts, backend="numba")
+
+
+def test_imputation_kernel_reports_a_matrix_that_is_not_positive_definite():
+    """With every degree zeroed the system is not positive definite: potrf's info comes back
+    (the first failing pixel, 1-based), and nothing is written for that sample."""
+    from metrics.road import _grid
+    from metrics.road_cpu import solve_direct
+
+    neighbours, weights, degree, _ = _grid(4, 4)
+    x = np.random.default_rng(0).random((1, 16))
+    order = np.arange(16)[None]
+    out = np.full((1, 1, 16), -1.0)
+    info = solve_direct(x, order, order.copy(), neighbours.numpy(), weights.numpy(),
+                        np.zeros(16), [5], [0], None, out)
+    assert info == 1
+    assert (out == -1.0).all()
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
