@@ -179,8 +179,8 @@ def noisy_linear_imputation(images: Tensor, order: Tensor, counts, noise: Tensor
     if use_kernel and device.type != "cpu":
         raise ValueError(f"the ROAD kernel backend runs on the CPU, not on {device}")
     if direct.any() and use_kernel:
-        _solve_direct_on_cpu(x, order, ranks, neighbours, weights, degree, counts,
-                             direct.nonzero().flatten(), noise, out)
+        _solve_on_cpu("direct", x, order, ranks, neighbours, weights, degree, counts,
+                      direct.nonzero().flatten(), noise, out)
     elif direct.any():  # unknowns: the first k pixels of the order, factor A[R, R] itself
         levels = direct.nonzero().flatten()
         c = counts[levels]
@@ -216,7 +216,9 @@ def noisy_linear_imputation(images: Tensor, order: Tensor, counts, noise: Tensor
             rhs[:, :, by_count] = above
         fill_levels(levels, c, _prefix_solve(_cholesky_in_place(a), rhs, c))
 
-    if not direct.all():  # few known pixels: solve for the sources on them
+    if not direct.all() and use_kernel:
+        _solve_on_cpu("capacitance", x, order, green, counts, (~direct).nonzero().flatten(), noise, out)
+    elif not direct.all():  # few known pixels: solve for the sources on them
         levels = (~direct).nonzero().flatten()
         c = counts[levels]
         n_known = F - c - 1  # known pixels besides the ground g
@@ -246,19 +248,22 @@ def noisy_linear_imputation(images: Tensor, order: Tensor, counts, noise: Tensor
     return out.view(B, len(counts), 1, H, W).to(images.dtype)
 
 
-def _solve_direct_on_cpu(x, order, ranks, neighbours, weights, degree, counts, levels, noise,
-                         out) -> None:
-    """The direct side through road_cpu's compiled loop, writing out[:, levels] in place."""
-    from metrics.road_cpu import solve_direct
+def _solve_on_cpu(side: str, x: Tensor, order: Tensor, *arrays_and_counts) -> None:
+    """One side ("direct" or "capacitance") through road_cpu's compiled loop: the arguments
+    after `order` are those of road_cpu.solve_<side> (tensors), ending with counts, the levels
+    to solve, noise and out; writes out[:, levels] in place."""
+    from metrics import road_cpu
+
+    *arrays, counts, levels, noise, out = arrays_and_counts
 
     def array(t: Tensor) -> np.ndarray:
         return np.ascontiguousarray(t.numpy())
 
     noise_ = None if noise is None else array(noise.to(x.dtype))
+    solve = getattr(road_cpu, f"solve_{side}")
     with _blas_controller().limit(limits=1, user_api="blas"):  # one BLAS thread: see above
-        info = solve_direct(array(x), array(order), array(ranks), array(neighbours),
-                            array(weights), array(degree), array(counts[levels]),
-                            array(levels), noise_, out.numpy())
+        info = solve(array(x), array(order), *map(array, arrays), array(counts[levels]),
+                     array(levels), noise_, out.numpy())
     if info != 0:
         raise torch.linalg.LinAlgError(f"ROAD imputation: the system is not positive definite "
                                        f"(potrf info {info})")
