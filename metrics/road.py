@@ -49,6 +49,7 @@ of two word ids is no word); the metric is defined for images only and says so f
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -105,7 +106,12 @@ def _prefix_solve(factor: Tensor, rhs: Tensor, sizes: Tensor) -> Tensor:
 
 @lru_cache(maxsize=1)
 def _blas_controller():
-    """threadpoolctl's controller of the loaded BLAS libraries (scanning for them costs ~1 ms)."""
+    """threadpoolctl's controller of the loaded BLAS libraries (scanning for them costs ~1 ms).
+    scipy.linalg is loaded first: the controller sees only the libraries loaded when it is made,
+    and the solves run in scipy's OpenBLAS (numpy's is another copy). Measured: made before it,
+    the limit missed scipy's OpenBLAS, and two kernel threads each calling a two-thread BLAS ran
+    2x slower than one kernel thread."""
+    import scipy.linalg  # noqa: F401  (loads the BLAS the solves call)
     from threadpoolctl import ThreadpoolController
 
     return ThreadpoolController()
@@ -136,11 +142,21 @@ def _cholesky_in_place(a: Tensor) -> Tensor:
     return a
 
 
-def noisy_linear_imputation(images: Tensor, order: Tensor, counts, noise: Tensor | None = None,
+@dataclass(frozen=True)
+class Draws:
+    """Noise as road_draws gives it: standard normal draws (B, sum of counts), level p's
+    counts[p] numbers one after the other, to be scaled by `std`. The kernels read them where
+    they are; the torch path pads them (pad_noise)."""
+    values: Tensor
+    std: float
+
+
+def noisy_linear_imputation(images: Tensor, order: Tensor, counts,
+                            noise: Tensor | Draws | None = None,
                             dtype: torch.dtype = torch.float32, backend: str = "auto") -> Tensor:
     """Images (B, P, 1, H, W): for sample b and level p the pixels order[b, :counts[p]] are removed
     and imputed, plus noise[b, p, j] on the pixel order[b, j] where `noise` (B, P, >= max count)
-    is given. images (B, 1, H, W); order (B, H*W) every pixel in removal order; counts (P,) ints
+    is given (or the same from Draws). images (B, 1, H, W); order (B, H*W) every pixel in removal order; counts (P,) ints
     in [0, H*W - 1] (at least one pixel must stay to interpolate from). backend: how the direct
     side is solved, "torch" (batched tensor operations, any device), "kernel" (the compiled CPU
     loop of road_cpu.py, the same arithmetic) or "auto" (the kernel on the CPU)."""
@@ -168,7 +184,7 @@ def noisy_linear_imputation(images: Tensor, order: Tensor, counts, noise: Tensor
         original = x.gather(1, head).unsqueeze(1)
         values = imputed.transpose(1, 2)
         if noise is not None:
-            values = values + noise.to(device, dtype)[:, levels, :k]
+            values = values + padded_noise[:, levels, :k]
         removed = torch.arange(k, device=device).view(1, 1, k) < c.view(1, -1, 1)
         images_ = x.unsqueeze(1).repeat(1, len(c), 1)
         images_.scatter_(2, head.unsqueeze(1).expand(-1, len(c), -1), torch.where(removed, values, original))
@@ -178,6 +194,12 @@ def noisy_linear_imputation(images: Tensor, order: Tensor, counts, noise: Tensor
     use_kernel = backend == "kernel" or (backend == "auto" and device.type == "cpu")
     if use_kernel and device.type != "cpu":
         raise ValueError(f"the ROAD kernel backend runs on the CPU, not on {device}")
+    if use_kernel:
+        noise = _kernel_noise(noise, counts)
+    elif isinstance(noise, Draws):
+        padded_noise = pad_noise(noise.values.to(device), counts, noise.std).to(dtype)
+    elif noise is not None:
+        padded_noise = noise.to(device, dtype)
     if direct.any() and use_kernel:
         _solve_on_cpu("direct", x, order, ranks, neighbours, weights, degree, counts,
                       direct.nonzero().flatten(), noise, out)
@@ -259,14 +281,24 @@ def _solve_on_cpu(side: str, x: Tensor, order: Tensor, *arrays_and_counts) -> No
     def array(t: Tensor) -> np.ndarray:
         return np.ascontiguousarray(t.numpy())
 
-    noise_ = None if noise is None else array(noise.to(x.dtype))
     solve = getattr(road_cpu, f"solve_{side}")
     with _blas_controller().limit(limits=1, user_api="blas"):  # one BLAS thread: see above
         info = solve(array(x), array(order), *map(array, arrays), array(counts[levels]),
-                     array(levels), noise_, out.numpy())
+                     array(levels), noise, out.numpy(), threads=torch.get_num_threads())
     if info != 0:
         raise torch.linalg.LinAlgError(f"ROAD imputation: the system is not positive definite "
                                        f"(potrf info {info})")
+
+
+def _kernel_noise(noise: Tensor | Draws | None, counts: Tensor):
+    """The kernels' noise: (draws (B, N), where each level's start (P,), std), or None."""
+    if noise is None:
+        return None
+    if isinstance(noise, Draws):
+        starts = torch.cumsum(counts, 0) - counts
+        return noise.values.contiguous().numpy(), starts.numpy(), noise.std
+    B, P, width = noise.shape
+    return noise.reshape(B, P * width).contiguous().numpy(), (torch.arange(P) * width).numpy(), 1.0
 
 
 def _removal_order(attributions: Tensor, descending: bool) -> Tensor:
@@ -338,16 +370,19 @@ def road(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
     counts = counts_for_fractions(torch.tensor([F]), pct / 100.0)[0].clamp(max=F - 1)
     P = len(counts)
     draws = road_draws(counts, B, 2, generator)
-    # Impute a group of samples at a time (small systems and allocations), all of one order,
-    # then classify them: measured faster than classifying each group's images as they come,
-    # which makes the model and the solves evict each other's working sets.
-    group = 16
+    # Impute all images of one order, then classify them: measured faster than classifying
+    # each group's images as they come, which makes the model and the solves evict each other's
+    # working sets. The torch path imputes 16 samples at a time (small systems and
+    # allocations); the CPU kernels take the whole batch in one call, which keeps torch's
+    # OpenMP workers idle while the kernels' threads run (they spin for a while after each
+    # parallel torch operation and take the cores from the kernels).
+    group = B if inputs.device.type == "cpu" else 16
     curves = []
     for o, descending in enumerate((True, False)):
         order = _removal_order(attributions, descending)
         images = torch.cat([
             noisy_linear_imputation(inputs[i:i + group], order[i:i + group], counts,
-                                    pad_noise(draws[i:i + group, o], counts, noise).to(inputs.device))
+                                    Draws(draws[i:i + group, o], noise))
             for i in range(0, B, group)])
         probs, correct = _classify(model, task, images.flatten(0, 1),
                                    targets.repeat_interleave(P), batch_size)

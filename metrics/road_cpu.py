@@ -98,11 +98,11 @@ def direct_kernel(dtype_name: str):
 
     @numba.njit(nogil=True, cache=False)
     def kernel(x, order, ranks, neighbours, weights, degree, counts, slots, group_ends,
-               noise, out, work, sol):
+               noise, noise_at, std, out, work, sol):
         """For each sample b and each level p (counts sorted ascending): solve the removed
         pixels order[b, :counts[p]] from their neighbours and write image b with them (plus
-        noise[b, slots[p], j] on the j-th removed pixel when noise has columns) to
-        out[b, slots[p]]. work (k, k) and sol (P, k) are scratch; returns 0 or, if a matrix is
+        std * noise[b, noise_at[slots[p]] + j] on the j-th removed pixel when noise has
+        columns) to out[b, slots[p]]. work (k, k) and sol (P, k) are scratch; returns 0 or, if a matrix is
         not positive definite, potrf's info."""
         B, F = x.shape
         P = counts.shape[0]
@@ -142,10 +142,10 @@ def direct_kernel(dtype_name: str):
             for q in range(P):
                 image = out[b, slots[q]]
                 image[:] = xb
-                if noise.shape[2] > 0:
-                    shift = noise[b, slots[q]]
+                if noise.shape[1] > 0:
+                    shift = noise[b, noise_at[slots[q]]:]
                     for j in range(counts[q]):
-                        image[ob[j]] = sol[q, j] + shift[j]
+                        image[ob[j]] = sol[q, j] + std * shift[j]
                 else:
                     for j in range(counts[q]):
                         image[ob[j]] = sol[q, j]
@@ -163,7 +163,8 @@ def capacitance_kernel(dtype_name: str):
     gemm = _lapack("dgemm", 13)
 
     @numba.njit(nogil=True, cache=False)
-    def kernel(x, order, green, counts, slots, group_ends, noise, out, cap, sol, rows, values):
+    def kernel(x, order, green, counts, slots, group_ends, noise, noise_at, std, out, cap, sol,
+               rows, values):
         """For each sample b and each level p (counts sorted descending, so that the known
         pixels besides the ground, n = F - 1 - counts[p], ascend): the images with the pixels
         order[b, :counts[p]] imputed through the capacitance matrix of the known pixels, as
@@ -215,10 +216,9 @@ def capacitance_kernel(dtype_name: str):
                 values_q = values[q]
                 for j in range(counts[q]):
                     v = ob[j]
-                    value = x_g + values_q[v] + (g_gg - g_row[v]) * total - through_g
-                    if noise.shape[2] > 0:
-                        value += noise[b, slots[q], j]
-                    image[v] = value
+                    image[v] = x_g + values_q[v] + (g_gg - g_row[v]) * total - through_g
+                    if noise.shape[1] > 0:  # added in the images' dtype, as the torch path does
+                        image[v] += std * noise[b, noise_at[slots[q]] + j]
         return 0
 
     return kernel
@@ -229,28 +229,55 @@ def _groups(levels: int) -> np.ndarray:
     return np.array([round(levels * (g + 1) / groups) for g in range(groups)], np.int64)
 
 
-def _no_noise(noise, x, out):
-    return np.zeros((x.shape[0], out.shape[1], 0), dtype=x.dtype) if noise is None else noise
+def _noise(noise, x, out):
+    """(draws (B, N) in x's dtype, where level slot s starts (P_all,), std) for the kernels,
+    from the `noise` argument of solve_direct (None: no noise)."""
+    if noise is None:
+        return np.zeros((x.shape[0], 0), x.dtype), np.zeros(out.shape[1], np.int64), x.dtype.type(0)
+    draws, starts, std = noise
+    return draws.astype(x.dtype, copy=False), np.asarray(starts, np.int64), x.dtype.type(std)
 
 
-def solve_direct(x, order, ranks, neighbours, weights, degree, counts, slots, noise, out) -> int:
+def _in_threads(solve_samples, batch: int, threads: int) -> int:
+    """solve_samples(start, stop) on `threads` contiguous slices of the batch at once (the
+    kernels release the GIL; each call allocates its own scratch); the first nonzero info."""
+    threads = max(1, min(threads, batch))
+    bounds = [round(batch * t / threads) for t in range(threads + 1)]
+    if threads == 1:
+        return solve_samples(0, batch)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(threads) as pool:
+        infos = list(pool.map(solve_samples, bounds[:-1], bounds[1:]))
+    return next((info for info in infos if info != 0), 0)
+
+
+def solve_direct(x, order, ranks, neighbours, weights, degree, counts, slots, noise, out,
+                 threads: int = 1) -> int:
     """Run the direct kernel for the levels `counts` (any order; slots[p]: level p's index in
     out) on numpy arrays: x (B, F), order and ranks (B, F) int64, the grid's neighbours (F, 8)
-    int64, weights (F, 8) and degree (F,) in x's dtype, noise (B, P_all, >= max count) in x's
-    dtype or None, out (B, P_all, F). Returns 0, or potrf's info if a system is not positive
-    definite."""
+    int64, weights (F, 8) and degree (F,) in x's dtype, noise None or (draws (B, N), starts
+    (P_all,), std): the j-th removed pixel of level slot s gets std * draws[b, starts[s] + j];
+    out (B, P_all, F); split over `threads` threads. Returns 0, or potrf's info
+    if a system is not positive definite."""
     counts = np.asarray(counts, dtype=np.int64)
     by_count = np.argsort(counts, kind="stable")
     counts, slots = counts[by_count], np.asarray(slots, dtype=np.int64)[by_count]
     k = max(int(counts[-1]), 1)
-    work = np.empty((k, k), dtype=x.dtype)
-    sol = np.empty((len(counts), k), dtype=x.dtype)
-    return int(direct_kernel(x.dtype.name)(x, order, ranks, neighbours, weights, degree, counts,
-                                           slots, _groups(len(counts)), _no_noise(noise, x, out),
-                                           out, work, sol))
+    kernel, groups = direct_kernel(x.dtype.name), _groups(len(counts))
+    draws, starts, std = _noise(noise, x, out)
+
+    def solve_samples(start: int, stop: int) -> int:
+        work = np.empty((k, k), dtype=x.dtype)
+        sol = np.empty((len(counts), k), dtype=x.dtype)
+        return int(kernel(x[start:stop], order[start:stop], ranks[start:stop], neighbours, weights,
+                          degree, counts, slots, groups, draws[start:stop], starts, std,
+                          out[start:stop], work, sol))
+
+    return _in_threads(solve_samples, len(x), threads)
 
 
-def solve_capacitance(x, order, green, counts, slots, noise, out) -> int:
+def solve_capacitance(x, order, green, counts, slots, noise, out, threads: int = 1) -> int:
     """Run the capacitance kernel for the levels `counts` (any order, each below F): as
     solve_direct, with green (F, F) float64 the pseudo-inverse of the grid Laplacian."""
     counts = np.asarray(counts, dtype=np.int64)
@@ -258,9 +285,14 @@ def solve_capacitance(x, order, green, counts, slots, noise, out) -> int:
     counts, slots = counts[by_count], np.asarray(slots, dtype=np.int64)[by_count]
     F = x.shape[1]
     m = max(F - 1 - int(counts[-1]), 1)
-    cap = np.empty((m, m))
-    sol = np.empty((len(counts), m))
-    rows, values = np.empty((m, F)), np.empty((len(counts), F))
-    return int(capacitance_kernel(x.dtype.name)(x, order, green, counts, slots,
-                                                _groups(len(counts)), _no_noise(noise, x, out),
-                                                out, cap, sol, rows, values))
+    kernel, groups = capacitance_kernel(x.dtype.name), _groups(len(counts))
+    draws, starts, std = _noise(noise, x, out)
+
+    def solve_samples(start: int, stop: int) -> int:
+        cap, sol = np.empty((m, m)), np.empty((len(counts), m))
+        rows, values = np.empty((m, F)), np.empty((len(counts), F))
+        return int(kernel(x[start:stop], order[start:stop], green, counts, slots, groups,
+                          draws[start:stop], starts, std, out[start:stop], cap, sol, rows,
+                          values))
+
+    return _in_threads(solve_samples, len(x), threads)
