@@ -27,11 +27,25 @@ So each (sample, order) costs two Cholesky factorisations (of 75% and 25% of the
 the number of levels. The imputed pixels agree with Quantus's float64 scipy solve to 6e-7
 (dtype=float64 for the direct side too: 1e-10).
 
-What it costs (one core, MNIST, 50 levels, per sample and order): about 4-5 ms, against about 11
-ms for the 50 forward passes of mnist_cnn; the float32 factorisation of the 588 x 588 block (1.5-2
-ms, at the core's peak rate) and its triangular solves (0.9-1.1 ms) are most of it. Measured and
-not kept:
- - solving groups of small levels with smaller leading blocks (fewer flops, no faster);
+On the CPU both sides run as compiled loops over the samples (road_cpu.py: numba calling
+LAPACK and BLAS with no per-sample Python, no copies of leading blocks, the levels solved in
+groups against the leading block each group needs, the noise read where road_draws put it), split
+over torch's thread count; on other devices as the batched torch operations below, which are
+also the reference the kernels are tested against (backend="torch").
+
+What it costs (one core, MNIST, 50 levels, per sample and order): about 2.5-3 ms (the torch path
+on the CPU: 4-5 ms), against 11-13 ms for the 50 forward passes of mnist_cnn; the float32
+factorisation of the 588 x 588 block (1.3-1.5 ms, the core's LAPACK rate for that size) and its
+triangular solves (0.6 ms) are most of it, the capacitance side 0.4-0.5 ms. Measured and not
+kept:
+ - a sparse left-looking factorisation compiled with numba (float64, exact to 3e-15): 1.8 ms on
+   LeRF orders and 4.1 on MoRF ones against 1.3-1.5 for the dense one: 2-3 ns per
+   multiply-add of scattered updates, where the dense factorisation runs 20x more flops at
+   ~45 GFLOP/s; sparse triangular solves of all levels were no faster than the dense ones;
+ - eliminating the first third of the pixels first and updating only the later rows coupled to
+   them (a third to a half of them are not): 10% faster on MoRF orders, none on LeRF ones;
+ - in torch, solving groups of small levels with smaller leading blocks (fewer flops, no faster:
+   torch copies a block view before solving with it; the kernels pass it to BLAS in place);
  - a float32 capacitance side (inaccurate, above). Grounding through the mean instead of one
    pixel (G = pinv(A) + 11^T/n, one bordered row for the total source) cuts the capacitance
    matrix's condition number from 760-2250 to 120-300, but float32 is still 1-2e-6 off;
