@@ -170,10 +170,11 @@ def noisy_linear_imputation(images: Tensor, order: Tensor, counts,
                             dtype: torch.dtype = torch.float32, backend: str = "auto") -> Tensor:
     """Images (B, P, 1, H, W): for sample b and level p the pixels order[b, :counts[p]] are removed
     and imputed, plus noise[b, p, j] on the pixel order[b, j] where `noise` (B, P, >= max count)
-    is given (or the same from Draws). images (B, 1, H, W); order (B, H*W) every pixel in removal order; counts (P,) ints
-    in [0, H*W - 1] (at least one pixel must stay to interpolate from). backend: how the direct
-    side is solved, "torch" (batched tensor operations, any device), "kernel" (the compiled CPU
-    loop of road_cpu.py, the same arithmetic) or "auto" (the kernel on the CPU)."""
+    is given (or the same from Draws). images (B, 1, H, W); order (B, H*W) every pixel in removal
+    order; counts (P,) ints in [0, H*W - 1] (at least one pixel must stay to interpolate from).
+    backend: how both sides are solved, "torch" (batched tensor operations, any device), "kernel"
+    (the compiled CPU loops of road_cpu.py, the same arithmetic) or "auto" (the kernels on the
+    CPU)."""
     if backend not in ("auto", "torch", "kernel"):
         raise ValueError(f"unknown ROAD backend {backend!r}; choose auto, torch or kernel")
     B, C, H, W = images.shape
@@ -215,8 +216,8 @@ def noisy_linear_imputation(images: Tensor, order: Tensor, counts,
     elif noise is not None:
         padded_noise = noise.to(device, dtype)
     if direct.any() and use_kernel:
-        _solve_on_cpu("direct", x, order, ranks, neighbours, weights, degree, counts,
-                      direct.nonzero().flatten(), noise, out)
+        _solve_on_cpu("direct", (x, order, ranks, neighbours, weights, degree),
+                      counts, direct.nonzero().flatten(), noise, out)
     elif direct.any():  # unknowns: the first k pixels of the order, factor A[R, R] itself
         levels = direct.nonzero().flatten()
         c = counts[levels]
@@ -253,7 +254,8 @@ def noisy_linear_imputation(images: Tensor, order: Tensor, counts,
         fill_levels(levels, c, _prefix_solve(_cholesky_in_place(a), rhs, c))
 
     if not direct.all() and use_kernel:
-        _solve_on_cpu("capacitance", x, order, green, counts, (~direct).nonzero().flatten(), noise, out)
+        _solve_on_cpu("capacitance", (x, order, green), counts, (~direct).nonzero().flatten(),
+                      noise, out)
     elif not direct.all():  # few known pixels: solve for the sources on them
         levels = (~direct).nonzero().flatten()
         c = counts[levels]
@@ -284,21 +286,19 @@ def noisy_linear_imputation(images: Tensor, order: Tensor, counts,
     return out.view(B, len(counts), 1, H, W).to(images.dtype)
 
 
-def _solve_on_cpu(side: str, x: Tensor, order: Tensor, *arrays_and_counts) -> None:
-    """One side ("direct" or "capacitance") through road_cpu's compiled loop: the arguments
-    after `order` are those of road_cpu.solve_<side> (tensors), ending with counts, the levels
-    to solve, noise and out; writes out[:, levels] in place."""
+def _solve_on_cpu(side: str, inputs: tuple, counts: Tensor, levels: Tensor, noise,
+                  out: Tensor) -> None:
+    """One side ("direct" or "capacitance") through road_cpu's compiled loop: `inputs` are the
+    leading tensor arguments of road_cpu.solve_<side>; writes out[:, levels] in place."""
     from metrics import road_cpu
-
-    *arrays, counts, levels, noise, out = arrays_and_counts
 
     def array(t: Tensor) -> np.ndarray:
         return np.ascontiguousarray(t.numpy())
 
     solve = getattr(road_cpu, f"solve_{side}")
     with _blas_controller().limit(limits=1, user_api="blas"):  # one BLAS thread: see above
-        info = solve(array(x), array(order), *map(array, arrays), array(counts[levels]),
-                     array(levels), noise, out.numpy(), threads=torch.get_num_threads())
+        info = solve(*map(array, inputs), array(counts[levels]), array(levels), noise, out.numpy(),
+                     threads=torch.get_num_threads())
     if info != 0:
         raise torch.linalg.LinAlgError(f"ROAD imputation: the system is not positive definite "
                                        f"(potrf info {info})")
@@ -354,9 +354,8 @@ def pad_noise(draws: Tensor, counts: Tensor, std: float) -> Tensor:
 
 
 def road_noise(counts: Tensor, batch: int, orders: int, generator, std: float) -> Tensor:
-    """(B, orders, P, max count) Gaussian noise in removal order, all at once. road() draws the
-    same numbers but pads them a group of samples at a time, which keeps the padded copy (twice
-    the draws) small enough to stay in cache."""
+    """(B, orders, P, max count) Gaussian noise in removal order, all at once: the numbers road()
+    draws, in the padded layout (road() hands them over unpadded, as Draws)."""
     return pad_noise(road_draws(counts.cpu(), batch, orders, generator), counts.cpu(), std)
 
 
@@ -394,10 +393,10 @@ def road(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
     curves = []
     for o, descending in enumerate((True, False)):
         order = _removal_order(attributions, descending)
-        images = torch.cat([
-            noisy_linear_imputation(inputs[i:i + group], order[i:i + group], counts,
-                                    Draws(draws[i:i + group, o], noise))
-            for i in range(0, B, group)])
+        chunks = [noisy_linear_imputation(inputs[i:i + group], order[i:i + group], counts,
+                                          Draws(draws[i:i + group, o], noise))
+                  for i in range(0, B, group)]
+        images = chunks[0] if len(chunks) == 1 else torch.cat(chunks)  # no copy of one chunk
         probs, correct = _classify(model, task, images.flatten(0, 1),
                                    targets.repeat_interleave(P), batch_size)
         curves.append((probs.view(B, P), correct.view(B, P)))

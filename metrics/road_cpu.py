@@ -1,19 +1,21 @@
-"""ROAD's direct solves on the CPU as one compiled loop over samples (numba, calling LAPACK's potrf
-and BLAS's trsm through scipy's Cython BLAS): the torch path of road.py with no per-sample Python,
-no copies of the leading blocks, and each level's triangular solves cut to its own group's block.
+"""ROAD's two solves on the CPU as compiled loops over the samples (numba, calling LAPACK's potrf
+and BLAS's trsm and gemm through scipy's Cython BLAS without the GIL): the torch path of road.py
+with no per-sample Python, no copies of the leading blocks, and each level's triangular solves cut
+to its own group's block.
 
 Why not the torch path on the CPU: per sample and order it builds the 588 x 588 matrix by a
 scatter into a zeroed (B, k, k) tensor, solves all 38 levels against the whole factor (torch's
 solve_triangular cannot take a leading block without copying it), and fills the images in five
 passes over (B, levels, pixels). Here the matrix is written row by row into one reused buffer, the
 levels are solved in groups against the leading block their largest count needs (a view, through
-BLAS's leading dimension), and each image is written once. Measured on one core, MNIST saliency
-orders, the direct side of 16-sample groups: 2.7-2.8 against 4.1 ms per sample and order. The
-arithmetic is the same LAPACK factorisation; only the triangular solves' BLAS differs (OpenBLAS
-here, MKL under torch), at the last float32 bit.
+BLAS's leading dimension), the capacitance side's Green's-function product is one gemm, and each
+image is written once, its noise read where road_draws put it. Measured on one core, MNIST
+saliency orders, per sample and order: direct side 2.1 against 4.1 ms, capacitance side 0.4-0.5
+against 0.9-1.2 ms. The arithmetic is the same LAPACK factorisation; only the triangular solves'
+BLAS differs (OpenBLAS here, MKL under torch), at the last float32 bit.
 
-numba is shap's dependency (and the project's); the kernels compile on first use, about 2 s per
-dtype, and are not cached on disk (numba's cache is pickled).
+numba is shap's dependency (and the project's). The kernels compile on first use in a process
+(about 7 s for the float32 pair) and are not cached on disk: numba's cache is pickled.
 """
 
 from __future__ import annotations
@@ -102,8 +104,8 @@ def direct_kernel(dtype_name: str):
         """For each sample b and each level p (counts sorted ascending): solve the removed
         pixels order[b, :counts[p]] from their neighbours and write image b with them (plus
         std * noise[b, noise_at[slots[p]] + j] on the j-th removed pixel when noise has
-        columns) to out[b, slots[p]]. work (k, k) and sol (P, k) are scratch; returns 0 or, if a matrix is
-        not positive definite, potrf's info."""
+        columns) to out[b, slots[p]]. work (k, k) and sol (P, k) are scratch; returns 0 or, if
+        a matrix is not positive definite, potrf's info."""
         B, F = x.shape
         P = counts.shape[0]
         k = work.shape[0]
@@ -188,9 +190,11 @@ def capacitance_kernel(dtype_name: str):
             x_g = np.float64(xb[ground])
             for i in range(m):
                 support[i] = ob[F - 2 - i]  # the known pixels, last removed first
-            # G_g[K', K'] with G_g[i, j] = G[i, j] - G[i, g] - G[g, j] + G[g, g], lower triangle
+            # G_g[K', K'] with G_g[i, j] = G[i, j] - G[i, g] - G[g, j] + G[g, g], lower triangle;
+            # the rows G[K', :] are kept for the product below
             for i in range(m):
-                row_i = green[support[i]]
+                rows[i] = green[support[i]]
+                row_i = rows[i]
                 shift = g_gg - g_row[support[i]]
                 for j in range(i + 1):
                     cap[i, j] = row_i[support[j]] - g_row[support[j]] + shift
@@ -201,8 +205,6 @@ def capacitance_kernel(dtype_name: str):
             # x = x_g + G_g[:, K'] f = x_g + G[:, K'] f + (G[g, g] - G[:, g]) sum(f) - G[g, K'] f,
             # G[:, K'] f for every level as one product: values^T (F x P) = rows^T (F x m) sol^T
             # (m x P), the column-major views of the C-order rows (m, F), sol and values
-            for i in range(m):
-                rows[i] = green[support[i]]
             gemm(chars[0:].ctypes, chars[0:].ctypes, dims[0:].ctypes, dims[1:].ctypes,
                  dims[2:].ctypes, one.ctypes, rows.ctypes, dims[0:].ctypes, sol.ctypes,
                  dims[2:].ctypes, zero.ctypes, values.ctypes, dims[0:].ctypes)
