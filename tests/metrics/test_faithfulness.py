@@ -179,20 +179,29 @@ def test_imputation_levels_in_any_order_give_the_same_images(backend):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_imputation_kernel_matches_the_torch_solves(dtype):
-    """road_cpu's compiled direct side against the batched torch one on a non-square image, with
-    noise, repeated and unsorted counts and more levels than solve groups: the same LAPACK
-    factorisation, so the images agree to the last bits of the triangular solves."""
+    """road_cpu's compiled loops against the batched torch solves on a non-square image, with
+    noise, repeated and unsorted counts and more levels than solve groups on both sides of the
+    split (direct up to 94 of 126 pixels; 100, 110, 117 and 125 through the known pixels): the
+    same LAPACK factorisations, so the images agree to the last bits of the triangular solves.
+    Split over three threads the kernels give the very same images."""
     from metrics.road import noisy_linear_imputation
 
     g = torch.Generator().manual_seed(3)
     x = torch.rand(5, 1, 9, 14, generator=g, dtype=dtype)
     order = torch.argsort(torch.rand(5, 126, generator=g), dim=1)
-    counts = torch.tensor([40, 0, 7, 94, 40, 1, 63, 20, 125, 88])
-    noise = torch.randn((5, 10, 125), generator=g, dtype=dtype) * 0.01
+    counts = torch.tensor([40, 0, 110, 7, 94, 40, 1, 117, 63, 20, 125, 100, 88])
+    noise = torch.randn((5, 13, 125), generator=g, dtype=dtype) * 0.01
     torch_images = noisy_linear_imputation(x, order, counts, noise, dtype=dtype, backend="torch")
     kernel_images = noisy_linear_imputation(x, order, counts, noise, dtype=dtype, backend="kernel")
     tolerance = 1e-6 if dtype == torch.float32 else 1e-12
     torch.testing.assert_close(kernel_images, torch_images, rtol=0, atol=tolerance)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)  # the kernels split the batch over torch's thread count
+        split = noisy_linear_imputation(x, order, counts, noise, dtype=dtype, backend="kernel")
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(split, kernel_images)
     with pytest.raises(ValueError, match="unknown ROAD backend 'numba'; choose auto, torch or kernel"):
         noisy_linear_imputation(x, order, counts, backend="numba")
 
