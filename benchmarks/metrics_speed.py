@@ -145,7 +145,6 @@ def main(argv=None) -> None:
 
     warnings.filterwarnings("ignore")
     import explainers
-    import metrics
     import models
     from bench import data
     from bench.tasks import ImageTask

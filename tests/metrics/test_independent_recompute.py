@@ -23,7 +23,6 @@ from tests.metrics.test_quantus_agreement import (COMMON, RTOL, numpy_trapz, put
 def test_recomputed_with_quantus(ci_model, mnist_test_images, monkeypatch):
     import quantus
 
-
     model = ci_model("mnist_logreg")
     x, _ = mnist_test_images(200, 12)
     task = ImageTask()

@@ -12,8 +12,8 @@ import torch
 import explainers
 import metrics
 from tests.metrics.conftest import predicted, tie_free
-from tests.metrics.test_quantus_agreement import (COMMON, RTOL, quantus_faithfulness_correlation, run_quantus,
-                                                  numpy_trapz)  # noqa: F401  (autouse fixture)
+from tests.metrics.test_quantus_agreement import (COMMON, RTOL, numpy_trapz,  # noqa: F401 (autouse)
+                                                  quantus_faithfulness_correlation, run_quantus)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,6 @@ def cnn_saliency(ci_model, mnist_test_images):
 def test_mnist_cnn_deletion_correlation_and_infidelity_agree(cnn_saliency, monkeypatch):
     import quantus
     from captum.metrics import infidelity
-
 
     model, task, x, y, a = cnn_saliency
     steps = 28
