@@ -31,13 +31,21 @@ On the CPU both sides run as compiled loops over the samples (road_cpu.py: numba
 LAPACK and BLAS with no per-sample Python, no copies of leading blocks, the levels solved in
 groups against the leading block each group needs, the noise read where road_draws put it), split
 over torch's thread count; on other devices as the batched torch operations below, which are
-also the reference the kernels are tested against (backend="torch").
+also the reference the kernels are tested against (backend="torch"). The CPU's direct side also
+cuts the image in two: with 8 neighbours the middle column separates the left half from the
+right one, so A[R, R] with the separator's pixels ordered last is block diagonal but for them.
+Each half's removed pixels, in removal order, are again a prefix of that half's at every level:
+each half is factored once (two blocks of ~290 pixels instead of one of 588: a quarter of the
+flops), and per level only the separator's Schur complement S = A_SS - sum of Y^T Y, Y = L^-1 C
+(C the half's coupling to the separator), is formed and factored, in float64: at most 28 pixels,
+with the Y^T Y of the level's rows a running sum, as the levels' rows only grow. The same solution
+as the factorisation of the whole block (2e-15 apart in float64).
 
-What it costs (one core, MNIST, 50 levels, per sample and order): about 2.5-3 ms (the torch path
-on the CPU: 4-5 ms), against 11-13 ms for the 50 forward passes of mnist_cnn; the float32
-factorisation of the 588 x 588 block (1.3-1.5 ms, the core's LAPACK rate for that size) and its
-triangular solves (0.6 ms) are most of it, the capacitance side 0.4-0.5 ms. Measured and not
-kept:
+What it costs (one core, MNIST, 50 levels, per sample and order): about 1.6-2 ms (one
+factorisation of the 588-pixel block: 2.5-3 ms; the torch path on the CPU: 4-5 ms), against
+11-13 ms for the 50 forward passes of mnist_cnn. Of it the direct side is 1.2-1.4 ms: the two
+halves' factorisations 0.55, their triangular solves 0.35, the separator 0.1-0.15, building the
+matrices and right-hand sides 0.15; the capacitance side 0.4-0.5 ms. Measured and not kept:
  - a sparse left-looking factorisation compiled with numba (float64, exact to 3e-15): 1.8 ms on
    LeRF orders and 4.1 on MoRF ones against 1.3-1.5 for the dense one: 2-3 ns per
    multiply-add of scattered updates, where the dense factorisation runs 20x more flops at
@@ -78,7 +86,9 @@ QUANTUS_PERCENTAGES = tuple(range(1, 100, 2))  # Quantus 0.6 ROAD default: 1%, 3
 
 # Levels removing up to this fraction are solved directly, the others through their known pixels.
 # Past the middle because the direct system is float32 and the capacitance one float64: measured
-# on one core, 0.75 is the fastest split (0.6: 10-20% slower, 0.85: 15% slower).
+# on one core, 0.75 is the fastest split (0.6: 10-20% slower, 0.85: 15% slower), and with the CPU
+# kernel's two halves still (0.7: 10-15% slower, 0.8-0.9: 5-30%); float32 also drifts past it
+# (the float64 solve 1.2e-6 away at 0.75, 1.5e-6 at 0.8, 3.2e-6 at 0.9, with noise 0.01).
 DIRECT_UP_TO = 0.75
 
 # (row offset, column offset) -> weight, as in the ROAD code and Quantus.
@@ -216,7 +226,10 @@ def noisy_linear_imputation(images: Tensor, order: Tensor, counts,
     elif noise is not None:
         padded_noise = noise.to(device, dtype)
     if direct.any() and use_kernel:
-        _solve_on_cpu("direct", (x, order, ranks, neighbours, weights, degree),
+        from metrics.road_cpu import separator_parts
+
+        part = torch.from_numpy(separator_parts(H, W))
+        _solve_on_cpu("direct", (x, order, ranks, neighbours, weights, degree, part),
                       counts, direct.nonzero().flatten(), noise, out)
     elif direct.any():  # unknowns: the first k pixels of the order, factor A[R, R] itself
         levels = direct.nonzero().flatten()

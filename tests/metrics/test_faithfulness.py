@@ -177,6 +177,49 @@ def test_imputation_levels_in_any_order_give_the_same_images(backend):
     torch.testing.assert_close(shuffled, ours[:, perm], rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("shape,first", [((28, 28), "left half"), ((28, 28), "separator"),
+                                         ((10, 9), "right half"), ((6, 2), "random")])
+def test_imputation_kernel_parts_match_scipy(shape, first):
+    """The direct kernel solves each half of the image and the middle column separately: orders
+    that remove one part first (the other parts empty at the early levels, or the halves empty
+    while the separator fills) and images too narrow to split (width 2: one part) against
+    Quantus's scipy solve, float64."""
+    from quantus.functions.perturb_func import noisy_linear_imputation as quantus_imputation
+
+    from metrics.road import noisy_linear_imputation
+    from metrics.road_cpu import separator_parts
+
+    height, width = shape
+    F = height * width
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(1, 1, height, width, generator=g, dtype=torch.float64)
+    part = torch.from_numpy(separator_parts(height, width))
+    key = torch.rand(F, generator=g)
+    if first != "random":  # that part's pixels first, each part in random order
+        key = key + (part != {"left half": 0, "right half": 1, "separator": 2}[first])
+    order = torch.argsort(key).view(1, F)
+    counts = sorted({1, 2, height // 2, height, F // 4, F // 2, int(0.75 * F)} - {0})
+    ours = noisy_linear_imputation(x, order, counts, dtype=torch.float64, backend="kernel")
+    for p, k in enumerate(counts):
+        ref = quantus_imputation(x[0].numpy(), order[0, :k].numpy(), noise=0.0)
+        np.testing.assert_allclose(ours[0, p].numpy(), ref, rtol=0, atol=1e-10)
+
+
+def test_separator_parts_cut_the_grid_in_two():
+    """No pixel left of the separator column has an 8-neighbour right of it, so the two halves
+    couple only through the separator; narrow images are one part."""
+    from metrics.road import _grid
+    from metrics.road_cpu import separator_parts
+
+    for height, width in ((28, 28), (9, 14), (5, 3), (4, 7)):
+        part = torch.from_numpy(separator_parts(height, width))
+        neighbours, weights, _, _ = _grid(height, width)
+        linked = part[neighbours] + part.view(-1, 1)  # 0 + 1: a left pixel next to a right one
+        assert not ((linked == 1) & (weights > 0)).any()
+        assert (part == 2).sum() == height and (part == 0).any() and (part == 1).any()
+    assert (separator_parts(6, 2) == 0).all()
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_imputation_kernel_matches_the_torch_solves(dtype):
     """road_cpu's compiled loops against the batched torch solves on a non-square image, with
@@ -210,14 +253,14 @@ def test_imputation_kernel_reports_a_matrix_that_is_not_positive_definite():
     """With every degree zeroed the system is not positive definite: potrf's info comes back
     (the first failing pixel, 1-based), and nothing is written for that sample."""
     from metrics.road import _grid
-    from metrics.road_cpu import solve_direct
+    from metrics.road_cpu import separator_parts, solve_direct
 
     neighbours, weights, degree, _ = _grid(4, 4)
     x = np.random.default_rng(0).random((1, 16))
     order = np.arange(16)[None]
     out = np.full((1, 1, 16), -1.0)
     info = solve_direct(x, order, order.copy(), neighbours.numpy(), weights.numpy(),
-                        np.zeros(16), [5], [0], None, out)
+                        np.zeros(16), separator_parts(4, 4), [5], [0], None, out)
     assert info == 1
     assert (out == -1.0).all()
 
