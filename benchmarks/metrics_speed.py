@@ -6,16 +6,22 @@ On the first `n` MNIST test images with the full-profile `mnist_cnn` and `salien
 for each metric it times, in one run:
  - ours: the metric as the runner calls it, at the best forward batch size of this machine (the
    references get the same batch size; --batch-size overrides both), after one untimed run;
- - floor: the forward passes the metric evaluates (counted at the model) at the best forward
-   throughput, measured over batch sizes 64..1024 (max_sensitivity: the explanations it needs at
-   the best explanation throughput);
-   ours and floor are timed in turn, in up to three rounds (fewer past 40 s a round), and each
-   keeps its shortest: other work on a shared machine only adds time, and bursts of it then slow
-   both alike rather than skewing the ratio;
+ - floor: the forward passes the metric evaluates, replayed at the best forward throughput
+   (batch sizes 64..1024): the very inputs it evaluated, recorded at the model in its untimed
+   run, because a model's CPU forward depends on its input (mnist_cnn, one thread, per 1,600
+   images: all zeros 316 ms, MNIST test images 355, ROAD's imputed images 374-383, uniform
+   noise 470), so forwarding the test images would understate the floor of a metric that
+   evaluates noisy images and overstate that of one that zeroes pixels (max_sensitivity: the
+   explanations it needs, of the test images, at the best explanation throughput);
+   ours and floor are timed back to back, in up to five rounds (fewer past 40 s a round), and
+   the round with the median ratio is kept: this machine's speed drifts by 20-60% over minutes,
+   and two timings taken back to back see the same machine;
  - reference: Quantus 0.6 or captum.metrics at identical settings (batch size, steps, baseline,
    runs, percentages, noise), on the same inputs and attributions, the shortest of up to three
    runs (one if it takes over 3 s: Quantus's ROAD takes minutes).
-and prints both ratios: ours/floor (1.0 = nothing but forward passes) and reference/ours.
+and prints both ratios: ours/floor (1.0 = nothing but forward passes; the times of the
+median-ratio round) and reference/ours (the reference's shortest run against ours's shortest
+round).
 
 Settings: curves with 16 steps of 49 pixels (Quantus needs a step size dividing 784) and the zero
 substrate (Quantus's constant baseline 0.0); ERASER has no reference implementation (Quantus's
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -46,6 +53,7 @@ class Row:
     ours_s: float
     reference: str
     reference_s: float | None
+    ours_best_s: float  # the shortest round: what the reference's shortest run is set against
 
     @property
     def over_floor(self) -> float:
@@ -53,18 +61,29 @@ class Row:
 
     @property
     def speedup(self) -> float | None:
-        return None if self.reference_s is None else self.reference_s / self.ours_s
+        return None if self.reference_s is None else self.reference_s / self.ours_best_s
 
 
 class RowCounter:
-    """Counts the rows (images) that go through the model's forward."""
+    """Counts the rows (images) that go through the model's forward, and keeps a copy of them
+    while `recording`: the floor replays the very inputs the metric evaluated."""
 
     def __init__(self, model):
         self.rows = 0
+        self.recording = False
+        self.inputs: list[torch.Tensor] = []
         self.handle = model.register_forward_pre_hook(self.hook)
 
     def hook(self, module, args):
         self.rows += len(args[0])
+        if self.recording:
+            self.inputs.append(args[0].detach().clone())
+
+    def take(self) -> torch.Tensor:
+        """The recorded inputs as one tensor, and stop recording."""
+        self.recording = False
+        inputs, self.inputs = torch.cat(self.inputs), []
+        return inputs
 
 
 def sync(device: torch.device) -> None:
@@ -80,17 +99,21 @@ def timed(fn: Callable, device: torch.device) -> tuple[float, object]:
     return time.perf_counter() - start, out
 
 
-def best_pair(ours: Callable, floor: Callable, device: torch.device, budget: float = 40.0):
-    """The shortest times of `ours` and of `floor` over up to three rounds, each round timing one
-    right after the other (fewer rounds if one takes over `budget` seconds): bursts of other work
-    on a shared machine then slow both alike, and the minimum drops them."""
-    best_ours, best_floor = float("inf"), float("inf")
-    for _ in range(3):
-        t_ours, t_floor = timed(ours, device)[0], timed(floor, device)[0]
-        best_ours, best_floor = min(best_ours, t_ours), min(best_floor, t_floor)
-        if t_ours + t_floor > budget:
+def paired(ours: Callable, floor: Callable, device: torch.device, rounds: int = 5,
+           budget: float = 40.0):
+    """ours and floor timed one right after the other, in up to `rounds` rounds (fewer if a
+    round takes over `budget` seconds); returns the two times of the round whose ratio is the
+    median, every round's ratio, ascending, and ours's shortest time. On a shared machine whose speed drifts by 20-60% over minutes, two timings taken
+    back to back see the same machine, so their ratio is far steadier than the ratio of two
+    minima taken minutes apart, and the median drops a round that a burst hit in the middle."""
+    pairs = []
+    for _ in range(rounds):
+        pairs.append((timed(ours, device)[0], timed(floor, device)[0]))
+        if sum(pairs[-1]) > budget:
             break
-    return best_ours, best_floor
+    best_ours = min(ours_s for ours_s, _ in pairs)
+    pairs.sort(key=lambda pair: pair[0] / pair[1])
+    return pairs[(len(pairs) - 1) // 2], [ours_s / floor_s for ours_s, floor_s in pairs], best_ours
 
 
 def best_time(fn: Callable, device: torch.device, budget: float = 3.0) -> float:
@@ -166,6 +189,11 @@ def main(argv=None) -> None:
         with torch.inference_mode():
             model(tiles[:batch])
 
+    def forward_all(inputs: torch.Tensor, batch: int) -> None:
+        with torch.inference_mode():
+            for i in range(0, len(inputs), batch):
+                model(inputs[i:i + batch])
+
     def explain(batch: int) -> None:
         saliency.explain(model, task, tiles[:batch], y.repeat(1024 // n + 1)[:batch], seed=0)
 
@@ -187,21 +215,26 @@ def main(argv=None) -> None:
         if args.only and name not in args.only:
             continue
         ours(slice(0, min(4, n)))  # warm-up: first-call costs (caches, allocator) are not the metric's
-        counter.rows = 0
+        counter.rows, counter.recording = 0, not per_explanation
         timed(lambda: ours(slice(None)), device)
         evaluations = counter.rows
-        # the floor: the same number of evaluations at the best batch size, timed with ours
-        count, step, fn = ((n * 10, best_explain, explain) if per_explanation
-                           else (evaluations, best_forward, forward))
-        ours_s, floor_s = best_pair(lambda: ours(slice(None)),
-                                    lambda: [fn(min(step, count - i)) for i in range(0, count, step)],
-                                    device)
+        # the floor: the same evaluations at the best batch size, timed with ours: the very
+        # inputs the metric evaluated (a model's CPU forward is faster on MNIST's mostly-zero
+        # images than on noisy ones), or for explanations as many of the test images
+        if per_explanation:
+            count, floor = n * 10, lambda: [explain(min(best_explain, n * 10 - i))
+                                            for i in range(0, n * 10, best_explain)]
+        else:
+            count = evaluations
+            floor = functools.partial(forward_all, counter.take(), best_forward)
+        (ours_s, floor_s), ratios, ours_best_s = paired(lambda: ours(slice(None)), floor, device)
         reference_s = None
         if reference is not None and not args.no_reference:
             reference_s = best_time(reference, device)
-        rows.append(Row(name, settings, count, floor_s, ours_s, reference_name, reference_s))
+        rows.append(Row(name, settings, count, floor_s, ours_s, reference_name, reference_s, ours_best_s))
         r = rows[-1]
-        print(f"  {name}: ours {r.ours_s:.2f} s, floor {r.floor_s:.2f} s"
+        print(f"  {name}: ours {r.ours_s:.2f} s, floor {r.floor_s:.2f} s (ratio by round "
+              + " ".join(f"{ratio:.2f}" for ratio in ratios) + ")"
               + (f", {reference_name} {reference_s:.2f} s" if reference_s else ""), flush=True)
     counter.handle.remove()
     print()
