@@ -314,7 +314,7 @@ def _solve_on_cpu(side: str, inputs: tuple, counts: Tensor, levels: Tensor, nois
                      threads=torch.get_num_threads())
     if info != 0:
         raise torch.linalg.LinAlgError(f"ROAD imputation: the system is not positive definite "
-                                       f"(potrf info {info})")
+                                       f"(Cholesky info {info})")
 
 
 def _kernel_noise(noise: Tensor | Draws | None, counts: Tensor):

@@ -233,7 +233,8 @@ def direct_kernel(dtype_name: str):
         separator's Schur complement per level. Scratch, in x's dtype unless said: work (2,
         k*k), coupling (2, H*k), sol (2, P*k), through (2, P*H), u_s (P*H), and float64 sol_s
         (P, H), gram, a_ss and s_mat (H, H), with k the largest count and H the separator's
-        length. Returns 0, or (a matrix not positive definite) the failing column + 1."""
+        length. Returns 0, or (a matrix not positive definite) the 1-based position of the
+        failing pixel in the elimination order: left half, right half, separator."""
         B, F = x.shape
         P = counts.shape[0]
         k = counts[P - 1]
@@ -309,7 +310,7 @@ def direct_kernel(dtype_name: str):
                 a = work[h, :n[h] * n[h]].reshape((n[h], n[h]))
                 info = cholesky(a)
                 if info != 0:
-                    return info
+                    return info + (n[0] if h == 1 else 0)
                 if n[h] == 0:
                     continue
                 z = sol[h, :P * n[h]].reshape((P, n[h]))
@@ -460,7 +461,8 @@ def solve_direct(x, order, ranks, neighbours, weights, degree, part, counts, slo
     int64, weights (F, 8) and degree (F,) in x's dtype, part (F,) from separator_parts, noise
     None or (draws (B, N), starts (P_all,), std): the j-th removed pixel of level slot s gets
     std * draws[b, starts[s] + j]; out (B, P_all, F); split over `threads` threads. Returns 0,
-    or (a system not positive definite) the failing column + 1."""
+    or (a system not positive definite) the 1-based position of the failing pixel in the
+    elimination order (left half, right half, separator), as potrf's info."""
     counts = np.asarray(counts, dtype=np.int64)
     by_count = np.argsort(counts, kind="stable")
     counts, slots = counts[by_count], np.asarray(slots, dtype=np.int64)[by_count]

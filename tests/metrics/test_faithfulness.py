@@ -250,19 +250,24 @@ def test_imputation_kernel_matches_the_torch_solves(dtype):
 
 
 def test_imputation_kernel_reports_a_matrix_that_is_not_positive_definite():
-    """With every degree zeroed the system is not positive definite: potrf's info comes back
-    (the first failing pixel, 1-based), and nothing is written for that sample."""
+    """A system that is not positive definite comes back as the 1-based position of the failing
+    pixel in the elimination order (left half, right half, separator), and nothing is written
+    for that sample. On a 4 x 4 image the first 5 pixels in raster order are the left half's
+    0, 1, 4, the separator's 2 and the right half's 3; zeroing degrees breaks one part."""
     from metrics.road import _grid
     from metrics.road_cpu import separator_parts, solve_direct
 
     neighbours, weights, degree, _ = _grid(4, 4)
     x = np.random.default_rng(0).random((1, 16))
     order = np.arange(16)[None]
-    out = np.full((1, 1, 16), -1.0)
-    info = solve_direct(x, order, order.copy(), neighbours.numpy(), weights.numpy(),
-                        np.zeros(16), separator_parts(4, 4), [5], [0], None, out)
-    assert info == 1
-    assert (out == -1.0).all()
+    for zeroed, expected in (((0, 1, 4), 1), ((3,), 4), ((2,), 5)):
+        broken = degree.numpy().copy()
+        broken[list(zeroed)] = 0.0
+        out = np.full((1, 1, 16), -1.0)
+        info = solve_direct(x, order, order.copy(), neighbours.numpy(), weights.numpy(), broken,
+                            separator_parts(4, 4), [5], [0], None, out)
+        assert info == expected
+        assert (out == -1.0).all()
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
