@@ -24,7 +24,7 @@ size, then the back substitution).
    known sets are nested too, so one factorisation of G[K', K'] in reverse order serves them all.
    In float64: G[K', K'] is ill-conditioned, and float32 loses 3e-6 to 1e-5 in the pixels.
 So each (sample, order) costs two Cholesky factorisations (of 75% and 25% of the image) whatever
-the number of levels. The imputed pixels agree with Quantus's float64 scipy solve to 6e-7
+the number of levels (on the CPU the first is split in two halves, below). The imputed pixels agree with Quantus's float64 scipy solve to 6e-7
 (dtype=float64 for the direct side too: 1e-10).
 
 On the CPU both sides run as compiled loops over the samples (road_cpu.py: numba calling
@@ -44,7 +44,7 @@ as the factorisation of the whole block (2e-15 apart in float64).
 What it costs (one core, MNIST, 50 levels, per sample and order): about 1.6-2 ms (one
 factorisation of the 588-pixel block: 2.5-3 ms; the torch path on the CPU: 4-5 ms), against
 11-15 ms for the 50 forward passes of mnist_cnn. Of it the direct side is 1.2-1.4 ms: the two
-halves' factorisations 0.55, their triangular solves 0.35, the separator 0.1-0.15, building the
+halves' factorisations 0.55, their triangular solves 0.35, the separator 0.1-0.15 (its per-level systems through the same LAPACK helper as the capacitance side), building the
 matrices and right-hand sides 0.15; the capacitance side 0.4-0.5 ms. Measured and not kept:
  - a sparse left-looking factorisation compiled with numba (float64, exact to 3e-15): 1.8 ms on
    LeRF orders and 4.1 on MoRF ones against 1.3-1.5 for the dense one: 2-3 ns per

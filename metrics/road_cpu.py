@@ -150,6 +150,7 @@ def direct_kernel(dtype_name: str):
 
     prefix = {"float32": "s", "float64": "d"}[dtype_name]
     cholesky, triangular = _cholesky(prefix), _triangular(prefix)
+    factor_and_solve = _factor_and_solve("d")  # the separator's systems, in float64
     gemm = _lapack(prefix + "gemm", 13)
     real = np.float32 if prefix == "s" else np.float64
 
@@ -171,8 +172,9 @@ def direct_kernel(dtype_name: str):
         """Level q's separator unknowns (the first counts_s[q] separator pixels in removal
         order), in float64, in sol_s[q]: the Schur complement S = A_SS - sum over the halves of
         Y_h^T Y_h (Y_h = L_h^-1 C_h, cut to the level's rows: a running sum over the levels, whose
-        rows only grow) against b_S - sum of Y_h^T z_h (through[h, q]). Returns 0, or the
-        failing column + 1 if S is not positive definite."""
+        rows only grow) against b_S - sum of Y_h^T z_h (through[h, q]), through LAPACK (s_mat:
+        flat float64 scratch of at least ns * ns). Returns 0, or potrf's info if S is not
+        positive definite."""
         P = counts_s.shape[0]
         ns = a_ss.shape[0]
         gram[:, :] = 0.0
@@ -189,35 +191,16 @@ def direct_kernel(dtype_name: str):
                 rows_done[h] = counts_h[h, q]
             m = counts_s[q]
             x = sol_s[q]
+            s = s_mat[:m * m].reshape((m, m))  # contiguous: LAPACK's leading dimension is m
             for a in range(m):
                 for b in range(a + 1):
-                    s_mat[a, b] = a_ss[a, b] - gram[a, b]
+                    s[a, b] = a_ss[a, b] - gram[a, b]
                 for h in range(2):
                     if n[h] > 0:
                         x[a] -= through[h, q * ns + a]
-            for j in range(m):  # Cholesky, lower, then the two triangular solves
-                d = s_mat[j, j]
-                for l in range(j):
-                    d -= s_mat[j, l] * s_mat[j, l]
-                if not d > 0.0:
-                    return j + 1
-                d = np.sqrt(d)
-                s_mat[j, j] = d
-                for i in range(j + 1, m):
-                    e = s_mat[i, j]
-                    for l in range(j):
-                        e -= s_mat[i, l] * s_mat[j, l]
-                    s_mat[i, j] = e / d
-            for i in range(m):
-                e = x[i]
-                for l in range(i):
-                    e -= s_mat[i, l] * x[l]
-                x[i] = e / s_mat[i, i]
-            for i in range(m - 1, -1, -1):
-                e = x[i]
-                for l in range(i + 1, m):
-                    e -= s_mat[l, i] * x[l]
-                x[i] = e / s_mat[i, i]
+            info = factor_and_solve(s, np.full(1, m), np.ones(1, np.int64), x[:m].reshape((1, m)))
+            if info != 0:
+                return info
         return 0
 
     @numba.njit(nogil=True, cache=False)
@@ -232,7 +215,7 @@ def direct_kernel(dtype_name: str):
         the two halves' matrices are factored once each (a leading block per level), the
         separator's Schur complement per level. Scratch, in x's dtype unless said: work (2,
         k*k), coupling (2, H*k), sol (2, P*k), through (2, P*H), u_s (P*H), and float64 sol_s
-        (P, H), gram, a_ss and s_mat (H, H), with k the largest count and H the separator's
+        (P, H), gram and a_ss (H, H) and s_mat (H*H), with k the largest count and H the separator's
         length. Returns 0, or (a matrix not positive definite) the 1-based position of the
         failing pixel in the elimination order: left half, right half, separator."""
         B, F = x.shape
@@ -477,7 +460,7 @@ def solve_direct(x, order, ranks, neighbours, weights, degree, part, counts, slo
                    np.empty((2, P * k), real), np.empty((2, P * height), real),
                    np.empty((P, height)), np.empty(P * height, real),
                    np.empty((height, height)), np.empty((height, height)),
-                   np.empty((height, height)))
+                   np.empty(height * height))
         work, coupling, sol, through, sol_s, u_s, gram, a_ss, s_mat = scratch
         return int(kernel(x[start:stop], order[start:stop], ranks[start:stop], neighbours, weights,
                           degree, part, counts, slots, groups, draws[start:stop], starts, std,
