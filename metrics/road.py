@@ -44,8 +44,9 @@ as the factorisation of the whole block (2e-15 apart in float64).
 What it costs (one core, MNIST, 50 levels, per sample and order): about 1.6-2 ms (one
 factorisation of the 588-pixel block: 2.5-3 ms; the torch path on the CPU: 4-5 ms), against
 11-15 ms for the 50 forward passes of mnist_cnn. Of it the direct side is 1.2-1.4 ms: the two
-halves' factorisations 0.55, their triangular solves 0.35, the separator 0.1-0.15 (its per-level systems through the same LAPACK helper as the capacitance side), building the
-matrices and right-hand sides 0.15; the capacitance side 0.4-0.5 ms. Measured and not kept:
+halves' factorisations 0.55, their triangular solves 0.35, the separator 0.1-0.15 (its
+per-level systems through the capacitance side's LAPACK helper), building the matrices and
+right-hand sides 0.15; the capacitance side 0.4-0.5 ms. Measured and not kept:
  - a sparse left-looking factorisation compiled with numba (float64, exact to 3e-15): 1.8 ms on
    LeRF orders and 4.1 on MoRF ones against 1.3-1.5 for the dense one: 2-3 ns per
    multiply-add of scattered updates, where the dense factorisation runs 20x more flops at
