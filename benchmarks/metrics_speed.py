@@ -9,8 +9,8 @@ for each metric it times, in one run:
  - floor: the forward passes the metric evaluates, replayed at the best forward throughput
    (batch sizes 64..1024): the very inputs it evaluated, recorded at the model in its untimed
    run, because a model's CPU forward depends on its input (mnist_cnn, one thread, per 1,600
-   images: all zeros 316 ms, MNIST test images 355, ROAD's imputed images 374-383, uniform
-   noise 470), so forwarding the test images would understate the floor of a metric that
+   images: all zeros 316-332 ms, MNIST test images 344-358, ROAD's imputed images 367-392,
+   uniform noise 463-470), so forwarding the test images would understate the floor of a metric that
    evaluates noisy images and overstate that of one that zeroes pixels (max_sensitivity: the
    explanations it needs, of the test images, at the best explanation throughput);
    ours and floor are timed back to back, in up to five rounds (fewer past 40 s a round), and
@@ -103,9 +103,10 @@ def paired(ours: Callable, floor: Callable, device: torch.device, rounds: int = 
            budget: float = 40.0):
     """ours and floor timed one right after the other, in up to `rounds` rounds (fewer if a
     round takes over `budget` seconds); returns the two times of the round whose ratio is the
-    median, every round's ratio, ascending, and ours's shortest time. On a shared machine whose speed drifts by 20-60% over minutes, two timings taken
-    back to back see the same machine, so their ratio is far steadier than the ratio of two
-    minima taken minutes apart, and the median drops a round that a burst hit in the middle."""
+    median, every round's ratio, ascending, and ours's shortest time. On a shared machine
+    whose speed drifts by 20-60% over minutes, two timings taken back to back see the same
+    machine, so their ratio is far steadier than the ratio of two minima taken minutes apart,
+    and the median drops a round that a burst hit in the middle."""
     pairs = []
     for _ in range(rounds):
         pairs.append((timed(ours, device)[0], timed(floor, device)[0]))
