@@ -1,6 +1,5 @@
-"""explainbench: the harness (CLI, data, slices, suites, runner, result store, report).
+"""The harness: CLI, suites, planning, runner (local and Ray), result store, studies and report.
 
-The maths of explainers and metrics lives in the sibling packages `explainers` and `metrics`.
+It sits on top of explainbench.explainers, .metrics and .models, which hold the maths; nothing
+below imports it.
 """
-
-__version__ = "0.1.0"

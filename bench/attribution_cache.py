@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench import paths
+from explainbench.core import paths
 
 
 @functools.lru_cache(maxsize=None)

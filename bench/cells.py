@@ -19,10 +19,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bench import attribution_cache, slices
-from bench.errors import ExplainerError
-from bench.store import SCORE_COLUMNS
-from bench.suite import Component, Experiment, Suite
+from explainbench.core import slices
+from explainbench.bench import attribution_cache
+from explainbench.core.errors import ExplainerError
+from explainbench.bench.store import SCORE_COLUMNS
+from explainbench.bench.spec import Component, Experiment, Suite
 
 
 @dataclass(frozen=True)
@@ -75,14 +76,13 @@ _ARCHITECTURES: dict[str, object] = {}
 def unsupported_reason(model_name: str, component: Component) -> str | None:
     """Why `component` cannot explain `model_name` (None when it can), decided at planning time
     on an untrained instance of the architecture, so no weights are needed."""
-    import explainers
-    import models
-    from bench import tasks
+    from explainbench import explainers
+    from explainbench import models
 
     if model_name not in _ARCHITECTURES:
         _ARCHITECTURES[model_name] = models.zoo.build(model_name)
     explainer = explainers.get(component.name, **component.params)
-    return explainer.supports(_ARCHITECTURES[model_name], tasks.for_model(model_name))
+    return explainer.supports(_ARCHITECTURES[model_name], models.task_of(model_name))
 
 
 @dataclass
@@ -110,7 +110,7 @@ class RunContext:
 
     def model(self, name: str):
         if name not in self.models:
-            import models
+            from explainbench import models
 
             self.models[name] = models.load(name, device=self.device)
         return self.models[name]
@@ -151,10 +151,10 @@ class Chunk:
 
 
 def load_chunk(cell: Cell, ctx: RunContext) -> Chunk:
-    from bench import tasks
+    from explainbench import models
 
     model = ctx.model(cell.model)
-    task = tasks.for_model(cell.model)
+    task = models.task_of(cell.model)
     whole = ctx.slice(cell.experiment.slice)
     part = whole.subset(np.arange(cell.start, cell.stop))
     inputs = task.inputs(part).to(ctx.device)
@@ -171,7 +171,7 @@ def explain_chunk(ctx: RunContext, model_name: str, component: Component, seed: 
     `model`, `inputs` and `targets` override the chunk's (the sanity study explains randomised
     models, which must never be cached under the trained model's digest: pass use_cache=False).
     """
-    import explainers
+    from explainbench import explainers
 
     model = model if model is not None else ctx.model(model_name)
     inputs = chunk.inputs if inputs is None else inputs

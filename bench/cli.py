@@ -14,24 +14,13 @@ from typing import Optional
 
 import typer
 
+from explainbench.bench.cli_options import DataDir, Plugins, console as _console, setup as _setup
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever fetched from a model hub
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="explainbench: score explanation methods on MNIST and IMDB.")
 
-DataDir = typer.Option(None, "--data-dir", help="Folder with mnist/ and imdb/ (before BENCH_DATA_DIR).")
-
-
-def _console():
-    from rich.console import Console
-
-    return Console()
-
-
-def _setup(data_dir: Optional[Path]) -> None:
-    from bench import data
-
-    data.set_data_dir(data_dir)
 
 
 @app.command()
@@ -40,17 +29,18 @@ def run(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default results/<suite>-<UTC time>). An existing one resumes."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     data_dir: Optional[Path] = DataDir,
+    plugin: Optional[list[str]] = Plugins,
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run only the cells that failed before."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Model evaluations per forward batch (default: per task and device, e.g. 256 images or 32 reviews on a CPU)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
-    backend: str = typer.Option("local", "--backend", help="local, or ray (pip install 'explainbench[ray]')."),
+    backend: str = typer.Option("local", "--backend", help="local, or ray (pip install 'explainbench-xai[ray]')."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="An existing Ray cluster (default: a local Ray runtime)."),
     cpus_per_cell: int = typer.Option(1, "--cpus-per-cell", help="CPUs (and torch threads) per Ray task on CPU runs."),
 ) -> None:
     """Run a suite: explain, score, write scores.parquet, manifest.json, leaderboards and report.html."""
-    from bench import runner, suite as suites
+    from explainbench.bench import runner, suite as suites
 
-    _setup(data_dir)
+    _setup(data_dir, plugin)
     spec = suites.load(suite)
     if out is None:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -70,17 +60,19 @@ def run(
 
 
 @app.command("list")
-def list_(kind: Optional[str] = typer.Argument(None, help="models, explainers, metrics or suites")) -> None:
+def list_(kind: Optional[str] = typer.Argument(None, help="models, explainers, metrics or suites"),
+          plugin: Optional[list[str]] = Plugins) -> None:
     """Print the models, explainers, metrics and suites explainbench knows."""
-    import explainers
-    import metrics
-    import models
-    from bench import suite as suites
-    from bench.errors import UnknownNameError
+    from explainbench import explainers
+    from explainbench import metrics
+    from explainbench import models
+    from explainbench.bench import suite as suites
+    from explainbench.core.errors import UnknownNameError
 
     kinds = ("models", "explainers", "metrics", "suites")
     if kind is not None and kind not in kinds:
         raise UnknownNameError("list kind", kind, list(kinds))
+    _setup(None, plugin)
     console = _console()
     if kind in (None, "models"):
         table = _table("models", "model", "task", "description", "cached (profile: accuracy)")
@@ -134,8 +126,8 @@ def _table(title: str, name_column: str, *columns: str):
 
 
 def _tokenizer_cached() -> bool:
-    from bench import paths
-    from models.tokenizer import VOCAB_SIZE
+    from explainbench.core import paths
+    from explainbench.core.tokenizer import VOCAB_SIZE
 
     return (paths.cache_dir() / "tokenizers" / f"imdb-wordlevel-{VOCAB_SIZE}" / "tokenizer.json").is_file()
 
@@ -150,8 +142,8 @@ def train(
     """Train models deterministically (skipping those cached) and print their model cards."""
     from rich.table import Table
 
-    import models
-    from bench.errors import UnknownNameError
+    from explainbench import models
+    from explainbench.core.errors import UnknownNameError
 
     _setup(data_dir)
     if profile is not None and profile not in models.PROFILES:
@@ -170,9 +162,11 @@ def train(
 
 
 @app.command()
-def validate(suite: str = typer.Argument(..., help="Built-in suite name or path to a YAML file.")) -> None:
+def validate(suite: str = typer.Argument(..., help="Built-in suite name or path to a YAML file."),
+             plugin: Optional[list[str]] = Plugins) -> None:
     """Check a suite file without running it."""
-    from bench import runner, suite as suites
+    _setup(None, plugin)
+    from explainbench.bench import runner, suite as suites
 
     spec = suites.load(suite)
     cells = runner.plan(spec)
@@ -184,12 +178,13 @@ def validate(suite: str = typer.Argument(..., help="Built-in suite name or path 
                       f"{len(exp.explainers)} explainers x {len(exp.metrics)} metrics, seeds {list(exp.seeds)}")
 
 
-from bench import cmd_score  # noqa: E402,F401  (registers `bench score` on app)
-from bench.cmd_explain import explain  # noqa: E402
-from bench.cmd_report import leaderboard_app, report  # noqa: E402
-from bench.cmd_stability import stability  # noqa: E402
+from explainbench.bench.cmd_explain import explain  # noqa: E402
+from explainbench.bench.cmd_report import leaderboard_app, report  # noqa: E402
+from explainbench.bench.cmd_score import score  # noqa: E402
+from explainbench.bench.cmd_stability import stability  # noqa: E402
 
 app.command("explain")(explain)
+app.command("score")(score)
 app.command("report")(report)
 app.command("stability")(stability)
 app.add_typer(leaderboard_app, name="leaderboard")
@@ -198,7 +193,7 @@ app.add_typer(leaderboard_app, name="leaderboard")
 def main() -> None:
     import click
 
-    from bench.errors import BenchError
+    from explainbench.core.errors import BenchError
 
     try:
         code = app(standalone_mode=False)

@@ -15,7 +15,8 @@ from typing import Optional
 
 import typer
 
-from bench.errors import BenchError
+from explainbench.bench.cli_options import DataDir, Plugins, setup
+from explainbench.core.errors import BenchError
 
 TARGETS = ("predicted", "label")
 SLICES = {"image": "mnist-test", "text": "imdb-test"}
@@ -58,16 +59,17 @@ def explain(
     target: str = typer.Option("predicted", "--target", help="Class to explain: predicted or label."),
     param: Optional[list[str]] = typer.Option(None, "--param", "-p", help="Explainer parameter key=value (repeatable)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the explanations to this PNG."),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with mnist/ and imdb/ (before BENCH_DATA_DIR)."),
+    data_dir: Optional[Path] = DataDir,
+    plugin: Optional[list[str]] = Plugins,
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     batch_size: int = typer.Option(256, "--batch-size", help="Model evaluations per forward batch."),
 ) -> None:
     """Explain samples of the fixed test slice; write an .npz and optionally a PNG."""
-    import explainers
-    import models
-    from bench import data, slices, tasks
-    from bench.errors import UnknownNameError
+    from explainbench import explainers, models
+    from explainbench.core import slices
+    from explainbench.core.errors import UnknownNameError
 
+    setup(data_dir, plugin)
     # Every argument is checked before anything is loaded.
     models.spec(model)
     explainer_cls = explainers.get_class(explainer)
@@ -79,13 +81,12 @@ def explain(
         raise BenchError(f"--n must be at least 1, got {n}")
     wanted_ids = parse_ids(ids) if ids is not None else None
     method = explainers.get(explainer, batch_size=batch_size, **parse_params(param))
-    task = tasks.for_model(model)
+    task = models.task_of(model)
     if task.modality not in explainer_cls.modalities:
         raise BenchError(method.supports(None, task))
     if out.suffix != ".npz":
         raise BenchError(f"--out must be an .npz file, got {out}")
 
-    data.set_data_dir(data_dir)
     full = slices.load(slices.named(SLICES[task.modality]))
     if wanted_ids is not None:
         positions = full.positions_of(wanted_ids)
@@ -157,7 +158,7 @@ def draw(path: Path, arrays: dict, task) -> Path:
     import numpy as np
     import torch
 
-    from bench import visualize
+    from explainbench.bench import visualize
 
     titles = _titles(arrays)
     name = f"{arrays['model']} · {arrays['explainer']} · seed {int(arrays['seed'])}"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from bench.errors import BenchError
+from explainbench.core.errors import BenchError
 
 leaderboard_app = typer.Typer(no_args_is_help=True, help="The published leaderboard.")
 
@@ -18,7 +18,7 @@ def report(run_dir: Path = typer.Argument(..., help="A folder written by `bench 
     """Write the leaderboards, study tables, plots and report.html of a run."""
     from rich.console import Console
 
-    from bench import report as reports
+    from explainbench.bench import report as reports
 
     written = reports.write_all(run_dir, plots=plots)
     Console().print(f"wrote {len(written)} files into {run_dir}"

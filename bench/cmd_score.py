@@ -13,8 +13,8 @@ from typing import Optional
 
 import typer
 
-from bench.cli import DataDir, _console, _setup, app
-from bench.errors import BenchError
+from explainbench.bench.cli_options import DataDir, Plugins, console as _console, setup as _setup
+from explainbench.core.errors import BenchError
 
 REQUIRED = ("inputs", "sample_ids", "targets", "attributions")
 CSV_COLUMNS = ["sample_id", "target", "metric", "value", "higher_is_better", "model",
@@ -73,7 +73,7 @@ def metric_explainer(metric, arrays: dict, name: Optional[str]):
     """The explainer a re-explaining metric needs: --explainer, else the file's `explainer`."""
     if not metric.needs_explainer:
         return None
-    import explainers
+    from explainbench import explainers
 
     recorded = str(arrays["explainer"]) if "explainer" in arrays else None
     name = name or recorded
@@ -87,7 +87,6 @@ def metric_explainer(metric, arrays: dict, name: Optional[str]):
     return explainers.get(name, **params)
 
 
-@app.command()
 def score(
     model: str = typer.Option(..., "--model", "-m", help="Model the attributions explain."),
     attributions: Path = typer.Option(..., "--attributions", "-a", help=".npz as `bench explain` writes."),
@@ -101,6 +100,7 @@ def score(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     batch_size: int = typer.Option(256, "--batch-size", help="Model evaluations per forward batch."),
     data_dir: Optional[Path] = DataDir,
+    plugin: Optional[list[str]] = Plugins,
 ) -> None:
     """Score attributions from a file with one metric: one row per sample, printed and written."""
     import numpy as np
@@ -108,11 +108,10 @@ def score(
     import torch
     from rich.table import Table
 
-    import metrics
-    import models
-    from bench import tasks
+    from explainbench import metrics
+    from explainbench import models
 
-    _setup(data_dir)
+    _setup(data_dir, plugin)
     params = parse_params(param)
     spec = metrics.spec(metric)
     for flag, key, value in (("--steps", "steps", steps), ("--substrate", "substrate", substrate)):
@@ -123,7 +122,7 @@ def score(
             params[key] = value
     bound = metrics.get(metric, **params)
     models.spec(model)
-    task = tasks.for_model(model)
+    task = models.task_of(model)
     reason = bound.supports(task)
     if reason:
         raise BenchError(reason)

@@ -13,7 +13,7 @@ def parse_assignments(items: list[str] | None, what: str) -> dict:
     """`k=v` pairs (values parsed as YAML: numbers, booleans, lists) into a dict."""
     import yaml
 
-    from bench.errors import BenchError
+    from explainbench.core.errors import BenchError
 
     out = {}
     for item in items or []:
@@ -43,9 +43,10 @@ def stability(
     from rich.markup import escape
     from rich.table import Table
 
-    import models
-    from bench import data, runner, suite as suites
-    from bench.errors import BenchError
+    from explainbench import models
+    from explainbench.core import data
+    from explainbench.bench import runner, suite as suites
+    from explainbench.core.errors import BenchError
 
     data.set_data_dir(data_dir)
     dataset = models.spec(model).task

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.store import atomic_write_bytes
+from explainbench.bench.store import atomic_write_bytes
 
 SECTIONS = ("manifest", "leaderboards", "curves", "stability", "background", "sanity",
             "agreement", "correct-vs-wrong", "gallery", "failures")
@@ -169,7 +169,7 @@ def correct_vs_wrong_section(run_dir: Path) -> str:
 
 
 def gallery_section(run_dir: Path) -> str:
-    from bench import gallery
+    from explainbench.bench import gallery
 
     parts = [_figures(run_dir, "gallery")]
     for (task, model), items in gallery.load(run_dir).items():
@@ -189,7 +189,7 @@ def gallery_section(run_dir: Path) -> str:
 
 def _highlighted_review(ids: np.ndarray, attributions: np.ndarray, sample_id: int,
                         max_tokens: int = 80) -> str:
-    from models.tokenizer import load_tokenizer
+    from explainbench.core.tokenizer import load_tokenizer
 
     tok = load_tokenizer()
     words = tok.words(ids)

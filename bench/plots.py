@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench import tables
+from explainbench.bench import tables
 
 CURVE_METRICS = ("deletion", "insertion", "morf", "lerf")
 
@@ -178,10 +178,8 @@ def sanity_figures(run_dir: Path, scores: pd.DataFrame) -> list[Path]:
 
 
 def agreement_figures(run_dir: Path, scores: pd.DataFrame) -> list[Path]:
-    from bench.report import agreement_matrices
-
     out = []
-    matrices = agreement_matrices(scores)
+    matrices = tables.agreement_matrices(scores)
     if not matrices:
         return out
     plt, sns = _plt()
@@ -197,7 +195,7 @@ def agreement_figures(run_dir: Path, scores: pd.DataFrame) -> list[Path]:
 
 def gallery_figures(run_dir: Path) -> list[Path]:
     """MNIST heatmaps (rows: samples, columns: explainers) from the cells' gallery files."""
-    from bench import gallery
+    from explainbench.bench import gallery
 
     entries = gallery.load(run_dir)
     out = []

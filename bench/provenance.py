@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-PACKAGES = ("explainbench", "torch", "captum", "shap", "lime", "quantus", "numpy", "pandas",
+PACKAGES = ("explainbench-xai", "torch", "captum", "shap", "lime", "quantus", "numpy", "pandas",
             "scipy", "transformers", "tokenizers", "safetensors", "pyarrow")
 
 
@@ -51,8 +51,11 @@ def device_info(device: torch.device) -> dict:
 def start_manifest(previous: dict | None, suite, ctx, n_cells: int) -> dict:
     """A new manifest, or the previous one of a resumed run with this session appended."""
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    from explainbench.core import plugins
+
     session = {"start_utc": now, "command": " ".join(sys.argv), "host": socket.gethostname(),
-               "git_commit": git_commit(), "device": device_info(ctx.device)}
+               "git_commit": git_commit(), "device": device_info(ctx.device),
+               "plugins": [spec for spec, _ in plugins.loaded()]}
     if previous:
         previous.setdefault("sessions", []).append(session)
         return previous

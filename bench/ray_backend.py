@@ -7,7 +7,7 @@ local backend does) and holds its lock, so resuming works the same way and the r
 identical. Each task declares its resources: one GPU when the run is on CUDA, else
 `cpus_per_cell` CPUs (and as many torch threads).
 
-On a cluster every node needs explainbench installed (`pip install explainbench[ray]`) and the
+On a cluster every node needs explainbench installed (`pip install explainbench-xai[ray]`) and the
 data in its BENCH_DATA_DIR; the driver forwards BENCH_DATA_DIR, BENCH_CACHE_DIR and
 BENCH_TRAIN_PROFILE to the workers.
 """
@@ -15,8 +15,9 @@ BENCH_TRAIN_PROFILE to the workers.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-from bench.errors import BenchError
+from explainbench.core.errors import BenchError
 
 FORWARDED_ENV = ("BENCH_DATA_DIR", "BENCH_CACHE_DIR", "BENCH_TRAIN_PROFILE", "HF_HUB_OFFLINE",
                  "BENCH_ATTRIBUTION_CACHE")
@@ -27,38 +28,44 @@ def _import_ray():
     try:
         import ray
     except ImportError:
-        raise BenchError("--backend ray needs Ray, an optional extra: pip install 'explainbench[ray]'"
+        raise BenchError("--backend ray needs Ray, an optional extra: pip install 'explainbench-xai[ray]'"
                          " (or pip install ray)") from None
     return ray
 
 
 def _compute(suite_text: str, source: str, cell_id: str, device: str, batch_size: int | None,
-             threads: int, data_dir: str | None):
+             threads: int, data_dir: str | None, plugin_specs: list):
     """Runs on a worker: (cell id, files or None, failure or None)."""
     import torch
     import yaml
 
-    from bench import data, runner, suite as suites
-    from bench.cells import RunContext
+    from explainbench.core import data, plugins
+    from explainbench.bench import suite as suites
+    from explainbench.bench.execute import compute_cell
+    from explainbench.bench.planning import plan
+    from explainbench.bench.cells import RunContext
 
     torch.set_num_threads(max(1, threads))
     data.set_data_dir(data_dir)
+    for spec, base in plugin_specs:  # the driver's plugins (--plugin and the suite's)
+        plugins.load_modules([spec], base=None if base is None else Path(base))
     key = (suite_text, device, batch_size)
     if key not in _WORKER_STATE:  # a worker process keeps its models and slices between tasks
         spec = suites.parse(yaml.safe_load(suite_text), source=source, text=suite_text)
-        import models
+        from explainbench import models
 
         _WORKER_STATE.clear()
-        _WORKER_STATE[key] = (spec, {c.id: c for c in runner.plan(spec)},
+        _WORKER_STATE[key] = (spec, {c.id: c for c in plan(spec)},
                               RunContext(models.resolve_device(device), batch_size=batch_size))
     spec, cells, ctx = _WORKER_STATE[key]
-    files, failure = runner.compute_cell(cells[cell_id], spec, ctx)
+    files, failure = compute_cell(cells[cell_id], spec, ctx)
     return cell_id, files, failure
 
 
 def run_cells(todo, total: int, suite, ctx, store, show_progress: bool, *,
               address: str | None = None, cpus_per_cell: int = 1) -> list[dict]:
-    from bench import data, provenance
+    from explainbench.bench import provenance
+    from explainbench.core import data, plugins
 
     ray = _import_ray()
     env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
@@ -72,7 +79,7 @@ def run_cells(todo, total: int, suite, ctx, store, show_progress: bool, *,
             num_gpus=1 if on_gpu else 0, num_cpus=1 if on_gpu else cpus_per_cell, max_retries=0)
         data_dir = str(data._data_dir_override) if data._data_dir_override else None
         pending = [remote.remote(suite.text, suite.source, c.id, str(ctx.device), ctx.batch_size,
-                                 cpus_per_cell, data_dir) for c in todo]
+                                 cpus_per_cell, data_dir, plugins.loaded()) for c in todo]
         labels = {c.id: c.label for c in todo}
         failed = []
         with provenance.progress(show_progress) as bar:

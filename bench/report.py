@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from bench import tables
-from bench.errors import BenchError
-from bench.store import ResultStore, atomic_write_bytes
+from explainbench.bench import tables
+from explainbench.core.errors import BenchError
+from explainbench.bench.store import ResultStore, atomic_write_bytes
 
 STUDY_TABLES = ("stability",)  # background and sanity have their own tables in their study modules
 
@@ -27,49 +26,6 @@ def _csv(path: Path, frame: pd.DataFrame) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, frame.to_csv(index=False, float_format="%.6g").encode())
     return path
-
-
-def study_table(scores: pd.DataFrame, study: str) -> pd.DataFrame:
-    """Per (task, model, explainer setting, metric setting): mean, std, 95% CI, n over samples."""
-    rows = scores[scores["study"] == study]
-    if rows.empty:
-        return pd.DataFrame()
-    # a study's metric settings (its seeds, k) are not alternatives to tell apart: plain names
-    samples = tables.per_sample(rows.assign(metric_params="{}"))
-    out = []
-    keys = ["task", "model", "explainer_label", "metric_label", "higher_is_better"]
-    for key, g in samples.groupby(keys, sort=True):
-        values = g["value"].to_numpy()
-        low, high = tables.bootstrap_ci(values)
-        out.append(dict(zip(["task", "model", "explainer", "metric", "higher_is_better"], key),
-                        mean=values.mean(), std=values.std(ddof=1) if len(values) > 1 else 0.0,
-                        ci_low=low, ci_high=high, n=len(values)))
-    return pd.DataFrame(out)
-
-
-def agreement_matrices(scores: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
-    """{(task, model, metric): square explainer x explainer matrix of mean agreement}.
-
-    Agreement rows name the two explainers in the metric's `self` and `other` parameters (see
-    bench/studies/agreement.py)."""
-    import json
-
-    rows = scores[scores["study"] == "agreement"]
-    out = {}
-    if rows.empty:
-        return out
-    params = [json.loads(p) for p in rows["metric_params"]]
-    rows = rows.assign(explainer=[p.get("self", e) for p, e in zip(params, rows["explainer"])],
-                       other=[p.get("other") for p in params])
-    for (task, model, metric), g in rows.groupby(["task", "model", "metric"], sort=True):
-        mean = g.groupby(["explainer", "other"])["value"].mean().reset_index()
-        names = sorted(set(mean["explainer"]) | set(mean["other"]))
-        matrix = pd.DataFrame(np.eye(len(names)), index=names, columns=names)
-        for r in mean.itertuples():
-            matrix.loc[r.explainer, r.other] = r.value
-            matrix.loc[r.other, r.explainer] = r.value
-        out[(task, model, metric)] = matrix
-    return out
 
 
 def write_all(run_dir: str | Path, *, plots: bool = True) -> list[Path]:
@@ -84,21 +40,21 @@ def write_all(run_dir: str | Path, *, plots: bool = True) -> list[Path]:
     written = [_csv(run_dir / "leaderboard.csv", tables.summary(scores))]
     for (task, model), board in tables.leaderboards(scores, costs).items():
         written.append(_csv(run_dir / "leaderboard" / f"{task}-{model}.csv", board))
-    from bench.studies import background, sanity
+    from explainbench.bench.studies import background, sanity
 
-    study_tables = {"stability": study_table(scores, "stability"),
+    study_tables = {"stability": tables.study_table(scores, "stability"),
                     "background": background.table(scores, costs),
                     "sanity": sanity.table(scores),
                     "correct_vs_wrong": tables.correct_vs_wrong(scores)}
     for name, table in study_tables.items():
         if not table.empty:
             written.append(_csv(run_dir / f"{name}.csv", table))
-    for (task, model, metric), matrix in agreement_matrices(scores).items():
+    for (task, model, metric), matrix in tables.agreement_matrices(scores).items():
         name = f"{task}-{model}.csv" if metric == "agreement_spearman" else f"{task}-{model}-{metric}.csv"
         frame = matrix.reset_index().rename(columns={"index": "explainer"})
         written.append(_csv(run_dir / "agreement" / name, frame))
     if plots:
-        from bench import html_report, plots as figures
+        from explainbench.bench import html_report, plots as figures
 
         written += figures.write_all(run_dir, scores)
         written.append(html_report.write(run_dir))

@@ -9,118 +9,17 @@ Stochastic explainers run under every seed of the experiment, deterministic ones
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import time
-import traceback
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import provenance, studies
-from bench.cells import Cell, CellOutput, RunContext
-from bench.errors import BenchError
-from bench.store import ResultStore
-from bench.suite import Suite
-
-
-class CellTimeout(Exception):
-    pass
-
-
-def plan(suite: Suite) -> list[Cell]:
-    """Every cell of a suite in a fixed order: per experiment, its scores cells, then its studies."""
-    cells: list[Cell] = []
-    for exp in suite.experiments:
-        cells += studies.module("scores").plan(suite, exp)
-        for name, options in exp.study_options().items():
-            cells += studies.module(name).plan(suite, exp, options)
-    ids = [c.id for c in cells]
-    if len(set(ids)) != len(ids):
-        raise BenchError(f"suite {suite.name} plans the same cell twice; make experiment names unique")
-    return cells
-
-
-def execute(cell: Cell, suite: Suite, ctx: RunContext) -> CellOutput:
-    return studies.module(cell.kind).execute(cell, suite, ctx)
-
-
-@contextlib.contextmanager
-def time_limit(seconds: float):
-    """Raise CellTimeout in the main thread after `seconds` (SIGALRM; a no-op elsewhere)."""
-    if seconds <= 0 or not hasattr(signal, "SIGALRM"):
-        yield
-        return
-
-    def _expire(signum, frame):
-        raise CellTimeout(f"cell exceeded its time limit of {seconds:g} s")
-
-    try:
-        previous = signal.signal(signal.SIGALRM, _expire)
-    except ValueError:  # not the main thread
-        yield
-        return
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def failure_record(cell: Cell, exc: BaseException) -> dict:
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return {
-        "cell_id": cell.id, "kind": cell.kind, "experiment": cell.experiment.name,
-        "model": cell.model, "explainer": cell.explainer.label if cell.explainer else "",
-        "seed": cell.seed, "chunk": cell.chunk, "error_type": type(exc).__name__,
-        "error": message, "traceback": traceback.format_exc(),
-    }
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    import torch
-
-    if isinstance(exc, torch.cuda.OutOfMemoryError):
-        return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
-
-
-def compute_cell(cell: Cell, suite: Suite, ctx: RunContext) -> tuple[dict | None, dict | None]:
-    """(files, None) for a finished cell, or (None, failure record). On out-of-memory the cell
-    halves its forward batch size and retries; results do not depend on the batch size."""
-    from bench import tasks
-    from bench.store import encode_cell
-
-    while True:
-        try:
-            started = time.perf_counter()
-            with time_limit(suite.cell_timeout_s):
-                output = execute(cell, suite, ctx)
-            if output.rows["value"].isna().any():
-                raise ValueError("a metric returned NaN scores")
-            timing = {"cell_id": cell.id, "kind": cell.kind, "experiment": cell.experiment.name,
-                      "model": cell.model, "explainer": cell.explainer.label if cell.explainer else "",
-                      "seed": cell.seed, "samples": cell.n_samples,
-                      "seconds": time.perf_counter() - started, "device": ctx.device.type}
-            return encode_cell(output.rows, output.curves, output.costs, output.extras, timing), None
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # recorded, whatever it is; the run goes on
-            if is_out_of_memory(exc) and ctx.halve(tasks.for_model(cell.model)):
-                _free_device_memory()
-                continue
-            return None, failure_record(cell, exc)
-
-
-def _free_device_memory() -> None:
-    import gc
-
-    import torch
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+from explainbench.bench import provenance
+from explainbench.bench.cells import Cell, RunContext
+from explainbench.bench.execute import compute_cell
+from explainbench.bench.planning import plan
+from explainbench.bench.spec import Suite
+from explainbench.bench.store import ResultStore
+from explainbench.core.errors import BenchError
 
 
 def run_cell(cell: Cell, suite: Suite, ctx: RunContext, store: ResultStore) -> dict | None:
@@ -153,14 +52,14 @@ def run(suite: Suite, out: str | Path, *, device: str = "auto", retry_failed: bo
         batch_size: int | None = None, show_progress: bool = True, backend: str = "local",
         ray_address: str | None = None, cpus_per_cell: int = 1) -> RunSummary:
     """Run every unfinished cell of `suite` into `out` and write the report."""
-    import models
+    from explainbench import models
 
     if backend not in BACKENDS:
-        from bench.errors import UnknownNameError
+        from explainbench.core.errors import UnknownNameError
 
         raise UnknownNameError("backend", backend, list(BACKENDS))
     if backend == "ray":
-        from bench import ray_backend
+        from explainbench.bench import ray_backend
 
         ray_backend._import_ray()  # say how to install it before anything starts
 
@@ -178,7 +77,7 @@ def run(suite: Suite, out: str | Path, *, device: str = "auto", retry_failed: bo
         store.write_manifest(manifest)
 
         if backend == "ray":
-            from bench import ray_backend
+            from explainbench.bench import ray_backend
 
             failed = ray_backend.run_cells(todo, len(cells), suite, ctx, store, show_progress,
                                            address=ray_address, cpus_per_cell=cpus_per_cell)
@@ -190,7 +89,7 @@ def run(suite: Suite, out: str | Path, *, device: str = "auto", retry_failed: bo
                              "finished": sum(store.is_done(c.id) for c in cells),
                              "failed": len(store.failed_cells())}
         store.write_manifest(manifest)
-        from bench import report
+        from explainbench.bench import report
 
         report.write_all(store.root)
     return RunSummary(store.root, len(cells), len(todo) - len(failed), len(cells) - len(todo),

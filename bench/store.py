@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.errors import BenchError
+from explainbench.core.errors import BenchError
 
 # The key of a score row, in the order scores.parquet is sorted by.
 KEY_COLUMNS = ["suite", "experiment", "study", "task", "model", "explainer", "params_hash",

@@ -17,6 +17,8 @@ Experiment-level `seeds`, `chunk_size` and `target` override the suite's. `floor
 default) scores the `random` control beside the experiment's explainers: the floor every explainer
 must beat. `studies:` maps study names (stability, background, sanity, agreement) to their settings;
 see `bench/studies/`. `cell_timeout_s` (suite level, default 1800) fails a cell that runs longer.
+`plugins: [module, ...]` (suite level) imports users' modules first, so the explainers, metrics
+and models they register can be named (dotted module names, or .py paths relative to the suite).
 Every mistake is reported as one line naming where in the file it is and what the valid choices are.
 """
 
@@ -24,18 +26,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from bench import slices
-from bench.errors import BenchError, UnknownNameError
+from explainbench.core import slices
+from explainbench.bench.spec import Component, Experiment, Suite, freeze
+from explainbench.core.errors import BenchError, UnknownNameError
 
 SUITE_KEYS = {"name", "version", "description", "seeds", "chunk_size", "target", "experiments",
-              "cell_timeout_s"}
+              "cell_timeout_s", "plugins"}
 EXPERIMENT_KEYS = {"name", "slice", "models", "explainers", "metrics", "seeds", "chunk_size",
                    "target", "floor", "studies"}
 TARGETS = ("predicted", "label")
@@ -45,58 +47,11 @@ class SuiteError(BenchError):
     pass
 
 
-@dataclass(frozen=True)
-class Component:
-    """An explainer or metric with its parameters, as named in a suite."""
-
-    name: str
-    params_items: tuple[tuple[str, Any], ...] = ()
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return dict(self.params_items)
-
-    @property
-    def label(self) -> str:
-        if not self.params_items:
-            return self.name
-        return f"{self.name}({', '.join(f'{k}={v}' for k, v in self.params_items)})"
-
-
-@dataclass(frozen=True)
-class Experiment:
-    name: str
-    slice: slices.SliceSpec
-    models: tuple[str, ...]
-    explainers: tuple[Component, ...]
-    metrics: tuple[Component, ...]
-    seeds: tuple[int, ...]
-    chunk_size: int
-    target: str
-    floor: bool = True
-    studies: tuple[tuple[str, Any], ...] = ()  # (study name, frozen options) pairs
-
-    def study_options(self) -> dict[str, dict]:
-        return {name: thaw(options) for name, options in self.studies}
-
-
-@dataclass(frozen=True)
-class Suite:
-    name: str
-    version: int
-    description: str
-    experiments: tuple[Experiment, ...]
-    content_hash: str
-    cell_timeout_s: float = 1800.0
-    source: str = field(default="", compare=False)  # where the YAML came from
-    text: str = field(default="", compare=False, repr=False)  # the YAML as written
-
-
 # ----------------------------------------------------------------------------- finding suites
 
 
 def builtin_names() -> list[str]:
-    folder = resources.files("bench.suites")
+    folder = resources.files("explainbench.bench.suites")
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
@@ -109,7 +64,7 @@ def resolve(name_or_path: str) -> tuple[str, str]:
         return path.read_text(encoding="utf-8"), str(path)
     if name_or_path not in builtin_names():
         raise UnknownNameError("suite", name_or_path, builtin_names())
-    text = resources.files("bench.suites").joinpath(f"{name_or_path}.yaml").read_text("utf-8")
+    text = resources.files("explainbench.bench.suites").joinpath(f"{name_or_path}.yaml").read_text("utf-8")
     return text, f"builtin:{name_or_path}"
 
 
@@ -190,12 +145,18 @@ def _slice(raw, where: str) -> slices.SliceSpec:
 
 
 def parse(raw: Any, *, source: str = "<dict>", text: str = "") -> Suite:
-    import explainers
-    import metrics
-    import models
+    from explainbench import explainers
+    from explainbench import metrics
+    from explainbench import models
 
     where = f"suite {source}"
     _check_keys(raw, SUITE_KEYS, where)
+    plugin_specs = raw.get("plugins") or []
+    if plugin_specs:
+        from explainbench.core import plugins
+
+        folder = Path(source).parent if not source.startswith(("builtin:", "<")) else None
+        plugins.load_modules(plugin_specs, base=folder)
     for key in ("name", "version", "experiments"):
         if key not in raw:
             _fail(where, f"missing required key {key!r}")
@@ -260,6 +221,7 @@ def parse(raw: Any, *, source: str = "<dict>", text: str = "") -> Suite:
         experiments=tuple(experiments),
         content_hash=hashlib.sha256(canonical.encode()).hexdigest()[:16],
         cell_timeout_s=float(timeout),
+        plugins=tuple(plugin_specs),
         source=source,
         text=text or yaml.safe_dump(raw, sort_keys=False),
     )
@@ -282,7 +244,7 @@ def _bool(value, where: str) -> bool:
 def _with_studies(exp: Experiment, raw, where: str) -> Experiment:
     from dataclasses import replace
 
-    from bench import studies
+    from explainbench.bench import studies
 
     if not isinstance(raw, dict):
         _fail(where, "expected a mapping of study name to its settings")
@@ -303,28 +265,11 @@ def _with_studies(exp: Experiment, raw, where: str) -> Experiment:
     return replace(exp, studies=tuple(frozen))
 
 
-def freeze(obj):
-    """Hashable form of YAML settings (dicts become sorted item tuples, lists tuples)."""
-    if isinstance(obj, dict):
-        return ("__dict__", tuple((k, freeze(v)) for k, v in sorted(obj.items())))
-    if isinstance(obj, (list, tuple)):
-        return tuple(freeze(v) for v in obj)
-    return obj
-
-
-def thaw(obj):
-    if isinstance(obj, tuple) and len(obj) == 2 and obj[0] == "__dict__":
-        return {k: thaw(v) for k, v in obj[1]}
-    if isinstance(obj, tuple):
-        return [thaw(v) for v in obj]
-    return obj
-
-
 def _check_components(exp: Experiment, at: str) -> None:
     """Parameters and modalities, checked by instantiating (explainer families import their heavy
     libraries inside methods, so this stays cheap)."""
-    import explainers
-    import metrics
+    from explainbench import explainers
+    from explainbench import metrics
 
     modality = "image" if exp.slice.dataset == "mnist" else "text"
     for i, comp in enumerate(exp.explainers):
@@ -335,7 +280,7 @@ def _check_components(exp: Experiment, at: str) -> None:
         if modality not in explainer.modalities:
             _fail(f"{at}.explainers[{i}]", f"explainer {comp.name!r} does not explain {modality} "
                   f"models (it explains {', '.join(sorted(explainer.modalities))})")
-    from bench.tasks import TASKS
+    from explainbench.core.tasks import TASKS
 
     substrates = TASKS[exp.slice.dataset].substrates
     for i, comp in enumerate(exp.metrics):

@@ -199,3 +199,44 @@ def correct_vs_wrong(scores: pd.DataFrame) -> pd.DataFrame:
                         mean_correct=right.mean(), n_correct=len(right), mean_wrong=wrong.mean(),
                         n_wrong=len(wrong), difference=right.mean() - wrong.mean(), p_mannwhitney=p))
     return pd.DataFrame(out)
+
+
+def study_table(scores: pd.DataFrame, study: str) -> pd.DataFrame:
+    """Per (task, model, explainer setting, metric setting): mean, std, 95% CI, n over samples."""
+    rows = scores[scores["study"] == study]
+    if rows.empty:
+        return pd.DataFrame()
+    # a study's metric settings (its seeds, k) are not alternatives to tell apart: plain names
+    samples = per_sample(rows.assign(metric_params="{}"))
+    out = []
+    keys = ["task", "model", "explainer_label", "metric_label", "higher_is_better"]
+    for key, g in samples.groupby(keys, sort=True):
+        values = g["value"].to_numpy()
+        low, high = bootstrap_ci(values)
+        out.append(dict(zip(["task", "model", "explainer", "metric", "higher_is_better"], key),
+                        mean=values.mean(), std=values.std(ddof=1) if len(values) > 1 else 0.0,
+                        ci_low=low, ci_high=high, n=len(values)))
+    return pd.DataFrame(out)
+
+
+def agreement_matrices(scores: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
+    """{(task, model, metric): square explainer x explainer matrix of mean agreement}.
+
+    Agreement rows name the two explainers in the metric's `self` and `other` parameters (see
+    bench/studies/agreement.py)."""
+    rows = scores[scores["study"] == "agreement"]
+    out = {}
+    if rows.empty:
+        return out
+    params = [json.loads(p) for p in rows["metric_params"]]
+    rows = rows.assign(explainer=[p.get("self", e) for p, e in zip(params, rows["explainer"])],
+                       other=[p.get("other") for p in params])
+    for (task, model, metric), g in rows.groupby(["task", "model", "metric"], sort=True):
+        mean = g.groupby(["explainer", "other"])["value"].mean().reset_index()
+        names = sorted(set(mean["explainer"]) | set(mean["other"]))
+        matrix = pd.DataFrame(np.eye(len(names)), index=names, columns=names)
+        for r in mean.itertuples():
+            matrix.loc[r.explainer, r.other] = r.value
+            matrix.loc[r.other, r.explainer] = r.value
+        out[(task, model, metric)] = matrix
+    return out

@@ -74,11 +74,11 @@ class Setting:
 
 
 def load_setting(model_name: str, n: int, device, batch_sizes) -> Setting:
-    import models
-    from bench import slices, tasks
+    from explainbench import models
+    from explainbench.core import slices
 
     model = models.load(model_name, device=device, profile="full")
-    task = tasks.for_model(model_name)
+    task = models.task_of(model_name)
     slice_name = "mnist-test" if task.modality == "image" else "imdb-test"
     inputs = task.inputs(slices.load(slices.named(slice_name, n))).to(device)
     targets = task.probabilities(model, inputs).argmax(dim=-1)
@@ -87,7 +87,7 @@ def load_setting(model_name: str, n: int, device, batch_sizes) -> Setting:
 
 def explain_timed(explainer, s: Setting, device, n: int | None = None) -> tuple[float, float]:
     """(seconds per explanation, forward passes per explanation) on the first n inputs."""
-    from bench.attribution_cache import count_forward_passes
+    from explainbench.bench.attribution_cache import count_forward_passes
 
     x, t = s.inputs[:n], s.targets[:n]
     explainer.explain(s.model, s.task, x[:1], t[:1], seed=0)  # warm-up
@@ -111,7 +111,7 @@ def best_forward(s: Setting, device, probe: float) -> tuple[int, float]:
 
 
 def throughput_table(s: Setting, names: list[str], device) -> list[dict]:
-    import explainers
+    from explainbench import explainers
 
     rows = []
     for name in names:
@@ -127,7 +127,7 @@ def throughput_table(s: Setting, names: list[str], device) -> list[dict]:
 
 def surrogate_table(s: Setting, device, probe: float, lime_default_n: int) -> list[dict]:
     """Ours, the reference(s) and the floor, seconds per explanation at equal budgets."""
-    import explainers
+    from explainbench import explainers
 
     batch, rate = best_forward(s, device, probe)
     print(f"  {s.model_name}: best forward batch {batch} ({rate:,.0f} rows/s)", flush=True)
@@ -167,7 +167,7 @@ def run_quick(device: str) -> tuple[float, float, Path]:
     out = Path(tempfile.mkdtemp(prefix="bench-quick-")) / "run"
     env = {**os.environ, "BENCH_ATTRIBUTION_CACHE": "0"}
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "bench", "run", "--suite", "quick", "--out", str(out),
+    subprocess.run([sys.executable, "-m", "explainbench.bench", "run", "--suite", "quick", "--out", str(out),
                     "--device", device, "--no-progress"], env=env, check=True)
     wall = time.perf_counter() - start
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # Linux: KiB
@@ -193,8 +193,8 @@ def project_full(quick_run: Path) -> tuple[dict[str, float], int, int]:
     neither takes the mean seconds per sample of its kind and model, budget-scaled."""
     import pandas as pd
 
-    import explainers
-    from bench import runner, suite as suites
+    from explainbench import explainers
+    from explainbench.bench import runner, suite as suites
 
     timings = pd.read_csv(quick_run / "timings.csv")
     timings["per_sample"] = timings["seconds"] / timings["samples"]
@@ -270,7 +270,7 @@ def main(argv=None) -> None:
     warnings.filterwarnings("ignore")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    import explainers
+    from explainbench import explainers
 
     if args.project_only:
         by_kind, n_cells, unmatched = project_full(args.project_only)

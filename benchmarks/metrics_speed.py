@@ -168,10 +168,10 @@ def main(argv=None) -> None:
     import warnings
 
     warnings.filterwarnings("ignore")
-    import explainers
-    import models
-    from bench import data
-    from bench.tasks import ImageTask
+    from explainbench import explainers
+    from explainbench import models
+    from explainbench.core import data
+    from explainbench.core.tasks import ImageTask
 
     device = torch.device(args.device)
     model = models.load("mnist_cnn", device=device, profile="full")
@@ -255,7 +255,7 @@ def markdown_table(rows: list[Row], device, n: int) -> str:
 
 def build_cases(model, task, x, y, a, saliency, device, batch_size):
     """(name, settings, ours(samples), reference name, reference(), floor counts explanations)."""
-    import metrics
+    from explainbench import metrics
 
     n = len(x)
     x_np, y_np = x.cpu().numpy(), y.cpu().numpy()

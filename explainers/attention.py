@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from explainers.base import Explainer
-from explainers.gradients import chunks
+from explainbench.explainers.base import Explainer
+from explainbench.explainers.gradients import chunks
 
 
 class _AttentionExplainer(Explainer):

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from bench.errors import BenchError, UnknownNameError
-from explainers.base import seeded_generator
+from explainbench.core.errors import BenchError, UnknownNameError
+from explainbench.explainers.base import seeded_generator
 
 STRATEGIES = ("random", "kmeans", "stratified", "zeros", "blur")
 SIZE_ONE = ("zeros", "blur")  # strategies that define a single reference
@@ -52,7 +52,7 @@ def select_background(task, size: int, strategy: str = "random", seed: int = 0,
     check_strategy(strategy, size, task.modality)
     size = int(size)
     if strategy == "blur":
-        from bench.tasks import gaussian_blur
+        from explainbench.core.tasks import gaussian_blur
 
         return gaussian_blur(inputs.detach().cpu().float(), kernel_size=11, sigma=5.0)
     x, labels = task.train_split()
@@ -66,7 +66,7 @@ def select_background(task, size: int, strategy: str = "random", seed: int = 0,
     if strategy == "random":
         return x[torch.randperm(len(x), generator=seeded_generator(seed))[:size]]
     if strategy == "stratified":
-        from bench.slices import stratified_ids
+        from explainbench.core.slices import stratified_ids
 
         return x[torch.as_tensor(stratified_ids(labels.numpy(), size, seed))]
     return _kmeans(task.name, x, size, seed)

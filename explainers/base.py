@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from bench.errors import BenchError, ExplainerError
+from explainbench.core.errors import BenchError, ExplainerError
 
 
 class Explainer(ABC):

@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from explainers.base import Explainer
-from explainers.gradients import chunks
+from explainbench.explainers.base import Explainer
+from explainbench.explainers.gradients import chunks
 
 
 def cam_layer(model: nn.Module) -> nn.Module | None:

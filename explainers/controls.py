@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from explainers.base import Explainer, seeded_generator
+from explainbench.explainers.base import Explainer, seeded_generator
 
 
 class RandomAttribution(Explainer):

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from bench.errors import ExplainerError
-from explainers.base import Explainer
-from explainers.gradients import chunks
+from explainbench.core.errors import ExplainerError
+from explainbench.explainers.base import Explainer
+from explainbench.explainers.gradients import chunks
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def _cache_path(model, task, train_inputs: Tensor):
     card = getattr(model, "card", None)
     if not card or "checkpoint_sha256" not in card:
         return None
-    from bench import paths
+    from explainbench.core import paths
 
     digest = hashlib.sha256(train_inputs.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
     name = f"{card['checkpoint_sha256'][:16]}-{task.name}-train-{digest[:16]}.safetensors"

@@ -18,9 +18,9 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from explainers.base import Explainer
-from explainers.quiet import CAPTUM_HOOKS, quiet
-from explainers.seeding import global_rng
+from explainbench.explainers.base import Explainer
+from explainbench.explainers.quiet import CAPTUM_HOOKS, quiet
+from explainbench.explainers.seeding import global_rng
 
 
 @dataclass
@@ -188,12 +188,12 @@ class IntegratedGradients(Explainer):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         if self.params["method"] not in self.METHODS:
-            from bench.errors import UnknownNameError
+            from explainbench.core.errors import UnknownNameError
 
             raise UnknownNameError("integration method of integrated_gradients",
                                    self.params["method"], list(self.METHODS))
         if self.params["baseline"] == "background":
-            from explainers.background import check_strategy
+            from explainbench.explainers.background import check_strategy
 
             check_strategy(self.params["background"], self.params["background_size"], who=self.name)
 
@@ -227,7 +227,7 @@ class IntegratedGradients(Explainer):
             return self.refined(model, task, inputs, targets)
         # A sampled baseline: IG against each of K background references, averaged, so the
         # attributions sum to f(x) - mean_k f(r_k). All B x K integrals run as one batch.
-        from explainers.background import PER_SAMPLE, select_background
+        from explainbench.explainers.background import PER_SAMPLE, select_background
 
         strategy = self.params["background"]
         refs = select_background(task, self.params["background_size"], strategy, seed,

@@ -32,8 +32,8 @@ import math
 import torch
 from torch import Tensor
 
-from explainers.base import seeded_generator
-from explainers.surrogate import BatchedSurrogate, design_by_count, ranks, weighted_linear_fit
+from explainbench.explainers.base import seeded_generator
+from explainbench.explainers.surrogate import BatchedSurrogate, design_by_count, ranks, weighted_linear_fit
 
 INF_WEIGHT = 1e6  # captum.attr.KernelShap.inf_weight
 LSTSQ_RCOND = 1e-6  # sklearn LinearRegression(tol=1e-6) -> scipy.linalg.lstsq(cond=tol)

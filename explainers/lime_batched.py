@@ -31,8 +31,8 @@ import math
 import torch
 from torch import Tensor
 
-from explainers.base import seeded_generator
-from explainers.surrogate import BatchedSurrogate, design_by_count, ranks, weighted_linear_fit
+from explainbench.explainers.base import seeded_generator
+from explainbench.explainers.surrogate import BatchedSurrogate, design_by_count, ranks, weighted_linear_fit
 
 KERNEL_WIDTH = 0.25  # LimeImageExplainer's default; LimeTextExplainer's 25 on distances x 100
 RIDGE_ALPHA = 1.0  # lime_base: Ridge(alpha=1, fit_intercept=True)

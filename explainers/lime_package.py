@@ -22,9 +22,9 @@ import contextlib
 import numpy as np
 import torch
 
-from explainers.base import Explainer
-from explainers.seeding import numpy_random_state
-from explainers.superpixels import segment
+from explainbench.explainers.base import Explainer
+from explainbench.explainers.seeding import numpy_random_state
+from explainbench.explainers.superpixels import segment
 
 WORD_SEPARATOR = " "
 MASK_WORD = "[MASK]"

@@ -13,10 +13,10 @@ import warnings
 import torch
 from torch import Tensor
 
-from explainers.base import Explainer
-from explainers.gradients import chunks
-from explainers.seeding import global_rng
-from explainers.superpixels import segment_batch
+from explainbench.explainers.base import Explainer
+from explainbench.explainers.gradients import chunks
+from explainbench.explainers.seeding import global_rng
+from explainbench.explainers.superpixels import segment_batch
 
 
 def reference(task, inputs: Tensor) -> Tensor:

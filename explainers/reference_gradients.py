@@ -11,12 +11,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from explainers.background import IMAGE_ONLY, PER_SAMPLE, check_strategy, select_background
-from explainers.base import Explainer
-from explainers.gradients import (EmbeddingModel, chunks, continuous_input, default_baseline,
+from explainbench.explainers.background import IMAGE_ONLY, PER_SAMPLE, check_strategy, select_background
+from explainbench.explainers.base import Explainer
+from explainbench.explainers.gradients import (EmbeddingModel, chunks, continuous_input, default_baseline,
                                   samples_per_chunk, words_only_input)
-from explainers.quiet import CAPTUM_HOOKS, quiet
-from explainers.seeding import global_rng
+from explainbench.explainers.quiet import CAPTUM_HOOKS, quiet
+from explainbench.explainers.seeding import global_rng
 
 
 def _has_module(model: nn.Module, kinds: tuple[type, ...]) -> bool:

@@ -21,7 +21,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from explainers.base import Explainer, seeded_generator
+from explainbench.explainers.base import Explainer, seeded_generator
 
 
 def image_masks(n: int, grid: int, p_keep: float, size: tuple[int, int],

@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from explainers.base import Explainer
-from explainers.reference_gradients import BackgroundExplainer
-from explainers.quiet import SHAP_DEEP, quiet
-from explainers.seeding import global_rng
-from explainers.superpixels import segment
+from explainbench.explainers.base import Explainer
+from explainbench.explainers.reference_gradients import BackgroundExplainer
+from explainbench.explainers.quiet import SHAP_DEEP, quiet
+from explainbench.explainers.seeding import global_rng
+from explainbench.explainers.superpixels import segment
 
 
 class TargetLogit(nn.Module):

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from bench.errors import UnknownNameError
+from explainbench.core.errors import UnknownNameError
 
 SEGMENTATIONS = ("slic", "grid")
 PATCH = 4

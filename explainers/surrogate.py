@@ -23,8 +23,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from explainers.base import Explainer
-from explainers.superpixels import segment_batch
+from explainbench.explainers.base import Explainer
+from explainbench.explainers.superpixels import segment_batch
 
 # Elements of one float64 (inputs, patterns, features) block of the solve: bounds its memory
 # (64 MiB per temporary) whatever the batch, so a 1,000-input chunk of 255-word reviews fits.

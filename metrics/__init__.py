@@ -1,6 +1,6 @@
 """Metrics: pure batched tensor functions, grouped by category, each with its direction declared.
 
-    import metrics
+    from explainbench import metrics
     deletion = metrics.get("deletion", steps=20, substrate="zero")
     result = deletion(model, task, inputs, attributions, targets)   # result.scores: (B,)
 
@@ -10,10 +10,14 @@
 
 from __future__ import annotations
 
-from bench.registry import Registry
-from metrics.base import Metric, MetricResult, MetricSpec
+import inspect
 
-REGISTRY: Registry = Registry("metric")
+from explainbench.core import plugins
+from explainbench.core.errors import PluginError
+from explainbench.core.registry import Registry
+from explainbench.metrics.base import CATEGORIES, Metric, MetricResult, MetricSpec
+
+REGISTRY: Registry = Registry("metric", group="explainbench.metrics")
 
 IMAGE_ONLY = frozenset({"image"})
 
@@ -25,65 +29,94 @@ def _register(name: str, target: str, *, category: str, higher_is_better: bool, 
 
 
 # ---- faithfulness: removal curves (metrics/faithfulness.py over metrics/removal.py)
-_register("deletion", "metrics.faithfulness:deletion", category="faithfulness",
+_register("deletion", "explainbench.metrics.faithfulness:deletion", category="faithfulness",
           higher_is_better=False, steps=20, substrate=None,
           summary="area under the target probability as top features are removed (Petsiuk 2018; "
                   "default substrate zero | mask)")
-_register("insertion", "metrics.faithfulness:insertion", category="faithfulness",
+_register("insertion", "explainbench.metrics.faithfulness:insertion", category="faithfulness",
           higher_is_better=True, steps=20, substrate=None,
           summary="area under the target probability as top features are inserted (Petsiuk 2018; "
                   "default substrate blur | mask)")
-_register("morf", "metrics.faithfulness:morf", category="faithfulness", higher_is_better=True,
+_register("morf", "explainbench.metrics.faithfulness:morf", category="faithfulness", higher_is_better=True,
           steps=20, substrate=None,
           summary="AOPC, most relevant removed first (Samek 2017; default substrate noise | mask)")
-_register("lerf", "metrics.faithfulness:lerf", category="faithfulness", higher_is_better=False,
+_register("lerf", "explainbench.metrics.faithfulness:lerf", category="faithfulness", higher_is_better=False,
           steps=20, substrate=None,
           summary="AOPC, least relevant removed first (Samek 2017; default substrate noise | mask)")
-_register("srg", "metrics.faithfulness:srg", category="faithfulness", higher_is_better=True,
+_register("srg", "explainbench.metrics.faithfulness:srg", category="faithfulness", higher_is_better=True,
           steps=20, substrate=None,
           summary="symmetric relevance gain: AOPC(MoRF) - AOPC(LeRF) (Bluecher 2022; default "
                   "substrate noise | mask)")
-_register("comprehensiveness", "metrics.faithfulness:comprehensiveness", category="faithfulness",
+_register("comprehensiveness", "explainbench.metrics.faithfulness:comprehensiveness", category="faithfulness",
           higher_is_better=True, bins=(1, 5, 10, 20, 50), substrate=None,
           summary="probability drop without the top-k% features (ERASER, DeYoung 2020; "
                   "default substrate zero | pad)")
-_register("sufficiency", "metrics.faithfulness:sufficiency", category="faithfulness",
+_register("sufficiency", "explainbench.metrics.faithfulness:sufficiency", category="faithfulness",
           higher_is_better=False, bins=(1, 5, 10, 20, 50), substrate=None,
           summary="probability drop keeping only the top-k% features (ERASER, DeYoung 2020; "
                   "default substrate zero | pad)")
-_register("faithfulness_correlation", "metrics.faithfulness:faithfulness_correlation",
+_register("faithfulness_correlation", "explainbench.metrics.faithfulness:faithfulness_correlation",
           category="faithfulness", higher_is_better=True, nr_runs=100, subset_fraction=0.25,
           substrate=None,
           summary="Pearson r of attribution sums and probability drops of random subsets "
                   "(Bhatt 2020; default substrate zero | mask)")
-_register("road", "metrics.road:road", category="faithfulness", higher_is_better=True,
+_register("road", "explainbench.metrics.road:road", category="faithfulness", higher_is_better=True,
           modalities=IMAGE_ONLY, percentages=None, noise=0.01,
           summary="images only: LeRF minus MoRF probability with noisy linear imputation (ROAD, "
                   "Rong 2022; percentages None: 1, 3, ..., 99 as Quantus)")
 # ---- faithfulness: random perturbations (Yeh et al. 2019)
-_register("infidelity", "metrics.infidelity:infidelity", category="faithfulness",
+_register("infidelity", "explainbench.metrics.infidelity:infidelity", category="faithfulness",
           higher_is_better=False, n_perturb_samples=10, noise_std=0.003, mask_prob=0.1,
           normalize=False, output="logit",
           summary="mean squared error of attribution . perturbation vs output drop "
                   "(Yeh 2019, as captum.metrics.infidelity)")
 # ---- robustness
-_register("max_sensitivity", "metrics.robustness:max_sensitivity", category="robustness",
+_register("max_sensitivity", "explainbench.metrics.robustness:max_sensitivity", category="robustness",
           higher_is_better=False, modalities=IMAGE_ONLY, n_perturb_samples=10,
           perturb_radius=0.02, norm_ord="fro",
           summary="images only: largest relative change of the explanation in a small input ball "
                   "(Yeh 2019, as captum.metrics.sensitivity_max; needs the explainer)")
 
 # ---- complexity (metrics/complexity.py)
-_register("sparseness", "metrics.complexity:sparseness", category="complexity",
+_register("sparseness", "explainbench.metrics.complexity:sparseness", category="complexity",
           higher_is_better=True, summary="Gini index of |attribution| (Chalasani 2020)")
-_register("complexity", "metrics.complexity:complexity", category="complexity",
+_register("complexity", "explainbench.metrics.complexity:complexity", category="complexity",
           higher_is_better=False, summary="entropy of the |attribution| distribution (Bhatt 2020)")
 
 # ---- ground truth on the linear model (metrics/ground_truth.py)
-_register("linear_ground_truth", "metrics.ground_truth:linear_ground_truth",
+_register("linear_ground_truth", "explainbench.metrics.ground_truth:linear_ground_truth",
           category="ground_truth", higher_is_better=True, modalities=IMAGE_ONLY,
           similarity_measure="spearman",
           summary="similarity to the exact attributions W[c]*x of mnist_logreg")
+
+
+def register(name: str, *, category: str, higher_is_better: bool, summary: str = "",
+             modalities=("image", "text"), **defaults):
+    """Function decorator: add a metric to the registry. The function takes
+    `(model, task, inputs, attributions, targets, *, <its parameters>)` and returns a
+    `MetricResult` (or a (B,) tensor of per-sample scores); it may also accept `generator` (a
+    torch.Generator seeded from the cell's seed), `batch_size`, and `explainer` with `seed` (to
+    re-explain). `defaults` are its parameters and their defaults, as a suite overrides them."""
+
+    def decorate(fn):
+        plugin = plugins.label_for(fn)
+        if not callable(fn):
+            raise PluginError(f"plugin {plugin}: metric {name!r} is not a function")
+        if category not in CATEGORIES:
+            raise PluginError(f"plugin {plugin}: metric {name!r} has category {category!r}; valid "
+                              f"categories: {', '.join(CATEGORIES)}")
+        accepted = inspect.signature(fn).parameters
+        missing = [k for k in defaults if k not in accepted]
+        if missing:
+            raise PluginError(f"plugin {plugin}: metric {name!r} declares parameters "
+                              f"{', '.join(missing)} that its function does not take")
+        kinds = frozenset(modalities)
+        REGISTRY.register(name, fn, plugin=plugin,
+                          spec=MetricSpec(name, category, bool(higher_is_better), dict(defaults),
+                                          summary, kinds))
+        return fn
+
+    return decorate
 
 
 def names() -> list[str]:
@@ -100,4 +133,4 @@ def get(name: str, **params) -> Metric:
     return Metric(entry.meta["spec"], entry.load(), params)
 
 
-__all__ = ["Metric", "MetricResult", "MetricSpec", "REGISTRY", "get", "names", "spec"]
+__all__ = ["Metric", "MetricResult", "MetricSpec", "REGISTRY", "get", "names", "register", "spec"]

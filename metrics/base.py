@@ -9,7 +9,12 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from bench.errors import BenchError
+from explainbench.core.errors import BenchError
+
+
+# What a metric measures; the leaderboard ranks the first five (bench/tables.py).
+CATEGORIES = ("faithfulness", "robustness", "complexity", "ground_truth", "examples", "stability",
+              "sanity", "agreement", "background")
 
 
 @dataclass
@@ -72,4 +77,11 @@ class Metric:
             kwargs["seed"] = seed
         if "batch_size" in self._accepts:
             kwargs["batch_size"] = batch_size
-        return self.fn(model, task, inputs, attributions, targets, **kwargs)
+        result = self.fn(model, task, inputs, attributions, targets, **kwargs)
+        if isinstance(result, Tensor):  # a plugin may return the per-sample scores alone
+            result = MetricResult(result)
+        if not isinstance(result, MetricResult) or tuple(result.scores.shape) != (len(inputs),):
+            got = getattr(getattr(result, "scores", result), "shape", type(result).__name__)
+            raise ValueError(f"metric {self.name!r} returned {got}; expected a MetricResult or "
+                             f"a tensor of {len(inputs)} per-sample scores")
+        return result

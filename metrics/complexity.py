@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from metrics.base import MetricResult
+from explainbench.metrics.base import MetricResult
 
 
 def _magnitudes(task, inputs, attributions):

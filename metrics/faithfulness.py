@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from metrics.base import MetricResult
-from metrics.removal import (batched_output, check_fraction, counts_for_fractions, evaluate_removals,
+from explainbench.metrics.base import MetricResult
+from explainbench.metrics.removal import (batched_output, check_fraction, counts_for_fractions, evaluate_removals,
                              feature_ranks, removal_curve, resolve_substrate)
 
 ERASER_BINS = (1, 5, 10, 20, 50)  # percent of the features, DeYoung et al. 2020

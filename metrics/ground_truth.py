@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from metrics import similarity
-from metrics.base import MetricResult
+from explainbench.metrics import similarity
+from explainbench.metrics.base import MetricResult
 
 
 def exact_linear_attributions(model, inputs: Tensor, targets: Tensor) -> Tensor:

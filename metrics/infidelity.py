@@ -18,8 +18,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from metrics.base import MetricResult
-from metrics.removal import check_fraction, evaluate_removals, batched_output, target_output
+from explainbench.metrics.base import MetricResult
+from explainbench.metrics.removal import check_fraction, evaluate_removals, batched_output, target_output
 
 
 def _image_perturbed_outputs(model, task, inputs, targets, noise, batch_size, output):

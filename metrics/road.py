@@ -79,9 +79,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from bench.errors import BenchError
-from metrics.base import MetricResult
-from metrics.removal import counts_for_fractions
+from explainbench.core.errors import BenchError
+from explainbench.metrics.base import MetricResult
+from explainbench.metrics.removal import counts_for_fractions
 
 QUANTUS_PERCENTAGES = tuple(range(1, 100, 2))  # Quantus 0.6 ROAD default: 1%, 3%, ..., 99%
 
@@ -227,7 +227,7 @@ def noisy_linear_imputation(images: Tensor, order: Tensor, counts,
     elif noise is not None:
         padded_noise = noise.to(device, dtype)
     if direct.any() and use_kernel:
-        from metrics.road_cpu import separator_parts
+        from explainbench.metrics.road_cpu import separator_parts
 
         part = torch.from_numpy(separator_parts(H, W))
         _solve_on_cpu("direct", (x, order, ranks, neighbours, weights, degree, part),
@@ -304,7 +304,7 @@ def _solve_on_cpu(side: str, inputs: tuple, counts: Tensor, levels: Tensor, nois
                   out: Tensor) -> None:
     """One side ("direct" or "capacitance") through road_cpu's compiled loop: `inputs` are the
     leading tensor arguments of road_cpu.solve_<side>; writes out[:, levels] in place."""
-    from metrics import road_cpu
+    from explainbench.metrics import road_cpu
 
     def array(t: Tensor) -> np.ndarray:
         return np.ascontiguousarray(t.numpy())

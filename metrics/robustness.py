@@ -19,8 +19,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from bench.errors import BenchError
-from metrics.base import MetricResult
+from explainbench.core.errors import BenchError
+from explainbench.metrics.base import MetricResult
 
 
 def max_sensitivity(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,

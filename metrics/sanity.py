@@ -18,7 +18,7 @@ from typing import Iterator
 import torch
 from torch import Tensor, nn
 
-from metrics import similarity
+from explainbench.metrics import similarity
 
 SANITY_METRICS = {"mprt_spearman": False, "mprt_ssim": False,  # lower = the map changed more
                   "random_logit_spearman": False, "random_logit_ssim": False}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from metrics import similarity
+from explainbench.metrics import similarity
 
 STABILITY_METRICS = {  # name -> higher is better
     "stability_spearman": True,

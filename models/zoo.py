@@ -19,15 +19,15 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
-import numpy as np
 import torch
 from torch import nn
 
-from bench import data, paths
-from bench.errors import BenchError, UnknownNameError
-from models.training import TrainConfig, accuracy, train_classifier
+from explainbench.core import data, paths
+from explainbench.core.errors import BenchError, PluginError, UnknownNameError
+from explainbench.core.tasks import dataset_tensors
+from explainbench.models import user
+from explainbench.models.training import TrainConfig, accuracy, train_classifier
 
 PROFILES = ("full", "ci")
 
@@ -43,7 +43,7 @@ class ModelSpec:
     description: str = ""
 
 
-SPECS: dict[str, ModelSpec] = {
+BUILTIN_SPECS: dict[str, ModelSpec] = {
     s.name: s
     for s in [
         ModelSpec(
@@ -92,14 +92,53 @@ SPECS: dict[str, ModelSpec] = {
 }
 
 
+_entry_points_loaded = False
+
+
+def all_specs() -> dict:
+    """The built-in specs and the users' (explainbench.models.user); the installed plugins of the
+    entry-point group `explainbench.models` are imported on first use."""
+    global _entry_points_loaded
+    if not _entry_points_loaded:
+        _entry_points_loaded = True
+        from explainbench.core import plugins
+
+        for ep, _ in plugins.entry_point_objects("explainbench.models"):
+            if ep.name not in user.USER_SPECS:
+                raise PluginError(f"plugin entry point {ep.name} = {ep.value}: importing it "
+                                  f"registered no model named {ep.name!r}; call "
+                                  f"explainbench.models.register({ep.name!r}, ...) in it")
+    return {**BUILTIN_SPECS, **user.USER_SPECS}
+
+
+def register(name: str, *, task: str, builder, checkpoint, sha256: str,
+             description: str = "") -> user.UserModelSpec:
+    """Add a user's model: a builder and a safetensors checkpoint with its SHA-256, checked every
+    time it is loaded, never trained (see explainbench.models.user)."""
+    return user.register(name, task=task, builder=builder, checkpoint=checkpoint, sha256=sha256,
+                         description=description, reserved=BUILTIN_SPECS)
+
+
 def names() -> list[str]:
-    return sorted(SPECS)
+    return sorted(all_specs())
 
 
-def spec(name: str) -> ModelSpec:
-    if name not in SPECS:
-        raise UnknownNameError("model", name, list(SPECS))
-    return SPECS[name]
+def spec(name: str) -> ModelSpec | user.UserModelSpec:
+    specs = all_specs()
+    if name not in specs:
+        raise UnknownNameError("model", name, list(specs))
+    return specs[name]
+
+
+def is_user_model(name: str) -> bool:
+    return name not in BUILTIN_SPECS and name in all_specs()
+
+
+def task_of(name: str):
+    """The task (`explainbench.core.tasks`) a model is trained and explained on."""
+    from explainbench.core import tasks
+
+    return tasks.get(spec(name).task)
 
 
 def default_profile() -> str:
@@ -114,12 +153,14 @@ def default_profile() -> str:
 
 def build(name: str) -> nn.Module:
     """An untrained instance of the architecture (deterministic given torch's global seed)."""
-    from models import architectures
+    from explainbench.models import architectures
 
     s = spec(name)
+    if is_user_model(name):
+        return s.builder()
     cls = getattr(architectures, s.architecture)
     if s.task == "imdb":
-        from models.tokenizer import load_tokenizer
+        from explainbench.core.tokenizer import load_tokenizer
 
         tok = load_tokenizer()
         kwargs = dict(vocab_size=tok.vocab_size, pad_id=tok.pad_id, **s.arch_kwargs)
@@ -127,26 +168,6 @@ def build(name: str) -> nn.Module:
             kwargs["max_len"] = tok.max_len
         return cls(**kwargs)
     return cls(**s.arch_kwargs)
-
-
-def dataset_tensors(task: str, split: str, limit: int | None = None):
-    """Inputs and labels of a split as model-ready tensors; `limit` takes a stratified prefix."""
-    from bench.slices import stratified_ids
-
-    if task == "mnist":
-        images, labels = data.load_mnist(split)
-        idx = stratified_ids(labels, limit, seed=0) if limit else slice(None)
-        x = images[idx].astype(np.float32)
-        x /= 255.0  # in place: the 60,000 training images are 188 MB as float32
-        x = torch.from_numpy(x).unsqueeze(1)
-        return x, torch.from_numpy(labels[idx].copy())
-    from models.tokenizer import load_tokenizer
-
-    texts, labels = data.load_imdb(split)
-    if limit:
-        idx = stratified_ids(labels, limit, seed=0)
-        texts, labels = [texts[i] for i in idx], labels[idx]
-    return load_tokenizer().encode(texts), torch.from_numpy(labels.copy())
 
 
 def _data_digests(task: str) -> dict[str, str]:
@@ -166,7 +187,7 @@ def _identity(name: str, profile: str) -> dict:
         "format": 1,
     }
     if s.task == "imdb":
-        from models.tokenizer import load_tokenizer
+        from explainbench.core.tokenizer import load_tokenizer
 
         ident["tokenizer_sha256"] = load_tokenizer().sha256
     return ident
@@ -209,11 +230,19 @@ def _valid_card(folder: Path) -> dict | None:
 
 def card(name: str, profile: str | None = None) -> dict | None:
     """The model card of a cached, intact checkpoint, or None."""
+    if is_user_model(name):
+        try:
+            return user.card(spec(name))
+        except BenchError:
+            return None
     return _valid_card(model_dir(name, profile))
 
 
 def train(name: str, profile: str | None = None, *, force: bool = False) -> dict:
-    """Train `name` unless an intact checkpoint is cached; returns its model card."""
+    """Train `name` unless an intact checkpoint is cached; returns its model card. A user's model
+    is never trained: its checkpoint is verified and its card returned."""
+    if is_user_model(name):
+        return user.card(spec(name))
     profile = profile or default_profile()
     folder = model_dir(name, profile)
     with _locked(folder):
@@ -232,7 +261,7 @@ def _train_and_save(name: str, profile: str, folder: Path) -> dict:
     x, y = dataset_tensors(s.task, "train", config.max_train)
     extra = {}
     if s.task == "imdb":
-        from models.tokenizer import load_tokenizer
+        from explainbench.core.tokenizer import load_tokenizer
 
         tok = load_tokenizer()
         extra = dict(mask_id=tok.mask_id, pad_id=tok.pad_id, cls_id=tok.cls_id)
@@ -290,6 +319,8 @@ def load(name: str, device: str | torch.device = "cpu", profile: str | None = No
     attached as `model.card`; its forward returns logits (B, classes)."""
     from safetensors.torch import load_file
 
+    if is_user_model(name):
+        return user.load(spec(name), resolve_device(device))
     card = train(name, profile)
     folder = model_dir(name, profile)
     model = build(name)

@@ -38,7 +38,7 @@ def pytest_configure(config):
 
 
 def _data_available() -> bool:
-    from bench import data, paths
+    from explainbench.core import data, paths
 
     for relpath in data.FILES:
         if not any((d / relpath).is_file() for d in paths.data_dirs()):
@@ -56,7 +56,7 @@ def real_data():
 @pytest.fixture(scope="session")
 def ci_model(real_data):
     """Loads a model of the short `ci` training profile (trained once per test cache)."""
-    import models
+    from explainbench import models
 
     loaded = {}
 
@@ -73,7 +73,7 @@ def ci_model(real_data):
 
 @pytest.fixture(scope="session")
 def image_task():
-    from bench.tasks import ImageTask
+    from explainbench.core.tasks import ImageTask
 
     return ImageTask()
 
@@ -91,7 +91,7 @@ def images():
 @pytest.fixture
 def tiny_cnn():
     """The real MnistCNN architecture with seeded random weights (no training)."""
-    from models.architectures import MnistCNN
+    from explainbench.models.architectures import MnistCNN
 
     torch.manual_seed(0)
     return MnistCNN().eval()
@@ -100,7 +100,7 @@ def tiny_cnn():
 @pytest.fixture
 def logreg():
     """MnistLogReg with seeded weights scaled so that the softmax is not flat."""
-    from models.architectures import MnistLogReg
+    from explainbench.models.architectures import MnistLogReg
 
     torch.manual_seed(0)
     model = MnistLogReg().eval()
@@ -111,7 +111,7 @@ def logreg():
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
-    from models.tokenizer import WordTokenizer, train_tokenizer
+    from explainbench.core.tokenizer import WordTokenizer, train_tokenizer
 
     backend = train_tokenizer(SENTENCES * 2, vocab_size=200)
     return WordTokenizer(backend, sha256="tiny", max_len=24)
@@ -119,7 +119,7 @@ def tiny_tokenizer():
 
 @pytest.fixture(scope="session")
 def text_task(tiny_tokenizer):
-    from bench.tasks import TextTask
+    from explainbench.core.tasks import TextTask
 
     return TextTask(tokenizer=tiny_tokenizer)
 
@@ -132,7 +132,7 @@ def text_inputs(tiny_tokenizer):
 
 @pytest.fixture
 def tiny_transformer(tiny_tokenizer):
-    from models.architectures import TransformerClassifier
+    from explainbench.models.architectures import TransformerClassifier
 
     torch.manual_seed(0)
     return TransformerClassifier(tiny_tokenizer.vocab_size, tiny_tokenizer.max_len,
@@ -142,7 +142,7 @@ def tiny_transformer(tiny_tokenizer):
 
 @pytest.fixture
 def tiny_lstm(tiny_tokenizer):
-    from models.architectures import LSTMClassifier
+    from explainbench.models.architectures import LSTMClassifier
 
     torch.manual_seed(0)
     return LSTMClassifier(tiny_tokenizer.vocab_size, tiny_tokenizer.pad_id, embed_dim=16,

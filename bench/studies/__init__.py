@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import importlib
 
-from bench.registry import Registry
+from explainbench.core.registry import Registry
 
 STUDIES: Registry = Registry("study")
 # name -> module (registered lazily: a study module is imported only when a suite uses it)
 for _name in ("stability", "background", "sanity", "agreement"):
-    STUDIES.add(_name, f"bench.studies.{_name}:execute")
+    STUDIES.add(_name, f"explainbench.bench.studies.{_name}:execute")
 
 
 def module(kind: str):
     """The module that plans and executes cells of `kind` ("scores" or a registered study)."""
     if kind == "scores":
-        return importlib.import_module("bench.studies.scores")
+        return importlib.import_module("explainbench.bench.studies.scores")
     STUDIES.check(kind)
     return importlib.import_module(STUDIES.entry(kind).target.partition(":")[0])

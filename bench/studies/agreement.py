@@ -8,7 +8,7 @@ intersection between every pair of explainers on the same samples, per (model, c
 
 Rows: `agreement_spearman` and `agreement_topk` with the first explainer in `explainer` (and its
 matrix label in metric_params `self`) and the second's label in metric_params `other`;
-report.agreement_matrices turns them into square matrices.
+tables.agreement_matrices turns them into square matrices.
 Explanations come from the cache the scores cells filled (same model, parameters and seed).
 """
 
@@ -19,19 +19,19 @@ import time
 
 import pandas as pd
 
-from bench.cells import (Cell, CellOutput, cost_record, explain_chunk, load_chunk, score_rows,
+from explainbench.bench.cells import (Cell, CellOutput, cost_record, explain_chunk, load_chunk, score_rows,
                          unsupported_reason)
-from bench.errors import BenchError
-from bench.suite import Component, freeze, thaw
+from explainbench.core.errors import BenchError
+from explainbench.bench.spec import Component, freeze, thaw
 
 DEFAULTS = {"explainers": None, "k": 0.1}
 METRICS = {"agreement_spearman": True, "agreement_topk": True}
 
 
 def _components(options: dict, exp, where: str = "agreement") -> list[Component]:
-    import explainers
+    from explainbench import explainers
 
-    from bench.studies.common import resolve_explainers
+    from explainbench.bench.studies.common import resolve_explainers
 
     comps = resolve_explainers(options["explainers"], exp, where=where)
     if options["explainers"] is None and exp.floor and "random" in explainers.REGISTRY \
@@ -41,7 +41,7 @@ def _components(options: dict, exp, where: str = "agreement") -> list[Component]
 
 
 def validate(options: dict, exp, where: str) -> dict:
-    from bench.studies.common import check_options
+    from explainbench.bench.studies.common import check_options
 
     options = check_options(options, DEFAULTS, where)
     if len(_components(options, exp, where)) < 2:
@@ -63,7 +63,7 @@ def plan(suite, exp, options: dict) -> list[Cell]:
 
 
 def execute(cell: Cell, suite, ctx) -> CellOutput:
-    from metrics import similarity
+    from explainbench.metrics import similarity
 
     started = time.perf_counter()
     model = ctx.model(cell.model)

@@ -22,10 +22,10 @@ import time
 
 import pandas as pd
 
-from bench.cells import (Cell, CellOutput, cost_record, explain_chunk, load_chunk, score_rows,
+from explainbench.bench.cells import (Cell, CellOutput, cost_record, explain_chunk, load_chunk, score_rows,
                          unsupported_reason)
-from bench.errors import BenchError
-from bench.suite import Component, freeze, thaw
+from explainbench.core.errors import BenchError
+from explainbench.bench.spec import Component, freeze, thaw
 
 DEFAULTS = {"explainers": None, "sizes": [1, 5, 10, 50, 100, 500],
             "strategies": ["random", "kmeans", "stratified", "zeros", "blur"], "seeds": [0, 1, 2],
@@ -35,9 +35,9 @@ SIZE_ONE = ("zeros", "blur")
 
 
 def _components(options: dict, exp, where: str = "background") -> list[Component]:
-    from bench.studies.common import resolve_explainers
+    from explainbench.bench.studies.common import resolve_explainers
 
-    import explainers
+    from explainbench import explainers
 
     def samples_a_background(comp: Component) -> bool:
         cls = explainers.get_class(comp.name)
@@ -62,9 +62,9 @@ def _metric_components(options: dict, exp) -> list[Component]:
 
 
 def validate(options: dict, exp, where: str) -> dict:
-    import metrics
+    from explainbench import metrics
 
-    from bench.studies.common import check_options
+    from explainbench.bench.studies.common import check_options
 
     options = check_options(options, DEFAULTS, where)
     for strategy in options["strategies"]:
@@ -116,8 +116,8 @@ def plan(suite, exp, options: dict) -> list[Cell]:
 
 
 def execute(cell: Cell, suite, ctx) -> CellOutput:
-    import metrics
-    from metrics import similarity
+    from explainbench import metrics
+    from explainbench.metrics import similarity
 
     started = time.perf_counter()
     model = ctx.model(cell.model)
@@ -152,7 +152,7 @@ def table(scores: pd.DataFrame, costs: pd.DataFrame | None) -> pd.DataFrame:
     seconds per explanation."""
     import json
 
-    from bench import tables
+    from explainbench.bench import tables
 
     rows = scores[scores["study"] == "background"]
     if rows.empty:

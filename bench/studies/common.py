@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bench.errors import BenchError
-from bench.suite import Component
+from explainbench.core.errors import BenchError
+from explainbench.bench.spec import Component
 
 
 def check_options(options: dict, defaults: dict, where: str) -> dict:
@@ -19,7 +19,7 @@ def resolve_explainers(names, exp, *, attribution_only: bool = True, where: str 
     """The study's explainers: the named ones (taken with their parameters from the experiment
     when it lists them, else with defaults), or every explainer of the experiment that
     `predicate` accepts."""
-    import explainers
+    from explainbench import explainers
 
     by_name = {c.name: c for c in exp.explainers}
     if names is None:

@@ -22,10 +22,10 @@ import time
 
 import pandas as pd
 
-from bench.cells import (Cell, CellOutput, cost_record, explain_chunk, load_chunk, score_rows,
+from explainbench.bench.cells import (Cell, CellOutput, cost_record, explain_chunk, load_chunk, score_rows,
                          unsupported_reason)
-from bench.errors import BenchError
-from bench.suite import Component, freeze
+from explainbench.core.errors import BenchError
+from explainbench.bench.spec import Component, freeze
 
 DEFAULTS = {"explainers": None, "granularity": None, "seed": 42, "max_depth": None,
             "random_logit": True}
@@ -33,13 +33,13 @@ FLAG_THRESHOLD = 0.5
 
 
 def _study_explainers(options, exp, where: str = "sanity") -> list[Component]:
-    from bench.studies.common import resolve_explainers
+    from explainbench.bench.studies.common import resolve_explainers
 
     return resolve_explainers(options.get("explainers"), exp, attribution_only=True, where=where)
 
 
 def validate(options: dict, exp, where: str) -> dict:
-    from bench.studies.common import check_options
+    from explainbench.bench.studies.common import check_options
 
     options = check_options(options, DEFAULTS, where)
     if options["granularity"] not in (None, "layer", "block"):
@@ -63,10 +63,10 @@ def plan(suite, exp, options: dict) -> list[Cell]:
 
 
 def execute(cell: Cell, suite, ctx) -> CellOutput:
-    from metrics.sanity import (SANITY_METRICS, cascading_randomisation, explanation_similarity,
+    from explainbench.metrics.sanity import (SANITY_METRICS, cascading_randomisation, explanation_similarity,
                                 random_other_class)
 
-    from bench.suite import thaw
+    from explainbench.bench.spec import thaw
 
     started = time.perf_counter()
     options = thaw(cell.option("settings"))
@@ -110,7 +110,7 @@ def table(scores: pd.DataFrame) -> pd.DataFrame:
     whether the explainer is flagged (its map barely changes under full randomisation)."""
     import json
 
-    from bench import tables
+    from explainbench.bench import tables
 
     rows = scores[scores["study"] == "sanity"]
     if rows.empty:

@@ -6,20 +6,20 @@ import time
 
 import pandas as pd
 
-from bench.cells import (Cell, CellOutput, cost_record, explain_chunk, load_chunk, score_rows,
+from explainbench.bench.cells import (Cell, CellOutput, cost_record, explain_chunk, load_chunk, score_rows,
                          unsupported_reason)
 
 FLOOR = "random"  # the control every explainer must beat; added to every scored experiment
 
 
 def plan(suite, exp) -> list[Cell]:
-    import explainers
+    from explainbench import explainers
 
     if not exp.metrics:
         return []
     components = list(exp.explainers)
     if exp.floor and FLOOR in explainers.REGISTRY and FLOOR not in {c.name for c in components}:
-        from bench.suite import Component
+        from explainbench.bench.spec import Component
 
         components.append(Component(FLOOR))
     cells = []
@@ -39,8 +39,8 @@ EXAMPLE_METRICS = {"example_label_agreement": True, "example_similarity": True}
 
 
 def execute(cell: Cell, suite, ctx) -> CellOutput:
-    import explainers
-    import metrics
+    from explainbench import explainers
+    from explainbench import metrics
 
     started = time.perf_counter()
     model = ctx.model(cell.model)
@@ -63,7 +63,7 @@ def execute(cell: Cell, suite, ctx) -> CellOutput:
             curves.append(_curve_rows(frames[-1], result.curve))
     extras = {}
     if cell.chunk == 0 and cell.seed == cell.experiment.seeds[0]:
-        from bench import gallery
+        from explainbench.bench import gallery
 
         extras["gallery.safetensors"] = gallery.encode(
             chunk.task.name, cell.model, cell.explainer.label, chunk.inputs, attributions,
@@ -94,7 +94,7 @@ def _example_scores(cell: Cell, suite, ctx, model, chunk, started: float) -> Cel
     `example_label_agreement` (share of the k nearest training examples whose label is the
     explained class: do the examples support the decision?) and `example_similarity` (their mean
     cosine similarity: how close are they?)."""
-    import explainers
+    from explainbench import explainers
 
     explainer = explainers.get(cell.explainer.name, batch_size=ctx.batch_for(chunk.task),
                                **cell.explainer.params)

@@ -20,10 +20,10 @@ import time
 
 import pandas as pd
 
-from bench.cells import (Cell, CellOutput, cost_record, explain_chunk, load_chunk, score_rows,
+from explainbench.bench.cells import (Cell, CellOutput, cost_record, explain_chunk, load_chunk, score_rows,
                          unsupported_reason)
-from bench.errors import BenchError
-from bench.suite import Component, freeze, thaw
+from explainbench.core.errors import BenchError
+from explainbench.bench.spec import Component, thaw
 
 DEFAULTS = {"explainers": None, "seeds": None, "budgets": {}, "k": 0.1, "controls": True}
 ACROSS_SEEDS = -1  # the `seed` of a row computed across seeds
@@ -31,9 +31,9 @@ ACROSS_SEEDS = -1  # the `seed` of a row computed across seeds
 
 def _settings(options: dict, exp, where: str = "stability") -> list[tuple[Component, tuple, str | None]]:
     """(explainer with parameters, seeds, budget parameter) for every cell group."""
-    import explainers
+    from explainbench import explainers
 
-    from bench.studies.common import resolve_explainers
+    from explainbench.bench.studies.common import resolve_explainers
 
     comps = resolve_explainers(options["explainers"], exp, where=where,
                                predicate=None if options["explainers"] else (lambda c: c.stochastic))
@@ -57,9 +57,9 @@ def _settings(options: dict, exp, where: str = "stability") -> list[tuple[Compon
 
 
 def validate(options: dict, exp, where: str) -> dict:
-    import explainers
+    from explainbench import explainers
 
-    from bench.studies.common import check_options
+    from explainbench.bench.studies.common import check_options
 
     options = check_options(options, DEFAULTS, where)
     if options["seeds"] is not None and (not isinstance(options["seeds"], int) or options["seeds"] < 2):
@@ -102,7 +102,7 @@ def plan(suite, exp, options: dict) -> list[Cell]:
 def execute(cell: Cell, suite, ctx) -> CellOutput:
     import torch
 
-    from metrics.stability import STABILITY_METRICS, seed_stability
+    from explainbench.metrics.stability import STABILITY_METRICS, seed_stability
 
     started = time.perf_counter()
     model = ctx.model(cell.model)

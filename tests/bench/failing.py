@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from explainers.base import Explainer
+from explainbench.explainers.base import Explainer
 
 
 class AlwaysFails(Explainer):

@@ -7,8 +7,9 @@ import copy
 import pandas as pd
 import torch
 
-from bench import runner, suite as suites, tasks
-from bench.cells import RunContext
+from explainbench import models
+from explainbench.bench import execute, runner, suite as suites
+from explainbench.bench.cells import RunContext
 from tests.bench.test_runner import TINY
 
 
@@ -26,10 +27,10 @@ def test_out_of_memory_halves_the_batch_and_retries(real_data, monkeypatch):
     suite = suites.parse(copy.deepcopy(TINY))
     cell = runner.plan(suite)[0]
     ctx = RunContext(torch.device("cpu"), batch_size=64)
-    real_execute = runner.execute
+    real_execute = execute.execute
     calls = []
 
-    task = tasks.for_model(cell.model)
+    task = models.task_of(cell.model)
 
     def flaky(cell, suite, ctx):
         calls.append(ctx.batch_for(task))
@@ -37,7 +38,7 @@ def test_out_of_memory_halves_the_batch_and_retries(real_data, monkeypatch):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real_execute(cell, suite, ctx)
 
-    monkeypatch.setattr(runner, "execute", flaky)
-    files, failure = runner.compute_cell(cell, suite, ctx)
+    monkeypatch.setattr(execute, "execute", flaky)
+    files, failure = execute.compute_cell(cell, suite, ctx)
     assert failure is None and "parquet" in files
     assert calls == [64, 32, 16] and ctx.batch_for(task) == 16

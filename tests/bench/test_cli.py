@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import pytest
 import yaml
 
 from tests.bench.test_runner import TINY
@@ -18,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def bench(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "explainbench.bench", *args], capture_output=True, text=True,
                           cwd=cwd or ROOT, env=env, timeout=600)
 
 

@@ -1,4 +1,4 @@
-"""`bench explain` end to end: `python -m bench explain ...` on ci-profile models and real samples
+"""`bench explain` end to end: `python -m explainbench.bench explain ...` on ci-profile models and real samples
 (the test session's environment: BENCH_TRAIN_PROFILE=ci and its cache), and its one-line errors."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def bench(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "explainbench.bench", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
 
 
@@ -44,7 +44,7 @@ def test_image_attributions_npz_and_plot(ci_model, tmp_path):
 
 
 def test_text_attributions_by_id_with_label_targets(ci_model, tmp_path):
-    from bench import slices
+    from explainbench.core import slices
 
     ci_model("imdb_lstm")
     ids = slices.load(slices.named("imdb-test", size=6)).ids[[5, 2]]

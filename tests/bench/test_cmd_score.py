@@ -11,15 +11,15 @@ import pandas as pd
 import pytest
 import torch
 
-import explainers
-import metrics
+from explainbench import explainers
+from explainbench import metrics
 
 
 @pytest.fixture(scope="module")
 def attribution_file(ci_model, tmp_path_factory):
     """An .npz in the format of `bench explain`: 4 MNIST test images, ci mnist_cnn, saliency."""
-    from bench import data
-    from bench.tasks import ImageTask
+    from explainbench.core import data
+    from explainbench.core.tasks import ImageTask
 
     model = ci_model("mnist_cnn")
     images, labels = data.load_mnist("test")
@@ -39,7 +39,7 @@ def attribution_file(ci_model, tmp_path_factory):
 
 
 def bench(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    from bench.cli import main
+    from explainbench.bench.cli import main
 
     monkeypatch.setattr(sys, "argv", ["bench", *map(str, args)])
     with pytest.raises(SystemExit) as exit_:

@@ -4,8 +4,8 @@ checked on two small suites and synthetic quick timings whose prices can be work
 import pandas as pd
 import pytest
 
-from bench import suite as suites
-from bench.runner import plan
+from explainbench.bench import suite as suites
+from explainbench.bench.runner import plan
 
 EXPERIMENT = {"models": ["mnist_cnn"], "target": "predicted",
               "metrics": [{"name": "deletion", "params": {"steps": 4, "substrate": "zero"}}]}
@@ -55,7 +55,7 @@ def quick_run(tmp_path, monkeypatch):
 
 def evaluations(cell) -> int:
     """shap_kernel's forward passes per explanation in a cell: n_samples x background_size."""
-    import explainers
+    from explainbench import explainers
 
     params = {**explainers.REGISTRY.load("shap_kernel").defaults, **cell.explainer.params}
     return params["n_samples"] * params["background_size"]

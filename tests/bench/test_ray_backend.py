@@ -8,8 +8,8 @@ import sys
 import pandas as pd
 import pytest
 
-from bench import runner, suite as suites
-from bench.errors import BenchError
+from explainbench.bench import runner, suite as suites
+from explainbench.core.errors import BenchError
 from tests.bench.test_runner import TINY
 
 
@@ -39,7 +39,7 @@ def test_ray_backend_matches_local_and_resumes(tmp_path, real_data, monkeypatch)
 
 def test_without_ray_the_backend_says_how_to_install_it(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
-    with pytest.raises(BenchError, match=r"pip install 'explainbench\[ray\]'"):
+    with pytest.raises(BenchError, match=r"pip install 'explainbench-xai\[ray\]'"):
         runner.run(suites.parse(copy.deepcopy(TINY)), tmp_path / "x", device="cpu",
                    show_progress=False, backend="ray")
     assert not (tmp_path / "x").exists()

@@ -10,10 +10,10 @@ import subprocess
 import pandas as pd
 import pytest
 
-from bench import report, runner, suite as suites
-from bench.cmd_report import publish_leaderboards
-from bench.errors import BenchError
-from bench.html_report import SECTIONS
+from explainbench.bench import report, runner, suite as suites
+from explainbench.bench.cmd_report import publish_leaderboards
+from explainbench.core.errors import BenchError
+from explainbench.bench.html_report import SECTIONS
 from tests.bench.test_runner import TINY
 
 

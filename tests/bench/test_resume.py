@@ -9,14 +9,13 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from bench import runner, suite as suites
+from explainbench.bench import runner, suite as suites
 from tests.bench.test_runner import TINY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _start(suite_file: Path, out: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "BENCH_ATTRIBUTION_CACHE": "0"}
     return subprocess.Popen(
-        [sys.executable, "-m", "bench", "run", "--suite", str(suite_file), "--out", str(out),
+        [sys.executable, "-m", "explainbench.bench", "run", "--suite", str(suite_file), "--out", str(out),
          "--device", "cpu", "--no-progress"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
@@ -59,8 +58,8 @@ def test_sigkill_at_random_moments_then_resume_gives_identical_scores(tmp_path, 
 
 @pytest.fixture
 def broken_explainers(monkeypatch):
-    import explainers
-    from bench.registry import Entry
+    from explainbench import explainers
+    from explainbench.core.registry import Entry
 
     for name, target in (("always_fails", "tests.bench.failing:AlwaysFails"),
                          ("returns_nan", "tests.bench.failing:ReturnsNaN")):
@@ -103,7 +102,7 @@ def test_cli_exit_code_is_1_when_cells_failed(tmp_path, real_data):
     suite_file = tmp_path / "fails.yaml"
     suite_file.write_text(yaml.safe_dump(raw))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, "-m", "bench", "run", "--suite", str(suite_file),
+    result = subprocess.run([sys.executable, "-m", "explainbench.bench", "run", "--suite", str(suite_file),
                              "--out", str(tmp_path / "o"), "--device", "cpu", "--no-progress"],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 1

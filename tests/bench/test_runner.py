@@ -7,10 +7,10 @@ import copy
 import pandas as pd
 import pytest
 
-from bench import runner, suite as suites
-from bench.cells import RunContext
-from bench.errors import BenchError
-from bench.store import SCORE_COLUMNS, ResultStore, RunLockedError
+from explainbench.bench import runner, suite as suites
+from explainbench.bench.cells import RunContext
+from explainbench.core.errors import BenchError
+from explainbench.bench.store import SCORE_COLUMNS, ResultStore, RunLockedError
 
 TINY = {
     "name": "tiny",

@@ -7,7 +7,7 @@ import copy
 import pandas as pd
 import pytest
 
-from bench import report, runner, suite as suites
+from explainbench.bench import report, runner, suite as suites
 
 STUDY_SUITE = {
     "name": "studies",

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from scipy.stats import wilcoxon
 
-from bench import tables
-from bench.store import SCORE_COLUMNS
+from explainbench.bench import tables
+from explainbench.bench.store import SCORE_COLUMNS
 
 
 def rows(explainer, metric, values, *, higher=False, seed=0, params=None, metric_params=None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bench.visualize import text_html
+from explainbench.bench.visualize import text_html
 
 
 def _rgb(span: str) -> tuple[int, int, int]:

@@ -27,7 +27,7 @@ FAST = {
 
 
 def fast(name: str, **overrides):
-    import explainers
+    from explainbench import explainers
 
     return explainers.get(name, **{**FAST.get(name, {}), **overrides})
 
@@ -35,7 +35,7 @@ def fast(name: str, **overrides):
 @pytest.fixture
 def synthetic_image_task(images):
     """An ImageTask whose training split is 32 synthetic digits (no real data needed)."""
-    from bench.tasks import ImageTask
+    from explainbench.core.tasks import ImageTask
 
     g = torch.Generator().manual_seed(1)
     train = torch.cat([images, images.flip(-1), images.flip(-2), images.transpose(-1, -2)])
@@ -47,7 +47,7 @@ def synthetic_image_task(images):
 def synthetic_text_task(tiny_tokenizer, text_inputs):
     """A TextTask on the tiny tokenizer whose training split is the test sentences and the same
     sentences with their words in reverse order."""
-    from bench.tasks import TextTask
+    from explainbench.core.tasks import TextTask
 
     reversed_ids = text_inputs.clone()
     for row in reversed_ids:

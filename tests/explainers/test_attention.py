@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-import explainers
-from explainers.attention import rollout
+from explainbench import explainers
+from explainbench.explainers.attention import rollout
 
 
 def _head_averaged(model, ids):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-import explainers
-from bench.errors import BenchError, UnknownNameError
-from bench.tasks import ImageTask, TextTask, gaussian_blur
-from explainers.background import select_background
+from explainbench import explainers
+from explainbench.core.errors import BenchError, UnknownNameError
+from explainbench.core.tasks import ImageTask, TextTask, gaussian_blur
+from explainbench.explainers.background import select_background
 
 
 @pytest.fixture

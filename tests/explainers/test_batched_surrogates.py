@@ -9,10 +9,10 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from explainers.kernel_shap_batched import coalition_sizes, shapley_weights
-from explainers.lime_batched import lime_kernel
-from explainers.superpixels import segment_batch
-from explainers.surrogate import weighted_linear_fit
+from explainbench.explainers.kernel_shap_batched import coalition_sizes, shapley_weights
+from explainbench.explainers.lime_batched import lime_kernel
+from explainbench.explainers.superpixels import segment_batch
+from explainbench.explainers.surrogate import weighted_linear_fit
 from tests.explainers.conftest import fast
 
 BATCHED = ("lime_batched", "kernel_shap_batched")
@@ -180,12 +180,12 @@ EQUIVALENCE = [
 @pytest.mark.parametrize("ours,reference,model_name,budget", EQUIVALENCE)
 def test_agrees_with_the_reference_as_well_as_its_seeds_agree(ours, reference, model_name, budget,
                                                               ci_model):
-    import explainers
-    from bench import slices
-    from bench import tasks
+    from explainbench import explainers
+    from explainbench import models
+    from explainbench.core import slices
 
     model = ci_model(model_name)
-    task = tasks.for_model(model_name)
+    task = models.task_of(model_name)
     size = 8 if task.modality == "image" else 4
     slice_name = "mnist-test" if task.modality == "image" else "imdb-test"
     inputs = task.inputs(slices.load(slices.named(slice_name, size)))

@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-import explainers
+from explainbench import explainers
 
 
 class GapNet(nn.Sequential):
@@ -59,7 +59,7 @@ def test_grad_cam_pp_matches_the_papers_weights_for_constant_gradients(gap_net, 
 
 
 def test_grad_cam_pp_alpha_is_zero_where_the_gradient_is(images):
-    from explainers.cam import grad_cam_pp_maps
+    from explainbench.explainers.cam import grad_cam_pp_maps
 
     A = torch.rand(2, 3, 5, 5)
     dS = torch.zeros(2, 3, 5, 5)
@@ -72,14 +72,14 @@ def test_cams_refuse_models_without_a_conv_layer(logreg, image_task):
 
 
 def test_cams_read_the_rectified_maps_of_the_last_convolution(tiny_cnn):
-    from explainers.cam import cam_layer
+    from explainbench.explainers.cam import cam_layer
 
     assert cam_layer(tiny_cnn) is tiny_cnn.relu2  # the ReLU after gradcam_layer = "conv2"
 
 
 def test_cams_on_the_trained_cnn_are_never_blank(ci_model):
     """On the pre-ReLU conv2 output a quarter of the maps were all zero (see explainers.cam)."""
-    from bench import slices, tasks
+    from explainbench.core import slices, tasks
 
     model, task = ci_model("mnist_cnn"), tasks.get("mnist")
     x = task.inputs(slices.load(slices.named("mnist-test", size=32)))

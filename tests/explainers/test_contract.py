@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-import explainers
+from explainbench import explainers
 from tests.explainers.conftest import fast
 
 MODALITY = {"cnn": "image", "logreg": "image", "transformer": "text", "lstm": "text"}
@@ -117,7 +117,7 @@ def test_every_explainer_declares_itself():
 
 
 def test_unknown_parameter_is_a_one_line_error():
-    from bench.errors import BenchError
+    from explainbench.core.errors import BenchError
 
     with pytest.raises(BenchError, match="valid parameters: grid, n_masks, p_keep"):
         explainers.get("rise", n_mask=10)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-import explainers
+from explainbench import explainers
 
 
 def test_edge_is_the_sobel_magnitude_of_a_step(tiny_cnn, image_task):

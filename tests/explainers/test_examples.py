@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-import explainers
-from explainers.examples import ExampleExplanation, hidden_activations, nearest
+from explainbench import explainers
+from explainbench.explainers.examples import ExampleExplanation, hidden_activations, nearest
 
 
 def _brute_force(queries, keys, k):
@@ -74,7 +74,7 @@ def test_training_activations_are_cached_per_checkpoint(tiny_cnn, images, synthe
 
 
 def test_k_larger_than_the_training_split_is_an_error(tiny_cnn, images, synthetic_image_task):
-    from bench.errors import ExplainerError
+    from explainbench.core.errors import ExplainerError
 
     with pytest.raises(ExplainerError, match="k must be in 1..32"):
         explainers.get("nearest_examples", k=33).explain(tiny_cnn, synthetic_image_task, images)

@@ -15,9 +15,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-import explainers
-from explainers.background import select_background
-from explainers.gradients import default_baseline
+from explainbench import explainers
+from explainbench.explainers.background import select_background
+from explainbench.explainers.gradients import default_baseline
 
 SAMPLING_SIGMAS = 5.0  # tolerance of the sampled explainers, in standard errors of the mean
 
@@ -57,7 +57,7 @@ def test_integration_rule_that_breaks_completeness_is_refused():
     """Captum's riemann_trapezoid weights sum to (n - 1) / n: 1/n of W[c] * x would be lost."""
     from captum.attr._utils.approximation_methods import approximation_parameters
 
-    from bench.errors import BenchError
+    from explainbench.core.errors import BenchError
 
     step_sizes, _ = approximation_parameters("riemann_trapezoid")
     assert sum(step_sizes(7)) == pytest.approx(6 / 7)
@@ -95,7 +95,7 @@ def test_sampled_background_methods_converge_to_w_times_x_minus_mean(logreg, ima
 
 def test_real_logistic_regression_closed_forms(ci_model):
     """The same closed forms on the trained ci-profile logistic regression and real digits."""
-    from bench import slices, tasks
+    from explainbench.core import slices, tasks
 
     model = ci_model("mnist_logreg")
     task = tasks.get("mnist")
@@ -136,10 +136,11 @@ def _baseline_logit(model, task, inputs, targets):
 ])
 def test_completeness_on_trained_models(ci_model, model_name, n, name):
     """Attributions sum to f(x) - f(baseline) within 1% of |f(x)| at the default settings."""
-    from bench import slices, tasks
+    from explainbench import models
+    from explainbench.core import slices
 
     model = ci_model(model_name)
-    task = tasks.for_model(model_name)
+    task = models.task_of(model_name)
     dataset = "mnist-test" if task.modality == "image" else "imdb-test"
     x = task.inputs(slices.load(slices.named(dataset, size=n)))
     targets = task.probabilities(model, x).argmax(1)
@@ -155,11 +156,12 @@ def test_deeplift_is_refused_where_captum_cannot_keep_summation(ci_model, model_
     misses f(x) - f(reference) by more than 10% of it on real reviews."""
     from captum.attr import DeepLift
 
-    from bench import slices, tasks
-    from explainers.gradients import EmbeddingModel, continuous_input
+    from explainbench import models
+    from explainbench.core import slices
+    from explainbench.explainers.gradients import EmbeddingModel, continuous_input
 
     model = ci_model(model_name)
-    task = tasks.for_model(model_name)
+    task = models.task_of(model_name)
     assert explainers.get("deeplift").supports(model, task) is not None
     x = task.inputs(slices.load(slices.named("imdb-test", size=4)))
     targets = task.probabilities(model, x).argmax(1)
@@ -179,7 +181,7 @@ def test_deeplift_explains_a_text_model_built_from_supported_modules(tiny_tokeni
     runs on text at the embeddings and keeps summation to f(x) - f([MASK] reference)."""
     from torch import nn
 
-    from models.architectures import TextClassifier
+    from explainbench.models.architectures import TextClassifier
 
     class BagOfEmbeddings(TextClassifier):
         def __init__(self):

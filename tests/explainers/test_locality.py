@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-import explainers
+from explainbench import explainers
 from tests.explainers.conftest import fast
 
 REGION = (slice(4, 12), slice(4, 12))  # aligned with the 4x4 grid segmentation

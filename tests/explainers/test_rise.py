@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-import explainers
-from explainers.rise import image_masks
+from explainbench import explainers
+from explainbench.explainers.rise import image_masks
 
 
 def _by_definition(model, task, x, target, masks, p_keep, perturb):

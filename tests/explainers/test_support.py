@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from bench.errors import BenchError, UnknownNameError
-from explainers.background import select_background
-from explainers.seeding import global_rng
-from explainers.superpixels import segment, segment_batch
+from explainbench.core.errors import BenchError, UnknownNameError
+from explainbench.explainers.background import select_background
+from explainbench.explainers.seeding import global_rng
+from explainbench.explainers.superpixels import segment, segment_batch
 
 
 def test_background_is_a_seeded_sample_of_the_training_split(synthetic_image_task):
@@ -32,7 +32,7 @@ def test_background_errors(synthetic_image_task):
 
 
 def test_unknown_background_strategy_is_a_one_line_error(images, tiny_cnn, synthetic_image_task):
-    import explainers
+    from explainbench import explainers
 
     with pytest.raises(UnknownNameError, match="background strategy of deeplift_shap"):
         explainers.get("deeplift_shap", background="kmean")

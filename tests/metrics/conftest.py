@@ -14,7 +14,7 @@ import torch
 @pytest.fixture(scope="session")
 def mnist_test_images(real_data):
     """A function (start, n) -> (n, 1, 28, 28) float32 pixels in [0, 1] of the MNIST test split."""
-    from bench import data
+    from explainbench.core import data
 
     images, labels = data.load_mnist("test")
 

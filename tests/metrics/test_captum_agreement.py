@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-import explainers
-import metrics
+from explainbench import explainers
+from explainbench import metrics
 from tests.metrics.conftest import predicted
 
 RTOL = 1e-5
@@ -102,7 +102,7 @@ def test_max_sensitivity_matches_captum_sensitivity_max(model, image_task, image
 
 def test_max_sensitivity_needs_the_explainer_and_images(tiny_cnn, image_task, images, tiny_lstm,
                                                         text_task, text_inputs):
-    from bench.errors import BenchError
+    from explainbench.core.errors import BenchError
 
     metric = metrics.get("max_sensitivity")
     y = predicted(tiny_cnn, images)

@@ -7,7 +7,7 @@ import pytest
 import quantus
 import torch
 
-import metrics
+from explainbench import metrics
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-import metrics
-from bench.errors import BenchError
+from explainbench import metrics
+from explainbench.core.errors import BenchError
 from tests.metrics.conftest import predicted, tie_free
 
 
@@ -146,7 +146,7 @@ def test_imputation_solvers_on_both_sides_of_the_split_match_scipy(backend):
     scipy sparse solve, in float64, with the direct side in torch and in road_cpu's kernel."""
     from quantus.functions.perturb_func import noisy_linear_imputation as quantus_imputation
 
-    from metrics.road import DIRECT_UP_TO, noisy_linear_imputation
+    from explainbench.metrics.road import DIRECT_UP_TO, noisy_linear_imputation
 
     g = torch.Generator().manual_seed(0)
     x = torch.rand(2, 1, 28, 28, generator=g, dtype=torch.float64)
@@ -164,7 +164,7 @@ def test_imputation_solvers_on_both_sides_of_the_split_match_scipy(backend):
 def test_imputation_levels_in_any_order_give_the_same_images(backend):
     """Levels are binned by count inside the solver: a shuffled list of counts gives the same
     images, shuffled the same way."""
-    from metrics.road import noisy_linear_imputation
+    from explainbench.metrics.road import noisy_linear_imputation
 
     g = torch.Generator().manual_seed(1)
     x = torch.rand(3, 1, 12, 12, generator=g)
@@ -186,8 +186,8 @@ def test_imputation_kernel_parts_match_scipy(shape, first):
     Quantus's scipy solve, float64."""
     from quantus.functions.perturb_func import noisy_linear_imputation as quantus_imputation
 
-    from metrics.road import noisy_linear_imputation
-    from metrics.road_cpu import separator_parts
+    from explainbench.metrics.road import noisy_linear_imputation
+    from explainbench.metrics.road_cpu import separator_parts
 
     height, width = shape
     F = height * width
@@ -208,8 +208,8 @@ def test_imputation_kernel_parts_match_scipy(shape, first):
 def test_separator_parts_cut_the_grid_in_two():
     """No pixel left of the separator column has an 8-neighbour right of it, so the two halves
     couple only through the separator; narrow images are one part."""
-    from metrics.road import _grid
-    from metrics.road_cpu import separator_parts
+    from explainbench.metrics.road import _grid
+    from explainbench.metrics.road_cpu import separator_parts
 
     for height, width in ((28, 28), (9, 14), (5, 3), (4, 7)):
         part = torch.from_numpy(separator_parts(height, width))
@@ -227,7 +227,7 @@ def test_imputation_kernel_matches_the_torch_solves(dtype):
     split (direct up to 94 of 126 pixels; 100, 110, 117 and 125 through the known pixels): the
     same LAPACK factorisations, so the images agree to the last bits of the triangular solves.
     Split over three threads the kernels give the very same images."""
-    from metrics.road import noisy_linear_imputation
+    from explainbench.metrics.road import noisy_linear_imputation
 
     g = torch.Generator().manual_seed(3)
     x = torch.rand(5, 1, 9, 14, generator=g, dtype=dtype)
@@ -254,8 +254,8 @@ def test_imputation_kernel_reports_a_matrix_that_is_not_positive_definite():
     pixel in the elimination order (left half, right half, separator), and nothing is written
     for that sample. On a 4 x 4 image the first 5 pixels in raster order are the left half's
     0, 1, 4, the separator's 2 and the right half's 3; zeroing degrees breaks one part."""
-    from metrics.road import _grid
-    from metrics.road_cpu import separator_parts, solve_direct
+    from explainbench.metrics.road import _grid
+    from explainbench.metrics.road_cpu import separator_parts, solve_direct
 
     neighbours, weights, degree, _ = _grid(4, 4)
     x = np.random.default_rng(0).random((1, 16))
@@ -272,7 +272,7 @@ def test_imputation_kernel_reports_a_matrix_that_is_not_positive_definite():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_in_place_cholesky_matches_torch_in_the_lower_triangle(dtype):
-    from metrics.road import _cholesky_in_place
+    from explainbench.metrics.road import _cholesky_in_place
 
     g = torch.Generator().manual_seed(2)
     m = torch.randn((4, 50, 50), generator=g, dtype=dtype)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-import explainers
-import metrics
+from explainbench import explainers
+from explainbench import metrics
 
 
 def test_input_x_gradient_of_logreg_scores_exactly_one(logreg, image_task, images):

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-import explainers
-import metrics
-from bench.tasks import ImageTask
+from explainbench import explainers
+from explainbench import metrics
+from explainbench.core.tasks import ImageTask
 from tests.metrics.conftest import predicted, tie_free
 from tests.metrics.test_quantus_agreement import (COMMON, RTOL, numpy_trapz, put_back,  # noqa: F401
                                                   quantus_faithfulness_correlation, run_quantus)

@@ -27,7 +27,7 @@ import pytest
 import torch
 from torch import nn
 
-import metrics
+from explainbench import metrics
 from tests.metrics.conftest import predicted, tie_free
 
 RTOL = 1e-5
@@ -174,7 +174,7 @@ def quantus_faithfulness_correlation(monkeypatch, model, task, x, y, a, *, runs:
     with `seed`: handed to Quantus through np.random.choice, in its call order."""
     import quantus
 
-    from metrics.faithfulness import random_subsets
+    from explainbench.metrics.faithfulness import random_subsets
 
     subsets = random_subsets(task.feature_mask(x).flatten(1), torch.full((len(x),), subset_size),
                              runs, torch.Generator().manual_seed(seed))
@@ -214,7 +214,7 @@ class Recorder(nn.Module):
 def test_road_matches_quantus_road_with_the_same_noise(model, image_task, images, monkeypatch):
     import quantus
 
-    from metrics.road import road_noise
+    from explainbench.metrics.road import road_noise
 
     percentages = [5, 10, 25, 30, 50, 60, 75, 85, 99]  # counts where floor == round half up
     seed, x = 4, images[:4]
@@ -238,7 +238,7 @@ def test_road_matches_quantus_road_with_the_same_noise(model, image_task, images
                                   np.array([accuracy[p] for p in percentages]))
     # the images Quantus evaluated, one batch per percentage, and their probabilities
     seen = torch.stack(recorder.inputs[-len(percentages):], dim=1)  # (4, P, 1, 28, 28)
-    from metrics.road import _removal_order, noisy_linear_imputation
+    from explainbench.metrics.road import _removal_order, noisy_linear_imputation
 
     ours_images = noisy_linear_imputation(x, _removal_order(a, True), counts,
                                           unit[:, 0].mul(0.01))

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-import explainers
-import metrics
+from explainbench import explainers
+from explainbench import metrics
 from tests.metrics.conftest import predicted, tie_free
 from tests.metrics.test_quantus_agreement import (COMMON, RTOL, numpy_trapz,  # noqa: F401 (autouse)
                                                   quantus_faithfulness_correlation, run_quantus)
@@ -20,7 +20,7 @@ from tests.metrics.test_quantus_agreement import (COMMON, RTOL, numpy_trapz,  # 
 def cnn_saliency(ci_model, mnist_test_images):
     model = ci_model("mnist_cnn")
     x, _ = mnist_test_images(16, 6)
-    from bench.tasks import ImageTask
+    from explainbench.core.tasks import ImageTask
 
     task = ImageTask()
     y = predicted(model, x)
@@ -58,7 +58,7 @@ def test_mnist_cnn_deletion_correlation_and_infidelity_agree(cnn_saliency, monke
 def test_mnist_cnn_road_agrees_with_quantus(cnn_saliency, monkeypatch):
     import quantus
 
-    from metrics.road import road_noise
+    from explainbench.metrics.road import road_noise
 
     model, task, x, y, a = cnn_saliency
     percentages, seed = [10, 30, 50, 75, 99], 2

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from metrics.removal import (counts_for_fractions, feature_ranks, removal_curve,
+from explainbench.metrics.removal import (counts_for_fractions, feature_ranks, removal_curve,
                              resolve_substrate)
 
 
@@ -37,7 +37,7 @@ def test_paper_substrates_per_modality(image_task, text_task):
     assert resolve_substrate(text_task, None, "insertion") == "mask"
     assert resolve_substrate(text_task, None, "eraser") == "pad"
     assert resolve_substrate(image_task, "mean", "deletion") == "mean"
-    from bench.errors import UnknownNameError
+    from explainbench.core.errors import UnknownNameError
 
     with pytest.raises(UnknownNameError, match="Valid choices: mask, pad"):
         resolve_substrate(text_task, "blur", "deletion")
@@ -74,7 +74,7 @@ def test_curve_endpoints_are_the_input_and_the_substrate(tiny_cnn, image_task, i
 
 
 def test_noise_substrate_is_drawn_once_per_sample_and_independent_of_batch_size(tiny_cnn, image_task, images):
-    import metrics
+    from explainbench import metrics
 
     attributions = torch.rand(8, 28, 28, generator=torch.Generator().manual_seed(1))
     targets = torch.zeros(8, dtype=torch.long)

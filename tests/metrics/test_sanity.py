@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import quantus
 import torch
 
-import explainers
-from metrics.sanity import (cascading_randomisation, explanation_similarity, random_other_class,
+from explainbench import explainers
+from explainbench.metrics.sanity import (cascading_randomisation, explanation_similarity, random_other_class,
                             randomisable_layers)
 
 

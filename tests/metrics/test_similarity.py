@@ -8,7 +8,7 @@ import torch
 from scipy.stats import pearsonr, rankdata, spearmanr
 from skimage.metrics import structural_similarity
 
-from metrics import similarity
+from explainbench.metrics import similarity
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-import models
-from bench.errors import UnknownNameError
+from explainbench import models
+from explainbench.core.errors import UnknownNameError
 
 
 @pytest.fixture

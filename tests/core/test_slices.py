@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench import slices
-from bench.errors import BenchError, UnknownNameError
+from explainbench.core import slices
+from explainbench.core.errors import BenchError, UnknownNameError
 
 
 def test_stratified_ids_are_balanced_and_nested():

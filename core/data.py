@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import paths
-from bench.errors import ChecksumError, DataMissingError
+from explainbench.core import paths
+from explainbench.core.errors import ChecksumError, DataMissingError
 
 MNIST_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -296,6 +296,6 @@ def load_imdb(split: str) -> tuple[tuple[str, ...], np.ndarray]:
 
 def _check_split(split: str) -> None:
     if split not in ("train", "test"):
-        from bench.errors import UnknownNameError
+        from explainbench.core.errors import UnknownNameError
 
         raise UnknownNameError("split", split, ["train", "test"])

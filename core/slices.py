@@ -15,8 +15,8 @@ from functools import cached_property
 
 import numpy as np
 
-from bench import data
-from bench.errors import BenchError, UnknownNameError
+from explainbench.core import data
+from explainbench.core.errors import BenchError, UnknownNameError
 
 DATASETS = ("mnist", "imdb")
 

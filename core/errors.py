@@ -24,6 +24,10 @@ class UnknownNameError(BenchError, KeyError):
         return self.args[0]
 
 
+class PluginError(BenchError):
+    """A user's plugin (module, entry point or registered object) that cannot be used."""
+
+
 class ChecksumError(BenchError):
     exit_code = 3
 

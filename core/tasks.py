@@ -17,7 +17,7 @@ from functools import cached_property, lru_cache
 import torch
 from torch import Tensor, nn
 
-from bench.errors import UnknownNameError
+from explainbench.core.errors import UnknownNameError
 
 
 class Task(ABC):
@@ -33,14 +33,12 @@ class Task(ABC):
 
     @abstractmethod
     def inputs(self, slice_) -> Tensor:
-        """Model-ready inputs for the samples of a `bench.slices.Slice`."""
+        """Model-ready inputs for the samples of a `core.slices.Slice`."""
 
     def train_split(self) -> tuple[Tensor, Tensor]:
         """Model-ready inputs and labels of the whole training split (CPU): where background
         sets, substrates and explanation-by-example draw from. Tests pass a synthetic one."""
         if self._train is None:
-            from models.zoo import dataset_tensors
-
             self._train = dataset_tensors(self.name, "train")
         return self._train
 
@@ -176,7 +174,7 @@ class TextTask(Task):
     def tokenizer(self):
         if self._tokenizer is not None:
             return self._tokenizer
-        from models.tokenizer import load_tokenizer
+        from explainbench.core.tokenizer import load_tokenizer
 
         return load_tokenizer()
 
@@ -216,8 +214,25 @@ def get(name: str) -> Task:
     return TASKS[name]()
 
 
-def for_model(model_name: str) -> Task:
-    import models
+def dataset_tensors(task: str, split: str, limit: int | None = None) -> tuple[Tensor, Tensor]:
+    """Inputs and labels of a split as model-ready tensors; `limit` takes a stratified prefix."""
+    import numpy as np
 
-    return get(models.spec(model_name).task)
+    from explainbench.core import data
+    from explainbench.core.slices import stratified_ids
+
+    if task == "mnist":
+        images, labels = data.load_mnist(split)
+        idx = stratified_ids(labels, limit, seed=0) if limit else slice(None)
+        x = images[idx].astype(np.float32)
+        x /= 255.0  # in place: the 60,000 training images are 188 MB as float32
+        x = torch.from_numpy(x).unsqueeze(1)
+        return x, torch.from_numpy(labels[idx].copy())
+    from explainbench.core.tokenizer import load_tokenizer
+
+    texts, labels = data.load_imdb(split)
+    if limit:
+        idx = stratified_ids(labels, limit, seed=0)
+        texts, labels = [texts[i] for i in idx], labels[idx]
+    return load_tokenizer().encode(texts), torch.from_numpy(labels.copy())
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.errors import UnknownNameError
-from bench.tasks import ImageTask, gaussian_blur
+from explainbench.core.errors import UnknownNameError
+from explainbench.core.tasks import ImageTask, gaussian_blur
 
 
 def test_image_remove_blends_with_each_substrate(image_task, images):

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import data, paths
-from bench.errors import ChecksumError, DataMissingError
+from explainbench.core import data, paths
+from explainbench.core.errors import ChecksumError, DataMissingError
 
 SHARED_SUMS = Path(__file__).resolve().parents[3] / "shared" / "data" / "SHA256SUMS"
 
