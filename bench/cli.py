@@ -59,79 +59,6 @@ def run(
         raise typer.Exit(1)
 
 
-@app.command("list")
-def list_(kind: Optional[str] = typer.Argument(None, help="models, explainers, metrics or suites"),
-          plugin: Optional[list[str]] = Plugins) -> None:
-    """Print the models, explainers, metrics and suites explainbench knows."""
-    from explainbench import explainers
-    from explainbench import metrics
-    from explainbench import models
-    from explainbench.bench import suite as suites
-    from explainbench.core.errors import UnknownNameError
-
-    kinds = ("models", "explainers", "metrics", "suites")
-    if kind is not None and kind not in kinds:
-        raise UnknownNameError("list kind", kind, list(kinds))
-    _setup(None, plugin)
-    console = _console()
-    if kind in (None, "models"):
-        table = _table("models", "model", "task", "description", "cached (profile: accuracy)")
-        for name in models.names():
-            s = models.spec(name)
-            cached = []
-            for profile in models.PROFILES:
-                card = models.card(name, profile) if s.task == "mnist" or _tokenizer_cached() else None
-                if card:
-                    cached.append(f"{profile}: {card['test_accuracy']:.4f}")
-            table.add_row(name, s.task, s.description, ", ".join(cached) or "-")
-        console.print(table)
-    if kind in (None, "explainers"):
-        table = _table("explainers", "explainer", "modalities", "stochastic", "needs", "parameters")
-        for name in explainers.names():
-            cls = explainers.get_class(name)
-            needs = [n for n, flag in (("gradients", cls.needs_gradients),
-                                       ("background", cls.needs_background)) if flag]
-            params = ", ".join(f"{k}={v}" for k, v in cls.defaults.items())
-            table.add_row(name, ", ".join(sorted(cls.modalities)), "yes" if cls.stochastic else "no",
-                          ", ".join(needs) or "-", params or "-")
-        console.print(table)
-    if kind in (None, "metrics"):
-        table = _table("metrics", "metric", "category", "better", "parameters", "what")
-        for name in metrics.names():
-            s = metrics.spec(name)
-            params = ", ".join(f"{k}={v}" for k, v in s.defaults.items())
-            table.add_row(name, s.category, "higher" if s.higher_is_better else "lower",
-                          params or "-", s.summary)
-        console.print(table)
-    if kind in (None, "suites"):
-        table = _table("suites", "suite", "version", "description")
-        for name in suites.builtin_names():
-            text, _ = suites.resolve(name)
-            import yaml
-
-            raw = yaml.safe_load(text)
-            table.add_row(name, str(raw.get("version")), " ".join(str(raw.get("description", "")).split()))
-        console.print(table)
-
-
-def _table(title: str, name_column: str, *columns: str):
-    """A table whose first column (the names users type) is never wrapped or truncated."""
-    from rich.table import Table
-
-    table = Table(title=title)
-    table.add_column(name_column, no_wrap=True, style="bold")
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    return table
-
-
-def _tokenizer_cached() -> bool:
-    from explainbench.core import paths
-    from explainbench.core.tokenizer import VOCAB_SIZE
-
-    return (paths.cache_dir() / "tokenizers" / f"imdb-wordlevel-{VOCAB_SIZE}" / "tokenizer.json").is_file()
-
-
 @app.command()
 def train(
     names: Optional[list[str]] = typer.Argument(None, help="Models to train (default: all)."),
@@ -179,11 +106,13 @@ def validate(suite: str = typer.Argument(..., help="Built-in suite name or path 
 
 
 from explainbench.bench.cmd_explain import explain  # noqa: E402
+from explainbench.bench.cmd_list import list_  # noqa: E402
 from explainbench.bench.cmd_report import leaderboard_app, report  # noqa: E402
 from explainbench.bench.cmd_score import score  # noqa: E402
 from explainbench.bench.cmd_stability import stability  # noqa: E402
 
 app.command("explain")(explain)
+app.command("list")(list_)
 app.command("score")(score)
 app.command("report")(report)
 app.command("stability")(stability)

@@ -19,6 +19,9 @@ from explainbench.core import data
 from explainbench.core.errors import BenchError, UnknownNameError
 
 DATASETS = ("mnist", "imdb")
+# Samples per split of the files the slices are drawn from (checked when the files are read).
+SPLIT_SIZES = {("mnist", "train"): 60_000, ("mnist", "test"): 10_000,
+               ("imdb", "train"): 25_000, ("imdb", "test"): 25_000}
 
 
 @dataclass(frozen=True)
@@ -33,8 +36,14 @@ class SliceSpec:
             raise UnknownNameError("dataset", self.dataset, list(DATASETS))
         if self.split not in ("train", "test"):
             raise UnknownNameError("split", self.split, ["train", "test"])
-        if not isinstance(self.size, int) or self.size < 1:
-            raise BenchError(f"slice size must be a positive integer, got {self.size!r}")
+        available = SPLIT_SIZES[(self.dataset, self.split)]
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or \
+                not 1 <= self.size <= available:
+            raise BenchError(f"slice size must be an integer from 1 to {available:,} (the "
+                             f"{self.dataset} {self.split} split has {available:,} samples), "
+                             f"got {self.size!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise BenchError(f"slice seed must be an integer >= 0, got {self.seed!r}")
 
     @property
     def label(self) -> str:

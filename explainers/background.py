@@ -26,12 +26,18 @@ import torch
 from torch import Tensor
 
 from explainbench.core.errors import BenchError, UnknownNameError
+from explainbench.core.params import Choice, Int
 from explainbench.explainers.base import seeded_generator
 
 STRATEGIES = ("random", "kmeans", "stratified", "zeros", "blur")
 SIZE_ONE = ("zeros", "blur")  # strategies that define a single reference
 PER_SAMPLE = ("blur",)  # the reference depends on the explained sample
 IMAGE_ONLY = ("kmeans", "blur")
+BACKGROUND = Choice("random", STRATEGIES, doc="how the background set is chosen")
+
+
+def background_size(default: int) -> Int:
+    return Int(default, 1, 60_000, doc="reference inputs in the background set")
 
 
 def check_strategy(strategy: str, size: int, modality: str | None = None, who: str = "") -> None:

@@ -17,6 +17,9 @@ import torch
 from torch import Tensor, nn
 
 from explainbench.core.errors import BenchError, ExplainerError
+from explainbench.core.params import Int, Param, check_all, declared
+
+BATCH_SIZE = Int(256, low=1, doc="model evaluations per forward batch")
 
 
 class Explainer(ABC):
@@ -28,23 +31,29 @@ class Explainer(ABC):
     # Output kind: "attribution" maps on the feature space; "examples" (explanation by example)
     # returns training ids and similarities, which the feature metrics skip.
     output: ClassVar[str] = "attribution"
-    # Parameters that change the explanation (and its cache key), with defaults a suite overrides.
+    # Parameters that change the explanation (and its cache key): each with its default, type and
+    # valid range (explainbench.core.params), which a suite overrides within that range.
+    parameters: ClassVar[dict[str, Param]] = {}
+    # {name: default}, derived from `parameters`; a class may declare only `defaults` (a plugin's
+    # shorthand), whose types are then inferred from the defaults.
     defaults: ClassVar[dict[str, Any]] = {}
     # Paper or library the method follows, shown by `bench list`.
     reference: ClassVar[str] = ""
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "parameters" in cls.__dict__:
+            cls.parameters = declared(cls.parameters)
+            cls.defaults = {k: p.default for k, p in cls.parameters.items()}
+        elif "defaults" in cls.__dict__:
+            cls.parameters = declared(cls.defaults)
+
     def __init__(self, *, batch_size: int = 256, **params: Any):
-        unknown = sorted(set(params) - set(self.defaults))
-        if unknown:
-            valid = ", ".join(sorted(self.defaults)) or "none"
-            raise BenchError(
-                f"unknown parameter {', '.join(map(repr, unknown))} for explainer {self.name!r}; "
-                f"valid parameters: {valid}"
-            )
-        self.params: dict[str, Any] = {**self.defaults, **params}
+        owner = f"explainer {self.name!r}"
+        self.params: dict[str, Any] = check_all(self.parameters, params, owner)
         # How many model evaluations go into one forward batch. A runtime knob, not a parameter:
         # results must not depend on it, so it stays out of `params` and the cache key.
-        self.batch_size = int(batch_size)
+        self.batch_size = BATCH_SIZE.check(batch_size, "batch_size", owner)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in sorted(self.params.items()))

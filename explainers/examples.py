@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from explainbench.core.errors import ExplainerError
+from explainbench.core.params import Int
 from explainbench.explainers.base import Explainer
 from explainbench.explainers.gradients import chunks
 
@@ -117,7 +118,7 @@ class NearestExamples(Explainer):
 
     name = "nearest_examples"
     output = "examples"
-    defaults = {"k": 5}
+    parameters = {"k": Int(5, 1, 1000, doc="training examples per input")}
     reference = "Jeyakumar et al. 2020 (ExMatchina)"
 
     def attribute(self, model, task, inputs, targets, *, seed):

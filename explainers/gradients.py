@@ -18,6 +18,8 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from explainbench.core.params import Choice, Float, Int
+from explainbench.explainers.background import BACKGROUND, background_size
 from explainbench.explainers.base import Explainer
 from explainbench.explainers.quiet import CAPTUM_HOOKS, quiet
 from explainbench.explainers.seeding import global_rng
@@ -178,20 +180,23 @@ class IntegratedGradients(Explainer):
 
     name = "integrated_gradients"
     needs_gradients = True
-    defaults = {"n_steps": 50, "method": "gausslegendre", "baseline": "default",
-                "tolerance": 0.01, "max_steps": 800, "background": "random", "background_size": 10}
+    METHODS = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle")
+    parameters = {
+        "n_steps": Int(50, 1, 10_000, doc="integration steps"),
+        "method": Choice("gausslegendre", METHODS),
+        "baseline": Choice("default", ("default", "zero", "mask", "background")),
+        "tolerance": Float(0.01, 0, low_open=True, nullable=True,
+                           doc="completeness gap (share of |f(x)|) that doubles the steps"),
+        "max_steps": Int(800, 1, 100_000),
+        "background": BACKGROUND,
+        "background_size": background_size(10),
+    }
     reference = "Sundararajan et al. 2017; captum.attr.IntegratedGradients"
     # Captum 0.9's "riemann_trapezoid" step sizes sum to (n - 1) / n, not 1, so its attributions
-    # miss completeness by 1/n even on a linear model: it is not offered.
-    METHODS = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle")
+    # miss completeness by 1/n even on a linear model: it is not offered (METHODS above).
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        if self.params["method"] not in self.METHODS:
-            from explainbench.core.errors import UnknownNameError
-
-            raise UnknownNameError("integration method of integrated_gradients",
-                                   self.params["method"], list(self.METHODS))
         if self.params["baseline"] == "background":
             from explainbench.explainers.background import check_strategy
 
@@ -273,7 +278,7 @@ class SmoothGrad(Explainer):
     name = "smoothgrad"
     stochastic = True
     needs_gradients = True
-    defaults = {"n_samples": 50, "noise_level": 0.15}
+    parameters = {"n_samples": Int(50, 1, 10_000), "noise_level": Float(0.15, 0)}
     reference = "Smilkov et al. 2017; captum.attr.NoiseTunnel(Saliency)"
 
     def noise_std(self, model, task) -> float:

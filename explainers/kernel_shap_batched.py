@@ -32,7 +32,9 @@ import math
 import torch
 from torch import Tensor
 
+from explainbench.core.params import Int
 from explainbench.explainers.base import seeded_generator
+from explainbench.explainers.superpixels import SEGMENTATION
 from explainbench.explainers.surrogate import BatchedSurrogate, design_by_count, ranks, weighted_linear_fit
 
 INF_WEIGHT = 1e6  # captum.attr.KernelShap.inf_weight
@@ -62,7 +64,7 @@ class KernelShapBatched(BatchedSurrogate):
     name = "kernel_shap_batched"
     stochastic = True
     output_kind = "logit"
-    defaults = {"n_samples": 500, "segmentation": "slic"}
+    parameters = {"n_samples": Int(500, 1, 100_000), "segmentation": SEGMENTATION}
     reference = "Lundberg & Lee 2017; captum.attr.KernelShap, batched"
 
     def design(self, task, counts: Tensor, seed: int) -> Tensor:

@@ -31,7 +31,9 @@ import math
 import torch
 from torch import Tensor
 
+from explainbench.core.params import Int
 from explainbench.explainers.base import seeded_generator
+from explainbench.explainers.superpixels import SEGMENTATION
 from explainbench.explainers.surrogate import BatchedSurrogate, design_by_count, ranks, weighted_linear_fit
 
 KERNEL_WIDTH = 0.25  # LimeImageExplainer's default; LimeTextExplainer's 25 on distances x 100
@@ -54,7 +56,7 @@ class LimeBatched(BatchedSurrogate):
 
     name = "lime_batched"
     stochastic = True
-    defaults = {"n_samples": 1000, "segmentation": "slic"}
+    parameters = {"n_samples": Int(1000, 1, 100_000), "segmentation": SEGMENTATION}
     reference = "Ribeiro et al. 2016; lime.lime_image / lime.lime_text, batched"
 
     def design(self, task, counts: Tensor, seed: int) -> Tensor:

@@ -24,7 +24,8 @@ import torch
 
 from explainbench.explainers.base import Explainer
 from explainbench.explainers.seeding import numpy_random_state
-from explainbench.explainers.superpixels import segment
+from explainbench.core.params import Int
+from explainbench.explainers.superpixels import SEGMENTATION, segment
 
 WORD_SEPARATOR = " "
 MASK_WORD = "[MASK]"
@@ -55,7 +56,7 @@ class Lime(Explainer):
 
     name = "lime"
     stochastic = True
-    defaults = {"n_samples": 1000, "segmentation": "slic"}
+    parameters = {"n_samples": Int(1000, 1, 100_000), "segmentation": SEGMENTATION}
     reference = "Ribeiro et al. 2016; lime.lime_image / lime.lime_text"
 
     def attribute(self, model, task, inputs, targets, *, seed):

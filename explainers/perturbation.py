@@ -16,7 +16,8 @@ from torch import Tensor
 from explainbench.explainers.base import Explainer
 from explainbench.explainers.gradients import chunks
 from explainbench.explainers.seeding import global_rng
-from explainbench.explainers.superpixels import segment_batch
+from explainbench.core.params import Int, ParameterError
+from explainbench.explainers.superpixels import SEGMENTATION, segment_batch
 
 
 def reference(task, inputs: Tensor) -> Tensor:
@@ -42,18 +43,31 @@ def _evaluations_per_call(batch_size: int, n_inputs: int) -> int:
 class Occlusion(Explainer):
     """Occlusion (Zeiler & Fergus 2014, arXiv:1311.2901): slide a window over the input, replace it
     by the reference, and give every feature the mean output drop of the windows covering it.
-    Defaults: 4x4-pixel windows at stride 2 for images; 3-token windows at stride 1 for text."""
+    Defaults: 4x4-pixel windows at stride 2 for images; 3-token windows at stride 1 for text; the
+    stride may not exceed the window."""
 
     name = "occlusion"
-    defaults = {"window": "default", "stride": "default"}
+    parameters = {"window": Int("default", 1, 28, also=("default",)),
+                  "stride": Int("default", 1, 28, also=("default",))}
     reference = "Zeiler & Fergus 2014; captum.attr.Occlusion"
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        window, stride = self.params["window"], self.params["stride"]
+        if "default" not in (window, stride) and stride > window:
+            raise ParameterError(f"explainer 'occlusion': stride {stride} is larger than the "
+                                 f"window {window}; some features would never be occluded")
 
     def shapes(self, task):
         image = task.modality == "image"
         window = self.params["window"]
         stride = self.params["stride"]
         window = (4 if image else 3) if window == "default" else int(window)
-        stride = (2 if image else 1) if stride == "default" else int(stride)
+        # the default stride never exceeds the window (a 1-pixel window slides by 1)
+        stride = min(2 if image else 1, window) if stride == "default" else int(stride)
+        if stride > window:
+            raise ParameterError(f"explainer 'occlusion': stride {stride} is larger than the "
+                                 f"window {window}; some features would never be occluded")
         if image:
             return (1, window, window), (1, stride, stride)
         return (window,), (stride,)
@@ -79,7 +93,7 @@ class FeatureAblation(Explainer):
     default 1 = each pixel; one word token) is replaced by the reference, all others kept."""
 
     name = "feature_ablation"
-    defaults = {"patch": 1}
+    parameters = {"patch": Int(1, 1, 28, doc="side of a square block of pixels")}
     reference = "captum.attr.FeatureAblation"
 
     def groups(self, task, inputs):
@@ -117,7 +131,7 @@ class KernelShap(Explainer):
 
     name = "kernel_shap"
     stochastic = True
-    defaults = {"n_samples": 500, "segmentation": "slic"}
+    parameters = {"n_samples": Int(500, 1, 100_000), "segmentation": SEGMENTATION}
     reference = "Lundberg & Lee 2017; captum.attr.KernelShap"
 
     def groups(self, task, inputs):

@@ -11,7 +11,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from explainbench.explainers.background import IMAGE_ONLY, PER_SAMPLE, check_strategy, select_background
+from explainbench.core.params import Choice, Float, Int
+from explainbench.explainers.background import (BACKGROUND, IMAGE_ONLY, PER_SAMPLE, background_size,
+                                               check_strategy, select_background)
 from explainbench.explainers.base import Explainer
 from explainbench.explainers.gradients import (EmbeddingModel, chunks, continuous_input, default_baseline,
                                   samples_per_chunk, words_only_input)
@@ -38,7 +40,7 @@ class DeepLift(Explainer):
 
     name = "deeplift"
     needs_gradients = True
-    defaults = {"baseline": "default"}
+    parameters = {"baseline": Choice("default", ("default", "zero", "mask"))}
     reference = "Shrikumar et al. 2017; captum.attr.DeepLift"
 
     def supports(self, model, task):
@@ -108,7 +110,7 @@ class DeepLiftShap(BackgroundExplainer):
     name = "deeplift_shap"
     modalities = frozenset({"image"})
     needs_gradients = True
-    defaults = {"background": "random", "background_size": 100}
+    parameters = {"background": BACKGROUND, "background_size": background_size(100)}
     reference = "Lundberg & Lee 2017; captum.attr.DeepLiftShap"
 
     def attribute(self, model, task, inputs, targets, *, seed):
@@ -148,7 +150,8 @@ class GradientShap(BackgroundExplainer):
 
     name = "gradient_shap"
     needs_gradients = True
-    defaults = {"n_samples": 50, "stdevs": 0.0, "background": "random", "background_size": 100}
+    parameters = {"n_samples": Int(50, 1, 10_000), "stdevs": Float(0.0, 0),
+                  "background": BACKGROUND, "background_size": background_size(100)}
     reference = "Lundberg & Lee 2017; captum.attr.GradientShap"
 
     def attribute(self, model, task, inputs, targets, *, seed):

@@ -21,6 +21,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from explainbench.core.params import Float, Int
 from explainbench.explainers.base import Explainer, seeded_generator
 
 
@@ -49,7 +50,8 @@ class Rise(Explainer):
 
     name = "rise"
     stochastic = True
-    defaults = {"n_masks": 1000, "grid": 7, "p_keep": 0.5}
+    parameters = {"n_masks": Int(1000, 1, 100_000), "grid": Int(7, 1, 28),
+                  "p_keep": Float(0.5, 0, 1, low_open=True)}
     reference = "Petsiuk et al. 2018"
 
     def masks(self, task, seed: int) -> Tensor:

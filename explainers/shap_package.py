@@ -21,7 +21,9 @@ from explainbench.explainers.base import Explainer
 from explainbench.explainers.reference_gradients import BackgroundExplainer
 from explainbench.explainers.quiet import SHAP_DEEP, quiet
 from explainbench.explainers.seeding import global_rng
-from explainbench.explainers.superpixels import segment
+from explainbench.core.params import Int
+from explainbench.explainers.background import BACKGROUND, background_size
+from explainbench.explainers.superpixels import SEGMENTATION, segment
 
 
 class TargetLogit(nn.Module):
@@ -63,7 +65,7 @@ class ShapDeep(BackgroundExplainer):
     name = "shap_deep"
     modalities = frozenset({"image"})
     needs_gradients = True
-    defaults = {"background": "random", "background_size": 100}
+    parameters = {"background": BACKGROUND, "background_size": background_size(100)}
     reference = "Lundberg & Lee 2017; shap.DeepExplainer"
 
     def attribute(self, model, task, inputs, targets, *, seed):
@@ -87,7 +89,8 @@ class ShapGradient(BackgroundExplainer):
     name = "shap_gradient"
     modalities = frozenset({"image"})
     needs_gradients = True
-    defaults = {"n_samples": 200, "background": "random", "background_size": 100}
+    parameters = {"n_samples": Int(200, 1, 100_000), "background": BACKGROUND,
+                  "background_size": background_size(100)}
     reference = "Erion et al. 2021; shap.GradientExplainer"
 
     def attribute(self, model, task, inputs, targets, *, seed):
@@ -117,8 +120,8 @@ class ShapKernel(BackgroundExplainer):
 
     name = "shap_kernel"
     modalities = frozenset({"image"})
-    defaults = {"n_samples": 1000, "segmentation": "slic", "background": "random",
-                "background_size": 10}
+    parameters = {"n_samples": Int(1000, 1, 100_000), "segmentation": SEGMENTATION,
+                  "background": BACKGROUND, "background_size": background_size(10)}
     reference = "Lundberg & Lee 2017; shap.KernelExplainer"
 
     def attribute(self, model, task, inputs, targets, *, seed):
@@ -157,7 +160,7 @@ class ShapPartition(Explainer):
     so its features are exactly the word positions."""
 
     name = "shap_partition"
-    defaults = {"max_evals": 500}
+    parameters = {"max_evals": Int(500, 1, 100_000)}
     reference = "Lundberg & Lee 2017; shap.PartitionExplainer"
 
     def attribute(self, model, task, inputs, targets, *, seed):

@@ -20,8 +20,10 @@ import torch
 from torch import Tensor
 
 from explainbench.core.errors import UnknownNameError
+from explainbench.core.params import Choice
 
 SEGMENTATIONS = ("slic", "grid")
+SEGMENTATION = Choice("slic", SEGMENTATIONS, doc="superpixels of an image (text: words)")
 PATCH = 4
 
 

@@ -14,6 +14,7 @@ import inspect
 
 from explainbench.core import plugins
 from explainbench.core.errors import PluginError
+from explainbench.core.params import Bool, Choice, Float, Int, Seq, declared
 from explainbench.core.registry import Registry
 from explainbench.metrics.base import CATEGORIES, Metric, MetricResult, MetricSpec
 
@@ -22,58 +23,67 @@ REGISTRY: Registry = Registry("metric", group="explainbench.metrics")
 IMAGE_ONLY = frozenset({"image"})
 
 
+SUBSTRATE = Choice(None, ("zero", "mean", "blur", "noise", "mask", "pad"), nullable=True,
+                   doc="what removed features become; null: the paper's, per modality")
+STEPS = Int(20, 1, 1000, doc="equal removal increments from 0 to all features")
+PERCENT_BINS = Seq((1, 5, 10, 20, 50), Float(1, 0, 100, low_open=True))
+N_PERTURB = Int(10, 1, 10_000)
+
+
 def _register(name: str, target: str, *, category: str, higher_is_better: bool, summary: str,
-              modalities: frozenset[str] = frozenset({"image", "text"}), **defaults) -> None:
-    REGISTRY.add(name, target, spec=MetricSpec(name, category, higher_is_better, defaults, summary,
-                                               modalities))
+              modalities: frozenset[str] = frozenset({"image", "text"}), **parameters) -> None:
+    REGISTRY.add(name, target, spec=MetricSpec(name, category, higher_is_better,
+                                               declared(parameters), summary, modalities))
 
 
 # ---- faithfulness: removal curves (metrics/faithfulness.py over metrics/removal.py)
 _register("deletion", "explainbench.metrics.faithfulness:deletion", category="faithfulness",
-          higher_is_better=False, steps=20, substrate=None,
+          higher_is_better=False, steps=STEPS, substrate=SUBSTRATE,
           summary="area under the target probability as top features are removed (Petsiuk 2018; "
                   "default substrate zero | mask)")
 _register("insertion", "explainbench.metrics.faithfulness:insertion", category="faithfulness",
-          higher_is_better=True, steps=20, substrate=None,
+          higher_is_better=True, steps=STEPS, substrate=SUBSTRATE,
           summary="area under the target probability as top features are inserted (Petsiuk 2018; "
                   "default substrate blur | mask)")
 _register("morf", "explainbench.metrics.faithfulness:morf", category="faithfulness", higher_is_better=True,
-          steps=20, substrate=None,
+          steps=STEPS, substrate=SUBSTRATE,
           summary="AOPC, most relevant removed first (Samek 2017; default substrate noise | mask)")
 _register("lerf", "explainbench.metrics.faithfulness:lerf", category="faithfulness", higher_is_better=False,
-          steps=20, substrate=None,
+          steps=STEPS, substrate=SUBSTRATE,
           summary="AOPC, least relevant removed first (Samek 2017; default substrate noise | mask)")
 _register("srg", "explainbench.metrics.faithfulness:srg", category="faithfulness", higher_is_better=True,
-          steps=20, substrate=None,
+          steps=STEPS, substrate=SUBSTRATE,
           summary="symmetric relevance gain: AOPC(MoRF) - AOPC(LeRF) (Bluecher 2022; default "
                   "substrate noise | mask)")
 _register("comprehensiveness", "explainbench.metrics.faithfulness:comprehensiveness", category="faithfulness",
-          higher_is_better=True, bins=(1, 5, 10, 20, 50), substrate=None,
+          higher_is_better=True, bins=PERCENT_BINS, substrate=SUBSTRATE,
           summary="probability drop without the top-k% features (ERASER, DeYoung 2020; "
                   "default substrate zero | pad)")
 _register("sufficiency", "explainbench.metrics.faithfulness:sufficiency", category="faithfulness",
-          higher_is_better=False, bins=(1, 5, 10, 20, 50), substrate=None,
+          higher_is_better=False, bins=PERCENT_BINS, substrate=SUBSTRATE,
           summary="probability drop keeping only the top-k% features (ERASER, DeYoung 2020; "
                   "default substrate zero | pad)")
 _register("faithfulness_correlation", "explainbench.metrics.faithfulness:faithfulness_correlation",
-          category="faithfulness", higher_is_better=True, nr_runs=100, subset_fraction=0.25,
-          substrate=None,
+          category="faithfulness", higher_is_better=True, nr_runs=Int(100, 2, 100_000),
+          subset_fraction=Float(0.25, 0, 1, low_open=True), substrate=SUBSTRATE,
           summary="Pearson r of attribution sums and probability drops of random subsets "
                   "(Bhatt 2020; default substrate zero | mask)")
 _register("road", "explainbench.metrics.road:road", category="faithfulness", higher_is_better=True,
-          modalities=IMAGE_ONLY, percentages=None, noise=0.01,
+          modalities=IMAGE_ONLY, percentages=Seq(None, Float(1, 0, 100, low_open=True, high_open=True), nullable=True),
+          noise=Float(0.01, 0),
           summary="images only: LeRF minus MoRF probability with noisy linear imputation (ROAD, "
                   "Rong 2022; percentages None: 1, 3, ..., 99 as Quantus)")
 # ---- faithfulness: random perturbations (Yeh et al. 2019)
 _register("infidelity", "explainbench.metrics.infidelity:infidelity", category="faithfulness",
-          higher_is_better=False, n_perturb_samples=10, noise_std=0.003, mask_prob=0.1,
-          normalize=False, output="logit",
+          higher_is_better=False, n_perturb_samples=N_PERTURB, noise_std=Float(0.003, 0, low_open=True),
+          mask_prob=Float(0.1, 0, 1, low_open=True, high_open=True), normalize=Bool(False),
+          output=Choice("logit", ("logit", "probability")),
           summary="mean squared error of attribution . perturbation vs output drop "
                   "(Yeh 2019, as captum.metrics.infidelity)")
 # ---- robustness
 _register("max_sensitivity", "explainbench.metrics.robustness:max_sensitivity", category="robustness",
-          higher_is_better=False, modalities=IMAGE_ONLY, n_perturb_samples=10,
-          perturb_radius=0.02, norm_ord="fro",
+          higher_is_better=False, modalities=IMAGE_ONLY, n_perturb_samples=N_PERTURB,
+          perturb_radius=Float(0.02, 0, low_open=True), norm_ord=Choice("fro", ("fro",)),
           summary="images only: largest relative change of the explanation in a small input ball "
                   "(Yeh 2019, as captum.metrics.sensitivity_max; needs the explainer)")
 
@@ -86,7 +96,7 @@ _register("complexity", "explainbench.metrics.complexity:complexity", category="
 # ---- ground truth on the linear model (metrics/ground_truth.py)
 _register("linear_ground_truth", "explainbench.metrics.ground_truth:linear_ground_truth",
           category="ground_truth", higher_is_better=True, modalities=IMAGE_ONLY,
-          similarity_measure="spearman",
+          similarity_measure=Choice("spearman", ("spearman", "cosine")),
           summary="similarity to the exact attributions W[c]*x of mnist_logreg")
 
 
@@ -112,8 +122,8 @@ def register(name: str, *, category: str, higher_is_better: bool, summary: str =
                               f"{', '.join(missing)} that its function does not take")
         kinds = frozenset(modalities)
         REGISTRY.register(name, fn, plugin=plugin,
-                          spec=MetricSpec(name, category, bool(higher_is_better), dict(defaults),
-                                          summary, kinds))
+                          spec=MetricSpec(name, category, bool(higher_is_better),
+                                          declared(defaults), summary, kinds))
         return fn
 
     return decorate

@@ -9,7 +9,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from explainbench.core.errors import BenchError
+from explainbench.core.params import Param, check_all
 
 
 # What a metric measures; the leaderboard ranks the first five (bench/tables.py).
@@ -27,11 +27,15 @@ class MetricResult:
 @dataclass(frozen=True)
 class MetricSpec:
     name: str
-    category: str  # faithfulness, robustness, stability, sanity, complexity, agreement
+    category: str  # one of CATEGORIES
     higher_is_better: bool
-    defaults: dict[str, Any]
+    parameters: dict[str, Param]  # each with its default, type and valid range
     summary: str = ""
     modalities: frozenset[str] = frozenset({"image", "text"})
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return {k: p.default for k, p in self.parameters.items()}
 
 
 class Metric:
@@ -39,14 +43,8 @@ class Metric:
     `generator` (seeded from the cell's seed) and `explainer` (for re-explaining metrics)."""
 
     def __init__(self, spec: MetricSpec, fn: Callable[..., MetricResult], params: dict[str, Any]):
-        unknown = sorted(set(params) - set(spec.defaults))
-        if unknown:
-            raise BenchError(
-                f"unknown parameter {', '.join(map(repr, unknown))} for metric {spec.name!r}; "
-                f"valid parameters: {', '.join(sorted(spec.defaults)) or 'none'}"
-            )
         self.spec, self.fn = spec, fn
-        self.params = {**spec.defaults, **params}
+        self.params = check_all(spec.parameters, params, f"metric {spec.name!r}")
         self._accepts = set(inspect.signature(fn).parameters)
 
     name = property(lambda self: self.spec.name)

@@ -21,10 +21,12 @@ import pandas as pd
 
 from explainbench.bench.cells import (Cell, CellOutput, cost_record, explain_chunk, load_chunk, score_rows,
                          unsupported_reason)
+from explainbench.bench.studies.common import EXPLAINER_NAMES
 from explainbench.core.errors import BenchError
+from explainbench.core.params import Float
 from explainbench.bench.spec import Component, freeze, thaw
 
-DEFAULTS = {"explainers": None, "k": 0.1}
+PARAMETERS = {"explainers": EXPLAINER_NAMES, "k": Float(0.1, 0, 1, low_open=True)}
 METRICS = {"agreement_spearman": True, "agreement_topk": True}
 
 
@@ -43,11 +45,9 @@ def _components(options: dict, exp, where: str = "agreement") -> list[Component]
 def validate(options: dict, exp, where: str) -> dict:
     from explainbench.bench.studies.common import check_options
 
-    options = check_options(options, DEFAULTS, where)
+    options = check_options(options, PARAMETERS, where)
     if len(_components(options, exp, where)) < 2:
         raise BenchError(f"{where}: agreement needs at least two attribution explainers")
-    if not 0 < float(options["k"]) <= 1:
-        raise BenchError(f"{where}: 'k' must be in (0, 1], got {options['k']!r}")
     return options
 
 

@@ -24,14 +24,20 @@ import pandas as pd
 
 from explainbench.bench.cells import (Cell, CellOutput, cost_record, explain_chunk, load_chunk, score_rows,
                          unsupported_reason)
+from explainbench.bench.studies.common import EXPLAINER_NAMES
 from explainbench.core.errors import BenchError
+from explainbench.core.params import Any_, Choice, Int, Seq
 from explainbench.bench.spec import Component, freeze, thaw
 
-DEFAULTS = {"explainers": None, "sizes": [1, 5, 10, 50, 100, 500],
-            "strategies": ["random", "kmeans", "stratified", "zeros", "blur"], "seeds": [0, 1, 2],
-            "metrics": None}
 STRATEGIES = ("random", "kmeans", "stratified", "zeros", "blur")
 SIZE_ONE = ("zeros", "blur")
+PARAMETERS = {
+    "explainers": EXPLAINER_NAMES,
+    "sizes": Seq([1, 5, 10, 50, 100, 500], Int(1, 1, 60_000)),
+    "strategies": Seq(list(STRATEGIES), Choice("random", STRATEGIES)),
+    "seeds": Seq([0, 1, 2], Int(0, 0)),
+    "metrics": Any_(None, doc="metric names or {name, params}; null: deletion and insertion"),
+}
 
 
 def _components(options: dict, exp, where: str = "background") -> list[Component]:
@@ -66,15 +72,7 @@ def validate(options: dict, exp, where: str) -> dict:
 
     from explainbench.bench.studies.common import check_options
 
-    options = check_options(options, DEFAULTS, where)
-    for strategy in options["strategies"]:
-        if strategy not in STRATEGIES:
-            raise BenchError(f"{where}: unknown strategy {strategy!r}; valid choices: "
-                             f"{', '.join(STRATEGIES)}")
-    if not all(isinstance(s, int) and s >= 1 for s in options["sizes"]):
-        raise BenchError(f"{where}: 'sizes' must be positive integers, got {options['sizes']!r}")
-    if not options["seeds"] or not all(isinstance(s, int) for s in options["seeds"]):
-        raise BenchError(f"{where}: 'seeds' must be a non-empty list of integers")
+    options = check_options(options, PARAMETERS, where)
     if not _components(options, exp, where):
         raise BenchError(f"{where}: no explainer of the experiment takes a background set; "
                          "name them with 'explainers'")

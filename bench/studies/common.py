@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from explainbench.core.errors import BenchError
+from explainbench.core.params import Param, Seq, check_all
 from explainbench.bench.spec import Component
 
 
-def check_options(options: dict, defaults: dict, where: str) -> dict:
-    unknown = sorted(set(options) - set(defaults))
-    if unknown:
-        raise BenchError(f"{where}: unknown setting {unknown[0]!r}; valid settings: "
-                         f"{', '.join(sorted(defaults))}")
-    return {**defaults, **options}
+EXPLAINER_NAMES = Seq(None, Param(None, "str"), nullable=True,
+                      doc="explainer names; null: the experiment's that fit the study")
+
+
+def check_options(options: dict, parameters: dict, where: str) -> dict:
+    """The study's settings: its declared defaults overridden by the suite's, each checked."""
+    return check_all(parameters, options, where, kind="setting")
 
 
 def resolve_explainers(names, exp, *, attribution_only: bool = True, where: str = "",

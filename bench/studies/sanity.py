@@ -24,11 +24,14 @@ import pandas as pd
 
 from explainbench.bench.cells import (Cell, CellOutput, cost_record, explain_chunk, load_chunk, score_rows,
                          unsupported_reason)
-from explainbench.core.errors import BenchError
+from explainbench.bench.studies.common import EXPLAINER_NAMES
+from explainbench.core.params import Bool, Choice, Int
 from explainbench.bench.spec import Component, freeze
 
-DEFAULTS = {"explainers": None, "granularity": None, "seed": 42, "max_depth": None,
-            "random_logit": True}
+PARAMETERS = {"explainers": EXPLAINER_NAMES,
+              "granularity": Choice(None, ("layer", "block"), nullable=True),
+              "seed": Int(42, 0), "max_depth": Int(None, 1, nullable=True),
+              "random_logit": Bool(True)}
 FLAG_THRESHOLD = 0.5
 
 
@@ -41,10 +44,7 @@ def _study_explainers(options, exp, where: str = "sanity") -> list[Component]:
 def validate(options: dict, exp, where: str) -> dict:
     from explainbench.bench.studies.common import check_options
 
-    options = check_options(options, DEFAULTS, where)
-    if options["granularity"] not in (None, "layer", "block"):
-        raise BenchError(f"{where}: unknown granularity {options['granularity']!r}; valid choices: "
-                         "layer, block")
+    options = check_options(options, PARAMETERS, where)
     _study_explainers(options, exp, where)
     return options
 

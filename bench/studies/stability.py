@@ -22,10 +22,13 @@ import pandas as pd
 
 from explainbench.bench.cells import (Cell, CellOutput, cost_record, explain_chunk, load_chunk, score_rows,
                          unsupported_reason)
+from explainbench.bench.studies.common import EXPLAINER_NAMES
 from explainbench.core.errors import BenchError
+from explainbench.core.params import Any_, Bool, Float, Int
 from explainbench.bench.spec import Component, thaw
 
-DEFAULTS = {"explainers": None, "seeds": None, "budgets": {}, "k": 0.1, "controls": True}
+PARAMETERS = {"explainers": EXPLAINER_NAMES, "seeds": Int(None, 2, 1000, nullable=True),
+              "budgets": Any_({}), "k": Float(0.1, 0, 1, low_open=True), "controls": Bool(True)}
 ACROSS_SEEDS = -1  # the `seed` of a row computed across seeds
 
 
@@ -61,9 +64,7 @@ def validate(options: dict, exp, where: str) -> dict:
 
     from explainbench.bench.studies.common import check_options
 
-    options = check_options(options, DEFAULTS, where)
-    if options["seeds"] is not None and (not isinstance(options["seeds"], int) or options["seeds"] < 2):
-        raise BenchError(f"{where}: 'seeds' must be an integer >= 2, got {options['seeds']!r}")
+    options = check_options(options, PARAMETERS, where)
     if not isinstance(options["budgets"], dict):
         raise BenchError(f"{where}: 'budgets' maps explainer names to {{parameter: [values]}}")
     for name, sweep in options["budgets"].items():
@@ -77,8 +78,8 @@ def validate(options: dict, exp, where: str) -> dict:
                                  f"parameters: {', '.join(sorted(cls.defaults)) or 'none'}")
             if not isinstance(values, list) or not values:
                 raise BenchError(f"{where}.budgets.{name}.{param}: expected a list of values")
-    if not 0 < float(options["k"]) <= 1:
-        raise BenchError(f"{where}: 'k' must be in (0, 1], got {options['k']!r}")
+            for value in values:  # each value of the sweep within the parameter's range
+                cls.parameters[param].check(value, param, f"{where}.budgets.{name}")
     if not _settings(options, exp, where):
         raise BenchError(f"{where}: no explainer to study (no stochastic explainer in the experiment; "
                          "name them with 'explainers')")
