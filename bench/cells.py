@@ -188,7 +188,8 @@ def explain_chunk(ctx: RunContext, model_name: str, component: Component, seed: 
     with attribution_cache.count_forward_passes(model) as counter:
         started = time.perf_counter()
         try:
-            attributions = explainer.explain(model, chunk.task, inputs, targets, seed=seed)
+            attributions = explainer.explain(model, chunk.task, inputs, targets, seed=seed,
+                                             sample_ids=chunk.part.ids)
         except ExplainerError as exc:
             raise ExplainerError(f"{exc} (sample ids {chunk.part.ids.tolist()})") from exc
         seconds = time.perf_counter() - started

@@ -108,7 +108,7 @@ def explain(
     labels = torch.as_tensor(chunk.labels, device=device_).long()
     probabilities = task.probabilities(net, inputs, batch_size)
     targets = probabilities.argmax(1) if target == "predicted" else labels
-    result = method.explain(net, task, inputs, targets, seed=seed)
+    result = method.explain(net, task, inputs, targets, seed=seed, sample_ids=chunk.ids)
 
     arrays = _arrays(model, method, seed, chunk, labels, targets, probabilities, inputs, task, result)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ and zero on positions that are not features (text padding and [CLS]).
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
@@ -72,9 +73,15 @@ class Explainer(ABC):
         return None
 
     def explain(self, model: nn.Module, task, inputs: Tensor, targets: Tensor | None = None,
-                *, seed: int = 0) -> Tensor:
+                *, seed: int = 0, sample_ids=None) -> Tensor:
         """Attributions (B, *task.feature_shape), float32, on the inputs' device (for
-        `output = "examples"`, the explainer's example structure instead)."""
+        `output = "examples"`, the explainer's example structure instead).
+
+        `sample_ids` identify the samples (the runner passes their ids in the split); without
+        them a sample is identified by its content. An `attribute` that takes `sample_ids` gets
+        them, so a stochastic method can draw each sample's numbers from its own generator
+        (`sample_generator(seed, sample_id)`): then a sample's explanation depends on its seed
+        and id only, never on the other samples of its batch or chunk."""
         reason = self.supports(model, task)
         if reason:
             raise BenchError(reason)
@@ -83,8 +90,11 @@ class Explainer(ABC):
         targets = torch.as_tensor(targets, device=inputs.device).long().reshape(-1)
         if len(targets) != len(inputs):
             raise ValueError(f"{len(targets)} targets for {len(inputs)} inputs")
+        extra = {}
+        if "sample_ids" in inspect.signature(self.attribute).parameters:
+            extra["sample_ids"] = sample_keys(inputs, sample_ids)
         try:
-            attributions = self.attribute(model, task, inputs, targets, seed=seed)
+            attributions = self.attribute(model, task, inputs, targets, seed=seed, **extra)
         except (BenchError, ExplainerError):
             raise
         except Exception as exc:
@@ -127,3 +137,27 @@ def predicted_class(model: nn.Module, task, inputs: Tensor, batch_size: int = 25
 def seeded_generator(seed: int) -> torch.Generator:
     """A CPU generator: the same seed gives the same draws on every device (draw, then move)."""
     return torch.Generator().manual_seed(int(seed))
+
+
+def sample_keys(inputs: Tensor, sample_ids=None) -> list[int]:
+    """One integer per sample: its id where given, else a digest of its content (so the Python
+    API without ids still gives a sample the same numbers whatever batch it comes in)."""
+    if sample_ids is not None:
+        keys = [int(i) for i in (sample_ids.tolist() if hasattr(sample_ids, "tolist") else sample_ids)]
+        if len(keys) != len(inputs):
+            raise ValueError(f"{len(keys)} sample ids for {len(inputs)} inputs")
+        return keys
+    rows = inputs.detach().cpu().contiguous().numpy()
+    return [int.from_bytes(hashlib.sha256(row.tobytes()).digest()[:8], "little") >> 1
+            for row in rows]
+
+
+def sample_seed(seed: int, sample_key: int) -> int:
+    """The seed of one sample's own random numbers, from the cell's seed and the sample's key."""
+    digest = hashlib.sha256(f"explainbench/{int(seed)}/{int(sample_key)}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def sample_generator(seed: int, sample_key: int) -> torch.Generator:
+    """A CPU generator for one sample (see `sample_seed`)."""
+    return seeded_generator(sample_seed(seed, sample_key))

@@ -14,7 +14,7 @@ from torch import nn
 from explainbench.core.params import Choice, Float, Int
 from explainbench.explainers.background import (BACKGROUND, IMAGE_ONLY, PER_SAMPLE, background_size,
                                                check_strategy, select_background)
-from explainbench.explainers.base import Explainer
+from explainbench.explainers.base import Explainer, sample_keys
 from explainbench.explainers.gradients import (EmbeddingModel, chunks, continuous_input, default_baseline,
                                   samples_per_chunk, words_only_input)
 from explainbench.explainers.quiet import CAPTUM_HOOKS, quiet
@@ -89,14 +89,15 @@ class BackgroundExplainer(Explainer):
             return f"background {self.params['background']!r} is defined for images only"
         return reason
 
-    def explain(self, model, task, inputs, targets=None, *, seed=0):
+    def explain(self, model, task, inputs, targets=None, *, seed=0, sample_ids=None):
         if self.params["background"] not in PER_SAMPLE:
-            return super().explain(model, task, inputs, targets, seed=seed)
+            return super().explain(model, task, inputs, targets, seed=seed, sample_ids=sample_ids)
         # A reference derived from each sample (its blurred copy): the libraries take one
         # background set per call, so each sample is explained against its own.
+        keys = sample_keys(inputs, sample_ids)
         return torch.cat([super(BackgroundExplainer, self).explain(
             model, task, inputs[i : i + 1], None if targets is None else targets[i : i + 1],
-            seed=seed) for i in range(len(inputs))])
+            seed=seed, sample_ids=keys[i : i + 1]) for i in range(len(inputs))])
 
     def background(self, task, inputs, seed):
         return select_background(task, self.params["background_size"], self.params["background"],

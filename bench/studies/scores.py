@@ -99,7 +99,8 @@ def _example_scores(cell: Cell, suite, ctx, model, chunk, started: float) -> Cel
     explainer = explainers.get(cell.explainer.name, batch_size=ctx.batch_for(chunk.task),
                                **cell.explainer.params)
     t0 = time.perf_counter()
-    found = explainer.explain(model, chunk.task, chunk.inputs, chunk.targets, seed=cell.seed)
+    found = explainer.explain(model, chunk.task, chunk.inputs, chunk.targets, seed=cell.seed,
+                              sample_ids=chunk.part.ids)
     seconds = time.perf_counter() - t0
     _, train_labels = chunk.task.train_split()
     neighbour_labels = train_labels.to(found.ids.device)[found.ids]
