@@ -10,19 +10,21 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from explainbench.explainers.base import Explainer, seeded_generator
+from explainbench.explainers.base import Explainer, sample_generator
 
 
 class RandomAttribution(Explainer):
-    """Uniform noise in [0, 1) per feature, from a CPU generator seeded with `seed`."""
+    """Uniform noise in [0, 1) per feature, from each sample's own CPU generator (seeded with the
+    cell's seed and the sample's id)."""
 
     name = "random"
     stochastic = True
     reference = "control"
 
-    def attribute(self, model, task, inputs, targets, *, seed):
-        shape = (len(inputs), *task.feature_shape)
-        return torch.rand(shape, generator=seeded_generator(seed)).to(inputs.device)
+    def attribute(self, model, task, inputs, targets, *, seed, sample_ids):
+        rows = [torch.rand(task.feature_shape, generator=sample_generator(seed, key))
+                for key in sample_ids]
+        return torch.stack(rows).to(inputs.device)
 
 
 SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])

@@ -20,9 +20,8 @@ from torch import Tensor, nn
 
 from explainbench.core.params import Choice, Float, Int
 from explainbench.explainers.background import BACKGROUND, background_size
-from explainbench.explainers.base import Explainer
+from explainbench.explainers.base import Explainer, sample_generator
 from explainbench.explainers.quiet import CAPTUM_HOOKS, quiet
-from explainbench.explainers.seeding import global_rng
 
 
 @dataclass
@@ -267,13 +266,33 @@ class IntegratedGradients(Explainer):
         return attributions
 
 
+def gradients(ci: ContinuousInput, points: Tensor, targets: Tensor, copies: int) -> Tensor:
+    """d f_target / d point for `copies` points per input of `ci` (points (b * copies, ...),
+    input-major), through Captum's Saliency in one batch."""
+    from captum.attr import Saliency as CaptumSaliency
+
+    extra = tuple(a.repeat_interleave(copies, dim=0) for a in ci.extra_args)
+    return CaptumSaliency(ci.forward).attribute(
+        points.requires_grad_(), target=targets.repeat_interleave(copies), abs=False,
+        additional_forward_args=extra or None)
+
+
+def per_sample_normal(keys, seed: int, shape: tuple[int, ...], like: Tensor) -> Tensor:
+    """(b, *shape) standard normal draws, row i from sample i's own generator (CPU, then moved)."""
+    return torch.stack([torch.randn(shape, generator=sample_generator(seed, k)) for k in keys]
+                       ).to(like)
+
+
 class SmoothGrad(Explainer):
     """SmoothGrad (Smilkov et al. 2017, arXiv:1706.03825): the gradient averaged over `n_samples`
     copies of the input with Gaussian noise of standard deviation `noise_level` times the input's
     range, shown like saliency (absolute value per pixel, L2 norm per token). The range is [0, 1]
     for pixels and the value range of the word-embedding table for text (a property of the model,
-    so a sample's noise does not depend on what else is in its batch). Captum's NoiseTunnel draws
-    the noise from torch's global generator, seeded from `seed` for the call."""
+    so a sample's noise does not depend on what else is in its batch). The computation of
+    captum.attr.NoiseTunnel(Saliency) with nt_type="smoothgrad", except that each sample's noise
+    comes from its own generator (seed, sample id) instead of torch's global one, so that it does
+    not depend on the sample's neighbours; all noisy copies go through Captum's Saliency in
+    batches."""
 
     name = "smoothgrad"
     stochastic = True
@@ -287,22 +306,18 @@ class SmoothGrad(Explainer):
         table = model.embedding_layer.weight.detach()
         return float(self.params["noise_level"]) * float(table.max() - table.min())
 
-    def attribute(self, model, task, inputs, targets, *, seed):
-        from captum.attr import NoiseTunnel, Saliency as CaptumSaliency
-
+    def attribute(self, model, task, inputs, targets, *, seed, sample_ids):
         n = int(self.params["n_samples"])
         std = self.noise_std(model, task)
         out = []
-        with global_rng(seed, inputs.device):
-            for part in chunks(len(inputs), samples_per_chunk(self.batch_size, n)):
-                ci = continuous_input(model, task, inputs[part])
-                grads = NoiseTunnel(CaptumSaliency(ci.forward)).attribute(
-                    ci.x, nt_type="smoothgrad", nt_samples=n, nt_samples_batch_size=n,
-                    stdevs=std, target=targets[part], abs=False,
-                    additional_forward_args=ci.extra_args or None,
-                )
-                features = ci.to_features(grads, reduce="norm")
-                out.append(features.abs() if ci.modality == "image" else features)
+        for part in chunks(len(inputs), samples_per_chunk(self.batch_size, n)):
+            ci = continuous_input(model, task, inputs[part])
+            x = ci.x.detach()
+            noise = per_sample_normal(sample_ids[part], seed, (n, *x.shape[1:]), x) * std
+            grads = gradients(ci, (x[:, None] + noise).flatten(0, 1), targets[part], n)
+            mean = grads.view(len(x), n, *x.shape[1:]).mean(dim=1)
+            features = ci.to_features(mean, reduce="norm")
+            out.append(features.abs() if ci.modality == "image" else features)
         return torch.cat(out)
 
 

@@ -10,8 +10,8 @@ tokenizer, [CLS] and [PAD] left out) joined by single spaces and split on single
 [MASK]. The perturbed strings are mapped back to ids position by position, never re-tokenised.
 
 The package keeps one random state per explainer object and draws from it in every call, so a
-fresh explainer is made per sample with a RandomState seeded from `seed`: a sample's explanation
-depends on the seed alone. LIME fits one regression per sample by design; each sample's
+fresh explainer is made per sample with a RandomState seeded with the sample's own seed (the
+cell's seed and the sample's id): a sample's explanation depends on them alone. LIME fits one regression per sample by design; each sample's
 perturbations are evaluated in forward batches of `batch_size`.
 """
 
@@ -22,7 +22,7 @@ import contextlib
 import numpy as np
 import torch
 
-from explainbench.explainers.base import Explainer
+from explainbench.explainers.base import Explainer, sample_seed
 from explainbench.explainers.seeding import numpy_random_state
 from explainbench.core.params import Int
 from explainbench.explainers.superpixels import SEGMENTATION, segment
@@ -59,9 +59,10 @@ class Lime(Explainer):
     parameters = {"n_samples": Int(1000, 1, 100_000), "segmentation": SEGMENTATION}
     reference = "Ribeiro et al. 2016; lime.lime_image / lime.lime_text"
 
-    def attribute(self, model, task, inputs, targets, *, seed):
+    def attribute(self, model, task, inputs, targets, *, seed, sample_ids):
         explain_one = self._image if task.modality == "image" else self._text
-        rows = [explain_one(model, task, inputs[i], int(targets[i]), seed) for i in range(len(inputs))]
+        rows = [explain_one(model, task, inputs[i], int(targets[i]), sample_seed(seed, key))
+                for i, key in enumerate(sample_ids)]
         return torch.stack(rows).to(inputs.device)
 
     def _image(self, model, task, image, target, seed):

@@ -13,7 +13,7 @@ import warnings
 import torch
 from torch import Tensor
 
-from explainbench.explainers.base import Explainer
+from explainbench.explainers.base import Explainer, sample_seed
 from explainbench.explainers.gradients import chunks
 from explainbench.explainers.seeding import global_rng
 from explainbench.core.params import Int, ParameterError
@@ -125,9 +125,9 @@ class KernelShap(Explainer):
     regression on `n_samples` coalitions drawn from the Shapley kernel. Features: superpixels for
     images (see `explainers.superpixels`; every pixel of a segment gets the segment's value), word
     tokens for text. Captum fits one regression per sample anyway, so samples are explained one at
-    a time, each with its coalitions drawn from torch's global generator seeded with `seed` (a
-    sample's explanation then does not depend on its batch); a sample's coalitions are evaluated
-    in forward batches of `batch_size`."""
+    a time, each with its coalitions drawn from torch's global generator seeded with the sample's
+    own seed (the cell's seed and the sample's id: its explanation does not depend on its batch);
+    a sample's coalitions are evaluated in forward batches of `batch_size`."""
 
     name = "kernel_shap"
     stochastic = True
@@ -139,7 +139,7 @@ class KernelShap(Explainer):
             return word_groups(task, inputs)
         return segment_batch(inputs, self.params["segmentation"]).unsqueeze(1)
 
-    def attribute(self, model, task, inputs, targets, *, seed):
+    def attribute(self, model, task, inputs, targets, *, seed, sample_ids):
         from captum.attr import KernelShap as CaptumKernelShap
 
         explainer = CaptumKernelShap(model)
@@ -147,7 +147,8 @@ class KernelShap(Explainer):
         baselines = reference(task, inputs)
         out = []
         for i in range(len(inputs)):  # one regression per sample (Captum loops the same way)
-            with global_rng(seed, inputs.device), warnings.catch_warnings():
+            own = sample_seed(seed, sample_ids[i])
+            with global_rng(own, inputs.device), warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
                 attr = explainer.attribute(
                     inputs[i : i + 1], baselines=baselines[i : i + 1], target=targets[i : i + 1],

@@ -14,11 +14,10 @@ from torch import nn
 from explainbench.core.params import Choice, Float, Int
 from explainbench.explainers.background import (BACKGROUND, IMAGE_ONLY, PER_SAMPLE, background_size,
                                                check_strategy, select_background)
-from explainbench.explainers.base import Explainer, sample_keys
+from explainbench.explainers.base import Explainer, sample_generator, sample_keys
 from explainbench.explainers.gradients import (EmbeddingModel, chunks, continuous_input, default_baseline,
-                                  samples_per_chunk, words_only_input)
+                                  gradients, samples_per_chunk, words_only_input)
 from explainbench.explainers.quiet import CAPTUM_HOOKS, quiet
-from explainbench.explainers.seeding import global_rng
 
 
 def _has_module(model: nn.Module, kinds: tuple[type, ...]) -> bool:
@@ -126,7 +125,8 @@ class DeepLiftShap(BackgroundExplainer):
             with quiet(*CAPTUM_HOOKS):
                 attr = torch.cat([explainer.attribute(
                     inputs[part].detach().clone().requires_grad_(), baselines=background[part],
-                    target=targets[part]) for part in chunks(len(inputs), self.batch_size // 2)])
+                    target=targets[part])
+                    for part in chunks(len(inputs), samples_per_chunk(self.batch_size, 2))])
             return attr[:, 0]
         explainer = CaptumDeepLiftShap(model)
         out = []
@@ -142,12 +142,18 @@ class DeepLiftShap(BackgroundExplainer):
 
 class GradientShap(BackgroundExplainer):
     """GradientShap (Lundberg & Lee 2017, arXiv:1705.07874; expected gradients, Erion et al.
-    2021): for each of `n_samples` draws, a reference r from the background and a point
-    r + a (x - r), a ~ U(0, 1), contribute grad f(point) * (x - r); the mean converges to
-    W[c] * (x - mean(X_b)) on a linear model. Text references are background reviews at the word
-    embeddings, with [CLS] and [PAD] kept at the input's own (see `words_only_input`).
-    Captum draws references and points from numpy's and torch's global generators, both seeded
-    from `seed` for the call."""
+    2021): for each of `n_samples` draws, a reference r from the background, a ~ U(0, 1) and
+    noise e ~ N(0, stdevs^2) on the input, the point r + a (x + e - r) contributes
+    grad f(point) * (x + e - r); the mean converges to W[c] * (x - mean(X_b)) on a linear model.
+    Text references are background reviews at the word embeddings, with [CLS] and [PAD] kept at
+    the input's own (see `words_only_input`).
+
+    The computation of captum.attr.GradientShap (references drawn uniformly with replacement,
+    its noise tunnel's Gaussian on the input), except that each sample draws its references,
+    points and noise from its own generator (seed, sample id) instead of numpy's and torch's
+    global ones, so that its explanation does not depend on its neighbours; the gradients of all
+    draws go through Captum's Saliency in batches. The background set itself is drawn from the
+    seed alone, the same for every sample."""
 
     name = "gradient_shap"
     needs_gradients = True
@@ -155,19 +161,36 @@ class GradientShap(BackgroundExplainer):
                   "background": BACKGROUND, "background_size": background_size(100)}
     reference = "Lundberg & Lee 2017; captum.attr.GradientShap"
 
-    def attribute(self, model, task, inputs, targets, *, seed):
-        from captum.attr import GradientShap as CaptumGradientShap
-
+    def attribute(self, model, task, inputs, targets, *, seed, sample_ids):
         background = self.background(task, inputs, seed)
         if task.modality == "text":
             background = model.embedding_layer(background).detach()
-        n = int(self.params["n_samples"])
+        n, stdevs = int(self.params["n_samples"]), float(self.params["stdevs"])
         out = []
-        with global_rng(seed, inputs.device):
-            for part in chunks(len(inputs), samples_per_chunk(self.batch_size, n)):
-                ci = words_only_input(model, task, inputs[part])
-                attr = CaptumGradientShap(ci.forward).attribute(
-                    ci.x, baselines=background, n_samples=n, stdevs=float(self.params["stdevs"]),
-                    target=targets[part], additional_forward_args=ci.extra_args or None)
-                out.append(ci.to_features(attr, reduce="sum"))
+        for part in chunks(len(inputs), samples_per_chunk(self.batch_size, n)):
+            ci = words_only_input(model, task, inputs[part])
+            x = ci.x.detach()
+            refs, alphas, noise = self.draws(sample_ids[part], seed, n, len(background),
+                                             x.shape[1:] if stdevs > 0 else None)
+            noisy = x[:, None].expand(-1, n, *x.shape[1:])  # (b, n, ...)
+            if noise is not None:
+                noisy = noisy + stdevs * noise.to(x)
+            delta = noisy - background.to(x)[refs.to(x.device)]
+            shape = (len(x), n) + (1,) * (x.dim() - 1)
+            points = (noisy - (1 - alphas.to(x).view(shape)) * delta).flatten(0, 1)
+            grads = gradients(ci, points, targets[part], n).view_as(delta)
+            out.append(ci.to_features((grads * delta).mean(dim=1), reduce="sum"))
         return torch.cat(out)
+
+    @staticmethod
+    def draws(keys, seed: int, n: int, n_refs: int, shape):
+        """Per sample, from its own generator: n reference indices, n alphas and (where `shape`
+        is given: stdevs > 0) n noise draws of the input's shape."""
+        refs, alphas, noise = [], [], []
+        for key in keys:
+            g = sample_generator(seed, key)
+            refs.append(torch.randint(0, n_refs, (n,), generator=g))
+            alphas.append(torch.rand(n, generator=g))
+            if shape is not None:
+                noise.append(torch.randn((n, *shape), generator=g))
+        return torch.stack(refs), torch.stack(alphas), torch.stack(noise) if noise else None

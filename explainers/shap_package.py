@@ -7,8 +7,9 @@ that returns only that class's logit (a loop over the classes present, not over 
 single-output axis is then dropped in `_values`, the one place that normalises shap's layout.
 
 shap draws from numpy's global generator (GradientExplainer reseeds it with `rseed`,
-KernelExplainer samples coalitions from it): every call runs under `global_rng(seed)`, which
-restores the previous state afterwards.
+KernelExplainer samples coalitions from it): the sampling explainers call shap once per sample,
+under `global_rng` seeded with that sample's own seed (explainers.base.sample_seed: the cell's
+seed and the sample's id), which restores the previous state afterwards.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from explainbench.explainers.base import Explainer
+from explainbench.explainers.base import Explainer, sample_seed
 from explainbench.explainers.reference_gradients import BackgroundExplainer
 from explainbench.explainers.quiet import SHAP_DEEP, quiet
 from explainbench.explainers.seeding import global_rng
@@ -93,7 +94,7 @@ class ShapGradient(BackgroundExplainer):
                   "background_size": background_size(100)}
     reference = "Erion et al. 2021; shap.GradientExplainer"
 
-    def attribute(self, model, task, inputs, targets, *, seed):
+    def attribute(self, model, task, inputs, targets, *, seed, sample_ids):
         import shap
 
         background = self.background(task, inputs, seed)
@@ -101,10 +102,16 @@ class ShapGradient(BackgroundExplainer):
         for c, rows in by_target(targets):
             explainer = shap.GradientExplainer(TargetLogit(model, c), background,
                                                batch_size=self.batch_size)
-            with global_rng(seed, inputs.device):
-                values = explainer.shap_values(inputs[rows], nsamples=int(self.params["n_samples"]),
-                                               rseed=int(seed) % 10**6)
-            out[rows.cpu()] = torch.from_numpy(_values(values, len(rows), task.feature_shape))
+            # shap draws one sample's references and points after another from numpy's global
+            # generator: one call per sample, seeded with that sample's own seed, so a sample's
+            # values do not depend on which others share its class in the batch.
+            for r in rows.tolist():
+                own = sample_seed(seed, sample_ids[r])
+                with global_rng(own, inputs.device):
+                    values = explainer.shap_values(inputs[r : r + 1],
+                                                   nsamples=int(self.params["n_samples"]),
+                                                   rseed=own % 10**6)
+                out[r] = torch.from_numpy(_values(values, 1, task.feature_shape)[0])
         return out
 
 
@@ -124,7 +131,7 @@ class ShapKernel(BackgroundExplainer):
                   "background": BACKGROUND, "background_size": background_size(10)}
     reference = "Lundberg & Lee 2017; shap.KernelExplainer"
 
-    def attribute(self, model, task, inputs, targets, *, seed):
+    def attribute(self, model, task, inputs, targets, *, seed, sample_ids):
         import shap
 
         background = self.background(task, inputs, seed)
@@ -142,7 +149,7 @@ class ShapKernel(BackgroundExplainer):
                 return _logits(model, task, images, target, self.batch_size).cpu().numpy()
 
             references = np.repeat(np.arange(1, len(background) + 1)[:, None], n_segments, axis=1)
-            with global_rng(seed, inputs.device):
+            with global_rng(sample_seed(seed, sample_ids[i]), inputs.device):
                 explainer = shap.KernelExplainer(f, references)
                 values = explainer.shap_values(np.zeros((1, n_segments)),
                                                nsamples=int(self.params["n_samples"]),
