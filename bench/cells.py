@@ -202,8 +202,11 @@ def explain_chunk(ctx: RunContext, model_name: str, component: Component, seed: 
 
 def score_rows(suite: Suite, cell: Cell, chunk: Chunk, *, model_sha256: str, explainer_name: str,
                params: dict, params_hash: str, metric: str, metric_params: dict, category: str,
-               higher_is_better: bool, values, seed: int | None = None) -> pd.DataFrame:
-    """Tidy rows, one per sample of the chunk, in the column order of scores.parquet."""
+               higher_is_better: bool, values, seed: int | None = None,
+               family: str | None = None) -> pd.DataFrame:
+    """Tidy rows, one per sample of the chunk, in the column order of scores.parquet. `family`:
+    the metric family the aggregate rank counts once (default: the metric itself); a NaN value
+    is a sample the metric is undefined for."""
     frame = pd.DataFrame({**chunk.per_sample(),
                           "value": torch.as_tensor(values).detach().double().cpu().numpy()})
     frame = frame.assign(
@@ -212,6 +215,7 @@ def score_rows(suite: Suite, cell: Cell, chunk: Chunk, *, model_sha256: str, exp
         model_sha256=model_sha256, explainer=explainer_name, params_hash=params_hash,
         params=json.dumps(params, sort_keys=True, default=str), metric=metric,
         metric_params=json.dumps(metric_params, sort_keys=True, default=str), category=category,
+        family=family or metric,
         seed=cell.seed if seed is None else seed, higher_is_better=higher_is_better,
         slice=cell.experiment.slice.label, slice_hash=chunk.slice.content_hash, cell_id=cell.id,
     )

@@ -141,25 +141,35 @@ def score(
     result = bound(net, task, inputs, torch.as_tensor(arrays["attributions"]).float().to(dev),
                    torch.as_tensor(arrays["targets"]).long().to(dev), seed=seed, explainer=chosen,
                    batch_size=batch_size)
-    values = result.scores.detach().double().cpu().numpy()
+    outputs = result.outputs(bound.spec)  # one (name, higher is better, scores, curve) per row set
 
-    rows = pd.DataFrame({
+    rows = pd.concat([pd.DataFrame({
         "sample_id": arrays["sample_ids"].astype(np.int64), "target": arrays["targets"].astype(np.int64),
-        "metric": metric, "value": values, "higher_is_better": bound.higher_is_better, "model": model,
-        "model_sha256": net.card["checkpoint_sha256"],
+        "metric": name, "value": values.detach().double().cpu().numpy(), "higher_is_better": higher,
+        "model": model, "model_sha256": net.card["checkpoint_sha256"],
         "metric_params": json.dumps(bound.params, sort_keys=True, default=str), "seed": seed,
-    })[CSV_COLUMNS]
+    }) for name, higher, values, _ in outputs], ignore_index=True)[CSV_COLUMNS]
     out = out or attributions.with_suffix(f".{metric}.csv")
     out.parent.mkdir(parents=True, exist_ok=True)
     rows.to_csv(out, index=False)
 
-    better = "higher" if bound.higher_is_better else "lower"
-    table = Table("sample_id", "target", f"{metric} ({better} is better)",
+    columns = [f"{name} ({'higher' if higher else 'lower'} is better)" for name, higher, _, _ in outputs]
+    table = Table("sample_id", "target", *columns,
                   title=f"{metric} of {attributions.name} on {model} ({bound!r}, seed {seed})")
-    for sid, target, value in zip(rows.sample_id, rows.target, rows.value):
-        table.add_row(str(sid), str(target), f"{value:.6g}")
+    wide = rows.pivot_table(index=["sample_id", "target"], columns="metric", values="value",
+                            dropna=False, sort=False)
+    names = [name for name, _, _, _ in outputs]
+    for (sid, target), row in wide.iterrows():
+        table.add_row(str(sid), str(target), *(f"{row[n]:.6g}" for n in names))
     table.add_section()
-    table.add_row("mean", "", f"{np.nanmean(values):.6g} ± {np.nanstd(values):.2g} (n={len(values)})")
+    summary = []
+    for n in names:
+        v = wide[n].to_numpy()
+        defined = v[~np.isnan(v)]
+        excluded = f", {len(v) - len(defined)} undefined" if len(defined) < len(v) else ""
+        summary.append(f"{np.mean(defined):.6g} ± {np.std(defined):.2g} (n={len(defined)}{excluded})"
+                       if len(defined) else "undefined")
+    table.add_row("mean", "", *summary)
     console = _console()
     console.print(table)
     console.print(f"wrote {len(rows)} rows to {out}")

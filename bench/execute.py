@@ -74,8 +74,10 @@ def compute_cell(cell: Cell, suite: Suite, ctx: RunContext) -> tuple[dict | None
             started = time.perf_counter()
             with time_limit(suite.cell_timeout_s):
                 output = execute(cell, suite, ctx)
-            if output.rows["value"].isna().any():
-                raise ValueError("a metric returned NaN scores")
+            # NaN is a sample the metric is undefined for (recorded, counted and excluded by the
+            # tables); an infinite score is a bug
+            if output.rows["value"].isin([float("inf"), float("-inf")]).any():
+                raise ValueError("a metric returned infinite scores")
             timing = {"cell_id": cell.id, "kind": cell.kind, "experiment": cell.experiment.name,
                       "model": cell.model, "explainer": cell.explainer.label if cell.explainer else "",
                       "seed": cell.seed, "samples": cell.n_samples,

@@ -14,7 +14,7 @@ import pandas as pd
 
 from explainbench.bench import tables
 
-CURVE_METRICS = ("deletion", "insertion", "morf", "lerf")
+CURVE_METRICS = ("deletion", "insertion", "mif", "lif", "aopc", "road_morf", "road_lerf")
 
 
 def _plt():

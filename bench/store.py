@@ -34,7 +34,7 @@ KEY_COLUMNS = ["suite", "experiment", "study", "task", "model", "explainer", "pa
                "metric", "metric_params", "seed", "sample_id"]
 SCORE_COLUMNS = [
     "suite", "suite_version", "suite_hash", "experiment", "study", "task", "model", "model_sha256",
-    "explainer", "params_hash", "params", "metric", "metric_params", "category", "seed",
+    "explainer", "params_hash", "params", "metric", "metric_params", "category", "family", "seed",
     "sample_id", "label", "target", "pred", "correct", "value", "higher_is_better", "slice",
     "slice_hash", "cell_id",
 ]

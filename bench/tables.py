@@ -1,10 +1,18 @@
 """Leaderboards and study tables: queries over the tidy rows of scores.parquet.
 
 Statistics are over samples, the unit of independence: a stochastic explainer's seeds are first
-averaged per sample. Confidence intervals are 95% percentile bootstraps over samples (2,000
-resamples, fixed seed, so a table is a deterministic function of the scores). "Significantly
-different from the best" is a paired Wilcoxon signed-rank test over the samples both explainers
-scored, Holm-corrected across the explainers compared within one metric.
+averaged per sample, everywhere (leaderboard.csv too), so n counts samples and the spread mixes
+no seed noise into the sample variation. A NaN score is a sample the metric is undefined for
+(e.g. faithfulness correlation where the output never changes): it is excluded from the means
+and counted in `n_excluded`. Confidence intervals are 95% percentile bootstraps over samples
+(2,000 resamples, fixed seed, so a table is a deterministic function of the scores).
+"Significantly different from the best" is a paired Wilcoxon signed-rank test over the samples
+both explainers scored, Holm-corrected across the explainers compared within one metric.
+
+`mean_faithfulness_rank` (the leaderboard's aggregate) is the mean, over the faithfulness
+families an explainer was ranked in, of its mean rank within the family: each family counts
+once however many metrics it has (MIF, LIF and SRG are pixel flipping; ROAD's five outputs are
+ROAD; comprehensiveness and sufficiency are ERASER; every other metric is its own family).
 """
 
 from __future__ import annotations
@@ -46,11 +54,19 @@ def holm(p_values: list[float]) -> list[float]:
     return adjusted.tolist()
 
 
+IDENTICAL_RELATIVE = 1e-9  # differences below this share of the metric's scale are rounding
+
+
 def wilcoxon_p(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sided paired Wilcoxon signed-rank p-value; 1 where the two are identical up to
+    rounding, judged relative to the scores' own scale (infidelity of a linear model lives at
+    1e-6..1e-9, where an absolute tolerance would call real differences equal)."""
     from scipy.stats import wilcoxon
 
-    diff = np.asarray(a) - np.asarray(b)
-    if len(diff) < 2 or np.allclose(diff, 0):
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    diff = a - b
+    scale = max(float(np.abs(a).max(initial=0.0)), float(np.abs(b).max(initial=0.0)))
+    if len(diff) < 2 or np.all(np.abs(diff) <= IDENTICAL_RELATIVE * scale):
         return 1.0
     return float(wilcoxon(a, b, zero_method="zsplit").pvalue)
 
@@ -82,12 +98,15 @@ def explainer_labels(scores: pd.DataFrame) -> pd.Series:
     return _setting_labels(scores, "explainer", "params")
 
 
-def per_sample(scores: pd.DataFrame) -> pd.DataFrame:
-    """One value per (task, model, explainer setting, metric setting, sample): seeds averaged."""
+def per_sample(scores: pd.DataFrame, extra_keys: tuple[str, ...] = ()) -> pd.DataFrame:
+    """One value per (task, model, explainer setting, metric setting, sample): the mean over the
+    seeds where the metric is defined (NaN where it is defined for none)."""
     frame = scores.assign(metric_label=metric_labels(scores), explainer_label=explainer_labels(scores))
+    if "family" not in frame.columns:  # runs written before families were recorded
+        frame = frame.assign(family=frame["metric"])
     keys = ["task", "model", "explainer_label", "explainer", "params_hash", "metric_label",
-            "metric", "category", "higher_is_better", "sample_id"]
-    return (frame.groupby(keys, sort=True)
+            "metric", "category", "family", "higher_is_better", *extra_keys, "sample_id"]
+    return (frame.groupby(keys, sort=True, dropna=False)
             .agg(value=("value", "mean"), seeds=("seed", "nunique"), correct=("correct", "first"))
             .reset_index())
 
@@ -105,9 +124,7 @@ def leaderboards(scores: pd.DataFrame, costs: pd.DataFrame | None = None) -> dic
         for (metric_label, higher), m in group.groupby(["metric_label", "higher_is_better"], sort=True):
             rows += _metric_rows(m, metric_label, bool(higher))
         board = pd.DataFrame(rows)
-        faith = board[board["category"] == "faithfulness"]
-        mean_rank = faith.groupby("explainer")["rank"].mean().rename("mean_faithfulness_rank")
-        board = board.merge(mean_rank, on="explainer", how="left")
+        board = board.merge(mean_faithfulness_rank(board), on="explainer", how="left")
         if cost is not None:
             board = board.merge(cost[cost["model"] == model].drop(columns="model"),
                                 on=["explainer_name", "params_hash"], how="left")
@@ -117,18 +134,32 @@ def leaderboards(scores: pd.DataFrame, costs: pd.DataFrame | None = None) -> dic
     return boards
 
 
+def mean_faithfulness_rank(board: pd.DataFrame) -> pd.Series:
+    """Per explainer: the mean over faithfulness families of its mean rank within each family
+    (see the module docstring)."""
+    faith = board[board["category"] == "faithfulness"]
+    by_family = faith.groupby(["explainer", "family"])["rank"].mean()
+    return by_family.groupby("explainer").mean().rename("mean_faithfulness_rank")
+
+
 def _metric_rows(m: pd.DataFrame, metric_label: str, higher: bool) -> list[dict]:
     wide = m.pivot_table(index="sample_id", columns="explainer_label", values="value")
     stats = {}
     for label, g in m.groupby("explainer_label"):
-        values = g["value"].to_numpy()
+        every = g["value"].to_numpy()
+        values = every[~np.isnan(every)]
         low, high = bootstrap_ci(values)
         stats[label] = dict(
             explainer=label, explainer_name=g["explainer"].iloc[0], params_hash=g["params_hash"].iloc[0],
-            metric=metric_label, category=g["category"].iloc[0], higher_is_better=higher,
-            mean=values.mean(), std=values.std(ddof=1) if len(values) > 1 else 0.0,
-            ci_low=low, ci_high=high, n=len(values), seeds=int(g["seeds"].max()),
+            metric=metric_label, category=g["category"].iloc[0], family=g["family"].iloc[0],
+            higher_is_better=higher, mean=values.mean() if len(values) else np.nan,
+            std=values.std(ddof=1) if len(values) > 1 else 0.0,
+            ci_low=low, ci_high=high, n=len(values), n_excluded=int(len(every) - len(values)),
+            seeds=int(g["seeds"].max()),
         )
+    stats = {k: v for k, v in stats.items() if v["n"] > 0}  # undefined for every sample: no rank
+    if not stats:
+        return []
     means = pd.Series({k: v["mean"] for k, v in stats.items()})
     ranks = means.rank(ascending=not higher, method="min")
     best = means.idxmax() if higher else means.idxmin()
@@ -171,13 +202,18 @@ def _cost_table(costs: pd.DataFrame | None) -> pd.DataFrame | None:
 
 
 def summary(scores: pd.DataFrame) -> pd.DataFrame:
-    """The simple table of every (task, model, explainer, metric): mean, std, n."""
+    """The simple table of every (task, model, study, explainer, metric): mean, std and n over
+    samples (a stochastic explainer's seeds averaged per sample first), and the samples excluded
+    because the metric is undefined for them."""
     cols = ["task", "model", "study", "explainer", "metric", "higher_is_better"]
     if scores.empty:
-        return pd.DataFrame(columns=cols + ["mean", "std", "n"])
-    frame = scores.assign(metric=metric_labels(scores), explainer=explainer_labels(scores))
-    return (frame.groupby(cols, sort=True)["value"].agg(mean="mean", std="std", n="count")
-            .reset_index())
+        return pd.DataFrame(columns=cols + ["mean", "std", "n", "n_excluded"])
+    samples = (per_sample(scores, extra_keys=("study",)).drop(columns=["explainer", "metric"])
+               .rename(columns={"explainer_label": "explainer", "metric_label": "metric"}))
+    grouped = samples.groupby(cols, sort=True)["value"]
+    table = grouped.agg(mean="mean", std="std", n="count").reset_index()
+    table["n_excluded"] = grouped.apply(lambda v: int(v.isna().sum())).to_numpy()
+    return table
 
 
 def correct_vs_wrong(scores: pd.DataFrame) -> pd.DataFrame:
@@ -192,7 +228,8 @@ def correct_vs_wrong(scores: pd.DataFrame) -> pd.DataFrame:
     out = []
     keys = ["task", "model", "explainer_label", "metric_label", "higher_is_better"]
     for key, g in samples.groupby(keys, sort=True):
-        right, wrong = g[g["correct"]]["value"], g[~g["correct"]]["value"]
+        defined = g.dropna(subset=["value"])
+        right, wrong = defined[defined["correct"]]["value"], defined[~defined["correct"]]["value"]
         p = (float(mannwhitneyu(right, wrong).pvalue) if len(right) and len(wrong)
              and not np.allclose(np.r_[right, wrong], right.iloc[0]) else np.nan)
         out.append(dict(zip(["task", "model", "explainer", "metric", "higher_is_better"], key),
@@ -211,11 +248,14 @@ def study_table(scores: pd.DataFrame, study: str) -> pd.DataFrame:
     out = []
     keys = ["task", "model", "explainer_label", "metric_label", "higher_is_better"]
     for key, g in samples.groupby(keys, sort=True):
-        values = g["value"].to_numpy()
+        every = g["value"].to_numpy()
+        values = every[~np.isnan(every)]
         low, high = bootstrap_ci(values)
         out.append(dict(zip(["task", "model", "explainer", "metric", "higher_is_better"], key),
-                        mean=values.mean(), std=values.std(ddof=1) if len(values) > 1 else 0.0,
-                        ci_low=low, ci_high=high, n=len(values)))
+                        mean=values.mean() if len(values) else np.nan,
+                        std=values.std(ddof=1) if len(values) > 1 else 0.0,
+                        ci_low=low, ci_high=high, n=len(values),
+                        n_excluded=int(len(every) - len(values))))
     return pd.DataFrame(out)
 
 

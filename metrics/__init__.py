@@ -31,73 +31,103 @@ N_PERTURB = Int(10, 1, 10_000)
 
 
 def _register(name: str, target: str, *, category: str, higher_is_better: bool, summary: str,
-              modalities: frozenset[str] = frozenset({"image", "text"}), **parameters) -> None:
+              modalities: frozenset[str] = frozenset({"image", "text"}), family: str = "",
+              outputs: dict[str, bool] | None = None, **parameters) -> None:
     REGISTRY.add(name, target, spec=MetricSpec(name, category, higher_is_better,
-                                               declared(parameters), summary, modalities))
+                                               declared(parameters), summary, modalities,
+                                               family or name, outputs))
 
 
-# ---- faithfulness: removal curves (metrics/faithfulness.py over metrics/removal.py)
-_register("deletion", "explainbench.metrics.faithfulness:deletion", category="faithfulness",
-          higher_is_better=False, steps=STEPS, substrate=SUBSTRATE,
-          summary="area under the target probability as top features are removed (Petsiuk 2018; "
-                  "default substrate zero | mask)")
-_register("insertion", "explainbench.metrics.faithfulness:insertion", category="faithfulness",
+# Each summary says what the number is, its direction, and the paper it can be compared with.
+FAITHFULNESS = "explainbench.metrics.faithfulness"
+# ---- removal curves (metrics/faithfulness.py over metrics/removal.py)
+_register("deletion", f"{FAITHFULNESS}:deletion", category="faithfulness", higher_is_better=False,
+          steps=STEPS, substrate=SUBSTRATE,
+          summary="Petsiuk et al. 2018 (RISE): area under the target probability as the top "
+                  "features are removed, 0..100%; lower is better; default substrate zero | mask")
+_register("insertion", f"{FAITHFULNESS}:insertion", category="faithfulness",
           higher_is_better=True, steps=STEPS, substrate=SUBSTRATE,
-          summary="area under the target probability as top features are inserted (Petsiuk 2018; "
-                  "default substrate blur | mask)")
-_register("morf", "explainbench.metrics.faithfulness:morf", category="faithfulness", higher_is_better=True,
-          steps=STEPS, substrate=SUBSTRATE,
-          summary="AOPC, most relevant removed first (Samek 2017; default substrate noise | mask)")
-_register("lerf", "explainbench.metrics.faithfulness:lerf", category="faithfulness", higher_is_better=False,
-          steps=STEPS, substrate=SUBSTRATE,
-          summary="AOPC, least relevant removed first (Samek 2017; default substrate noise | mask)")
-_register("srg", "explainbench.metrics.faithfulness:srg", category="faithfulness", higher_is_better=True,
-          steps=STEPS, substrate=SUBSTRATE,
-          summary="symmetric relevance gain: AOPC(MoRF) - AOPC(LeRF) (Bluecher 2022; default "
-                  "substrate noise | mask)")
-_register("comprehensiveness", "explainbench.metrics.faithfulness:comprehensiveness", category="faithfulness",
-          higher_is_better=True, bins=PERCENT_BINS, substrate=SUBSTRATE,
-          summary="probability drop without the top-k% features (ERASER, DeYoung 2020; "
-                  "default substrate zero | pad)")
-_register("sufficiency", "explainbench.metrics.faithfulness:sufficiency", category="faithfulness",
-          higher_is_better=False, bins=PERCENT_BINS, substrate=SUBSTRATE,
-          summary="probability drop keeping only the top-k% features (ERASER, DeYoung 2020; "
-                  "default substrate zero | pad)")
-_register("faithfulness_correlation", "explainbench.metrics.faithfulness:faithfulness_correlation",
+          summary="Petsiuk et al. 2018 (RISE): area under the target probability as the top "
+                  "features are inserted into the substrate; higher is better; default blur | mask")
+_register("mif", f"{FAITHFULNESS}:mif", category="faithfulness", higher_is_better=False,
+          family="pixel_flipping", steps=STEPS, substrate=SUBSTRATE,
+          summary="Bluecher et al. 2022: most influential first, area under the target "
+                  "probability to full removal (pixel flipping's MoRF); lower is better; "
+                  "default noise | mask")
+_register("lif", f"{FAITHFULNESS}:lif", category="faithfulness", higher_is_better=True,
+          family="pixel_flipping", steps=STEPS, substrate=SUBSTRATE,
+          summary="Bluecher et al. 2022: least influential first, area to full removal; higher "
+                  "is better; default noise | mask")
+_register("srg", f"{FAITHFULNESS}:srg", category="faithfulness", higher_is_better=True,
+          family="pixel_flipping", steps=STEPS, substrate=SUBSTRATE,
+          summary="Bluecher et al. 2022: symmetric relevance gain, LIF area - MIF area; higher "
+                  "is better; default noise | mask")
+_register("aopc", f"{FAITHFULNESS}:aopc", category="faithfulness", higher_is_better=True,
+          modalities=IMAGE_ONLY, region=Int(1, 1, 28, doc="side of a square region, pixels"),
+          steps=Int(100, 1, 784, doc="regions perturbed, most relevant first"),
+          substrate=SUBSTRATE,
+          summary="Samek et al. 2017: mean probability drop as the L most relevant regions are "
+                  "perturbed (L=100 1x1 regions: the paper's 9x9 on 224x224 scaled); higher is "
+                  "better; default noise; images only")
+_register("comprehensiveness", f"{FAITHFULNESS}:comprehensiveness", category="faithfulness",
+          higher_is_better=True, family="eraser", bins=PERCENT_BINS, substrate=SUBSTRATE,
+          summary="DeYoung et al. 2020 (ERASER): probability drop without the top k% features, "
+                  "mean over k in bins; higher is better; default substrate zero | pad")
+_register("sufficiency", f"{FAITHFULNESS}:sufficiency", category="faithfulness",
+          higher_is_better=False, family="eraser", bins=PERCENT_BINS, substrate=SUBSTRATE,
+          summary="DeYoung et al. 2020 (ERASER): probability drop keeping only the top k% "
+                  "features, mean over k; lower is better; default substrate zero | pad")
+_register("faithfulness_correlation", f"{FAITHFULNESS}:faithfulness_correlation",
           category="faithfulness", higher_is_better=True, nr_runs=Int(100, 2, 100_000),
           subset_fraction=Float(0.25, 0, 1, low_open=True), substrate=SUBSTRATE,
-          summary="Pearson r of attribution sums and probability drops of random subsets "
-                  "(Bhatt 2020; default substrate zero | mask)")
-_register("road", "explainbench.metrics.road:road", category="faithfulness", higher_is_better=True,
-          modalities=IMAGE_ONLY, percentages=Seq(None, Float(1, 0, 100, low_open=True, high_open=True), nullable=True),
+          summary="Bhatt et al. 2020 (as Quantus): Pearson r of attribution sums and probability "
+                  "drops of random subsets; higher is better; undefined (excluded) where the "
+                  "drops do not vary; default substrate zero | mask")
+ROAD_OUTPUTS = {"road_morf_accuracy": False, "road_lerf_accuracy": True,  # -> higher is better
+                "road_morf": False, "road_lerf": True, "road_gap": True}
+_register("road", "explainbench.metrics.road:road", category="faithfulness",
+          higher_is_better=True, modalities=IMAGE_ONLY, outputs=ROAD_OUTPUTS,
+          percentages=Seq(None, Float(1, 0, 100, low_open=True, high_open=True), nullable=True),
           noise=Float(0.01, 0),
-          summary="images only: LeRF minus MoRF probability with noisy linear imputation (ROAD, "
-                  "Rong 2022; percentages None: 1, 3, ..., 99 as Quantus)")
-# ---- faithfulness: random perturbations (Yeh et al. 2019)
+          summary="Rong et al. 2022 (as Quantus): accuracy (road_*_accuracy) and target "
+                  "probability after MoRF / LeRF removal with noisy linear imputation, mean over "
+                  "1, 3, ..., 99%; MoRF lower, LeRF higher is better; road_gap = LeRF - MoRF "
+                  "probability (ours); images only")
+# ---- random perturbations (Yeh et al. 2019)
 _register("infidelity", "explainbench.metrics.infidelity:infidelity", category="faithfulness",
-          higher_is_better=False, n_perturb_samples=N_PERTURB, noise_std=Float(0.003, 0, low_open=True),
-          mask_prob=Float(0.1, 0, 1, low_open=True, high_open=True), normalize=Bool(False),
+          higher_is_better=False, n_perturb_samples=N_PERTURB,
+          noise_std=Float(0.003, 0, low_open=True),
+          mask_prob=Float(0.1, 0, 1, low_open=True, high_open=True), normalize=Bool(True),
           output=Choice("logit", ("logit", "probability")),
-          summary="mean squared error of attribution . perturbation vs output drop "
-                  "(Yeh 2019, as captum.metrics.infidelity)")
+          summary="Yeh et al. 2019: mean squared error between attribution . perturbation and "
+                  "the output drop, the attributions optimally rescaled first (the paper's; "
+                  "normalize=false: the raw, scale-dependent one, as captum by default); lower "
+                  "is better")
 # ---- robustness
-_register("max_sensitivity", "explainbench.metrics.robustness:max_sensitivity", category="robustness",
-          higher_is_better=False, modalities=IMAGE_ONLY, n_perturb_samples=N_PERTURB,
-          perturb_radius=Float(0.02, 0, low_open=True), norm_ord=Choice("fro", ("fro",)),
-          summary="images only: largest relative change of the explanation in a small input ball "
-                  "(Yeh 2019, as captum.metrics.sensitivity_max; needs the explainer)")
+_register("max_sensitivity", "explainbench.metrics.robustness:max_sensitivity",
+          category="robustness", higher_is_better=False, modalities=IMAGE_ONLY,
+          n_perturb_samples=N_PERTURB, perturb_radius=Float(0.02, 0, low_open=True),
+          norm_ord=Choice("fro", ("fro",)),
+          summary="Yeh et al. 2019 (as captum.metrics.sensitivity_max): largest relative change "
+                  "of the explanation in a small input ball; lower is better; re-explains; "
+                  "images only")
 
 # ---- complexity (metrics/complexity.py)
 _register("sparseness", "explainbench.metrics.complexity:sparseness", category="complexity",
-          higher_is_better=True, summary="Gini index of |attribution| (Chalasani 2020)")
+          higher_is_better=True,
+          summary="Chalasani et al. 2020 (as Quantus): Gini index of |attribution|; higher is "
+                  "sparser")
 _register("complexity", "explainbench.metrics.complexity:complexity", category="complexity",
-          higher_is_better=False, summary="entropy of the |attribution| distribution (Bhatt 2020)")
+          higher_is_better=False,
+          summary="Bhatt et al. 2020 (as Quantus): entropy of |attribution| / sum |attribution|; "
+                  "lower is simpler")
 
 # ---- ground truth on the linear model (metrics/ground_truth.py)
 _register("linear_ground_truth", "explainbench.metrics.ground_truth:linear_ground_truth",
           category="ground_truth", higher_is_better=True, modalities=IMAGE_ONLY,
           similarity_measure=Choice("spearman", ("spearman", "cosine")),
-          summary="similarity to the exact attributions W[c]*x of mnist_logreg")
+          summary="similarity (Spearman or cosine) to the exact attributions W[c] * x of "
+                  "mnist_logreg; higher is better; linear models only")
 
 
 def register(name: str, *, category: str, higher_is_better: bool, summary: str = "",

@@ -19,9 +19,20 @@ CATEGORIES = ("faithfulness", "robustness", "complexity", "ground_truth", "examp
 
 @dataclass
 class MetricResult:
-    scores: Tensor  # (B,) one score per sample
+    scores: Tensor  # (B,) one score per sample; NaN where it is undefined for a sample
     curve: Tensor | None = None  # (B, steps + 1) where the metric has a curve
     extras: dict[str, Tensor] = field(default_factory=dict)  # other per-sample series, by name
+    # A metric with several outputs (MetricSpec.outputs) gives each its (B,) scores here, and the
+    # curves it keeps by output name: one evaluation, several rows.
+    named: dict[str, Tensor] = field(default_factory=dict)
+    named_curves: dict[str, Tensor] = field(default_factory=dict)
+
+    def outputs(self, spec: "MetricSpec") -> list[tuple[str, bool, Tensor, Tensor | None]]:
+        """(output name, higher is better, scores (B,), curve or None) of every row set."""
+        if not spec.outputs:
+            return [(spec.name, spec.higher_is_better, self.scores, self.curve)]
+        return [(name, higher, self.named[name], self.named_curves.get(name))
+                for name, higher in spec.outputs.items()]
 
 
 @dataclass(frozen=True)
@@ -32,6 +43,10 @@ class MetricSpec:
     parameters: dict[str, Param]  # each with its default, type and valid range
     summary: str = ""
     modalities: frozenset[str] = frozenset({"image", "text"})
+    # Metrics of one family measure one idea (MIF, LIF, SRG are pixel flipping; ROAD's outputs
+    # are ROAD): the aggregate rank counts each family once (bench/tables.py).
+    family: str = ""
+    outputs: dict[str, bool] | None = None  # output name -> higher is better (several rows)
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -66,7 +81,10 @@ class Metric:
         return f"{self.name}({', '.join(f'{k}={v!r}' for k, v in sorted(self.params.items()))})"
 
     def __call__(self, model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
-                 seed: int = 0, explainer=None, batch_size: int = 256) -> MetricResult:
+                 seed: int = 0, explainer=None, batch_size: int = 256,
+                 shared: dict | None = None) -> MetricResult:
+        """`shared`: one dict the caller passes to every metric of the same explanations, where
+        metrics keep evaluations others reuse (the same removal curve, the same substrate)."""
         kwargs: dict[str, Any] = dict(self.params)
         if "generator" in self._accepts:
             kwargs["generator"] = torch.Generator().manual_seed(int(seed))
@@ -75,6 +93,8 @@ class Metric:
             kwargs["seed"] = seed
         if "batch_size" in self._accepts:
             kwargs["batch_size"] = batch_size
+        if "shared" in self._accepts:
+            kwargs["shared"] = shared
         result = self.fn(model, task, inputs, attributions, targets, **kwargs)
         if isinstance(result, Tensor):  # a plugin may return the per-sample scores alone
             result = MetricResult(result)

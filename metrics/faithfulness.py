@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from explainbench.core.errors import BenchError
 from explainbench.metrics.base import MetricResult
 from explainbench.metrics.removal import (batched_output, check_fraction, counts_for_fractions, evaluate_removals,
                              feature_ranks, removal_curve, resolve_substrate)
@@ -43,14 +44,15 @@ def _trapezoid(curve: Tensor, steps: int) -> Tensor:
 
 def deletion(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
              steps: int = 20, substrate: str | None = None, batch_size: int = 256,
-             generator: torch.Generator | None = None) -> MetricResult:
+             generator: torch.Generator | None = None, shared: dict | None = None) -> MetricResult:
     """Deletion (Petsiuk et al. 2018, RISE, arXiv:1806.07421): features are removed in order of
     decreasing attribution in `steps` equal increments; the curve is the target-class probability
     at removed fractions 0, 1/steps, ..., 1 and the score its trapezoid area on [0, 1].
     Lower is better. Paper substrate: black pixels (`zero`); text `mask`."""
     substrate = resolve_substrate(task, substrate, "deletion")
-    curve = _curve(model, task, inputs, attributions, targets, steps=steps, substrate=substrate,
-                   descending=True, insert=False, batch_size=batch_size, generator=generator)
+    curve = _shared_curve(shared, model, task, inputs, attributions, targets, steps=steps,
+                          substrate=substrate, descending=True, batch_size=batch_size,
+                          generator=generator)
     return MetricResult(_trapezoid(curve, steps), curve)
 
 
@@ -67,56 +69,132 @@ def insertion(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor
     return MetricResult(_trapezoid(curve, steps), curve)
 
 
-# ----------------------------------------------------------------------------- AOPC, SRG
+# ----------------------------------------------------------------------------- pixel flipping
 
 
-def morf(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
-         steps: int = 20, substrate: str | None = None, batch_size: int = 256,
-         generator: torch.Generator | None = None) -> MetricResult:
-    """Most relevant first (Samek et al. 2017, arXiv:1509.06321): the area over the perturbation
-    curve, AOPC = 1/(S+1) sum_{s=0..S} [p(x) - p(x with the top s/S of the features removed)].
-    The curve is that probability drop. Higher is better. Paper substrate: uniform noise
-    (`noise`, drawn once per sample from the seed); text `mask`."""
-    substrate = resolve_substrate(task, substrate, "aopc")
-    curve = _curve(model, task, inputs, attributions, targets, steps=steps, substrate=substrate,
-                   descending=True, insert=False, batch_size=batch_size, generator=generator)
-    drop = curve[:, :1] - curve
-    return MetricResult(drop.double().mean(dim=1), drop)
+def mif(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
+        steps: int = 20, substrate: str | None = None, batch_size: int = 256,
+        generator: torch.Generator | None = None, shared: dict | None = None) -> MetricResult:
+    """Most influential first (MIF, Bluecher et al. 2022, arXiv:2202.06861; the MoRF order of
+    pixel flipping, Samek et al. 2017, carried to full removal): the target probability as the
+    features are removed in order of decreasing attribution in `steps` equal increments, fractions
+    0, 1/steps, ..., 1; the score is the curve's trapezoid area on [0, 1]. Lower is better. With
+    the same substrate it is exactly `deletion`. Default substrate: uniform noise (`noise`, drawn
+    once per sample); text `mask`."""
+    substrate = resolve_substrate(task, substrate, "pixel_flipping")
+    curve = _shared_curve(shared, model, task, inputs, attributions, targets, steps=steps,
+                          substrate=substrate, descending=True, batch_size=batch_size,
+                          generator=generator)
+    return MetricResult(_trapezoid(curve, steps), curve)
 
 
-def lerf(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
-         steps: int = 20, substrate: str | None = None, batch_size: int = 256,
-         generator: torch.Generator | None = None) -> MetricResult:
-    """Least relevant first (Samek et al. 2017): AOPC with the features removed in order of
-    increasing attribution (ties by feature index). A faithful explanation removes the unimportant
-    features first, so the drop stays small: lower is better."""
-    substrate = resolve_substrate(task, substrate, "aopc")
-    curve = _curve(model, task, inputs, attributions, targets, steps=steps, substrate=substrate,
-                   descending=False, insert=False, batch_size=batch_size, generator=generator)
-    drop = curve[:, :1] - curve
-    return MetricResult(drop.double().mean(dim=1), drop)
+def lif(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
+        steps: int = 20, substrate: str | None = None, batch_size: int = 256,
+        generator: torch.Generator | None = None, shared: dict | None = None) -> MetricResult:
+    """Least influential first (LIF, Bluecher et al. 2022): as `mif` with the features removed in
+    order of increasing attribution (ties by feature index). A faithful explanation removes the
+    unimportant features first, so the probability stays high: higher is better."""
+    substrate = resolve_substrate(task, substrate, "pixel_flipping")
+    curve = _shared_curve(shared, model, task, inputs, attributions, targets, steps=steps,
+                          substrate=substrate, descending=False, batch_size=batch_size,
+                          generator=generator)
+    return MetricResult(_trapezoid(curve, steps), curve)
 
 
 def srg(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
         steps: int = 20, substrate: str | None = None, batch_size: int = 256,
-        generator: torch.Generator | None = None) -> MetricResult:
-    """Symmetric relevance gain (Bluecher et al. 2022, arXiv:2202.06861): the mean probability
-    of the LeRF curve minus that of the MoRF curve, i.e. AOPC(MoRF) - AOPC(LeRF) with the same
-    substrate draw. Much less sensitive to the substrate than either curve alone (the
-    out-of-distribution effect of the substrate cancels). Higher is better."""
+        generator: torch.Generator | None = None, shared: dict | None = None) -> MetricResult:
+    """Symmetric relevance gain (Bluecher et al. 2022): LIF area minus MIF area with the same
+    substrate draw. Much less sensitive to the substrate than either curve alone (its
+    out-of-distribution effect cancels). Higher is better. The curve is LIF - MIF per step."""
+    substrate = resolve_substrate(task, substrate, "pixel_flipping")
+    shared = {} if shared is None else shared  # one substrate draw for both orders
+    curves = [_shared_curve(shared, model, task, inputs, attributions, targets, steps=steps,
+                            substrate=substrate, descending=descending, batch_size=batch_size,
+                            generator=generator) for descending in (True, False)]
+    most, least = curves
+    return MetricResult(_trapezoid(least, steps) - _trapezoid(most, steps), least - most,
+                        {"mif": most, "lif": least})
+
+
+def _shared_curve(shared: dict | None, model, task, inputs, attributions, targets, *, steps,
+                  substrate, descending, batch_size, generator) -> Tensor:
+    """A removal curve (inserting nothing) computed once per scoring call when several metrics
+    ask for it (deletion, MIF, LIF, SRG with the same steps and substrate): `shared` is the dict
+    the caller passes to every metric of one explanation batch. The substrate fill is the first
+    draw from each metric's generator, which is seeded alike, so it is the same for all of them."""
+    key = ("removal_curve", int(steps), substrate, bool(descending))
+    if shared is not None and key in shared:
+        return shared[key]
+    fill_key = ("fill", substrate)
+    if shared is not None and fill_key in shared:
+        fill = shared[fill_key]
+    else:
+        fill = task.substrate_fill(inputs, substrate, generator=generator)
+        if shared is not None:
+            shared[fill_key] = fill
+    curve = _curve(model, task, inputs, attributions, targets, steps=steps, substrate=substrate,
+                   descending=descending, insert=False, batch_size=batch_size, generator=None,
+                   fill=fill)
+    if shared is not None:
+        shared[key] = curve
+    return curve
+
+
+# ----------------------------------------------------------------------------- AOPC (Samek)
+
+
+def region_ranks(attributions: Tensor, region: int) -> tuple[Tensor, int]:
+    """Each pixel's region rank (0 = the region of largest attribution sum) and the number of
+    regions: the image cut into a grid of `region` x `region` blocks, ranked by the sum of their
+    attributions, ties by block index. Where a side is not a multiple of `region` the grid is
+    centred and the blocks at both edges are partial, as in Quantus's RegionPerturbation (which
+    pads floor(r/2) and ceil(r/2) of the missing r pixels with zero attribution)."""
+    B, H, W = attributions.shape
+
+    def blocks(size: int) -> Tensor:
+        missing = (region - size % region) % region
+        return (torch.arange(size, device=attributions.device) + missing // 2) // region
+
+    rows, cols = blocks(H), blocks(W)
+    n_cols = int(cols.max()) + 1
+    block = (rows[:, None] * n_cols + cols[None, :]).reshape(-1)  # (H * W,) block of each pixel
+    n_blocks = int(block.max()) + 1
+    sums = torch.zeros(B, n_blocks, dtype=torch.float64, device=attributions.device)
+    sums.index_add_(1, block, attributions.reshape(B, -1).double())
+    order = torch.sort(sums, dim=1, descending=True, stable=True).indices
+    rank_of_block = torch.empty_like(order)
+    rank_of_block.scatter_(1, order, torch.arange(n_blocks, device=order.device).expand_as(order))
+    return rank_of_block[:, block].view(B, H, W), n_blocks
+
+
+def aopc(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
+         region: int = 1, steps: int = 100, substrate: str | None = None, batch_size: int = 256,
+         generator: torch.Generator | None = None) -> MetricResult:
+    """AOPC (Samek et al. 2017, arXiv:1509.06321, eq. 12): the regions most relevant first (MoRF)
+    are perturbed one after another, L = `steps` of them, and
+    AOPC = 1/(L+1) sum_{k=0..L} [p(x) - p(x with its k most relevant regions perturbed)]. Regions
+    are the non-overlapping `region` x `region` blocks of the image ranked by their summed
+    attribution; perturbed pixels take the substrate's value (the paper: uniform noise, `noise`,
+    drawn once per sample). The paper's 9 x 9 regions and L = 100 on 224 x 224 images cover the
+    same share of the image as 1 x 1 regions and L = 100 on 28 x 28 ones (81/224^2 ~ 1/28^2), the
+    defaults. Unlike `mif`, it never reaches full removal: at most L regions. Higher is better.
+    Images only (the paper's regions are image patches; ERASER's comprehensiveness is the text
+    analogue). The curve is the probability drop at k = 0..L."""
+    if task.modality != "image":
+        raise BenchError(f"metric 'aopc' is defined for images only (Samek et al. perturb image "
+                         f"regions); for text ({task.name}) use comprehensiveness, ERASER's AOPC")
     substrate = resolve_substrate(task, substrate, "aopc")
-    fill = task.substrate_fill(inputs, substrate, generator=generator)
-    most = _curve(model, task, inputs, attributions, targets, steps=steps, substrate=substrate,
-                  descending=True, insert=False, batch_size=batch_size, generator=None, fill=fill)
-    # LeRF shares MoRF's end points (nothing removed, everything removed): evaluate the inside only
-    ranks, n = feature_ranks(task, inputs, attributions, descending=False)
-    counts = counts_for_fractions(n, _fractions(steps, inputs.device))[:, 1:-1]
-    inside = removal_curve(model, task, inputs, ranks, counts, targets, substrate=substrate,
-                           insert=False, batch_size=batch_size, fill=fill)
-    least = torch.cat([most[:, :1], inside, most[:, -1:]], dim=1)
-    gain = least - most
-    return MetricResult(gain.double().mean(dim=1), gain,
-                        {"morf_drop": most[:, :1] - most, "lerf_drop": least[:, :1] - least})
+    ranks, n_regions = region_ranks(attributions, int(region))
+    L = min(int(steps), n_regions)
+    counts = torch.arange(L + 1, device=inputs.device).expand(len(inputs), -1)
+    curve = removal_curve(model, task, inputs, ranks.reshape(len(inputs), -1), counts, targets,
+                          substrate=substrate, insert=False, batch_size=batch_size,
+                          generator=generator)
+    drop = curve[:, :1] - curve
+    return MetricResult(drop.double().mean(dim=1), drop,
+                        {"fractions": torch.arange(L + 1, dtype=torch.float64) * region**2 /
+                         attributions[0].numel()})
 
 
 # ----------------------------------------------------------------------------- ERASER

@@ -1,10 +1,13 @@
 """Infidelity (Yeh et al. 2019, "On the (In)fidelity and Sensitivity of Explanations",
-arXiv:1901.09392), with the definition and defaults of `captum.metrics.infidelity`:
+arXiv:1901.09392), as `captum.metrics.infidelity` computes it:
 
-    INFD = E_I [ (sum_i a_i I_i - (f(x) - f(x - I)))^2 ]
+    INFD = E_I [ (beta sum_i a_i I_i - (f(x) - f(x - I)))^2 ]
 
-over `n_perturb_samples` perturbations I, with f the target-class output. Lower is better: the
-attribution predicts, linearly, what the perturbation does to the output.
+over `n_perturb_samples` perturbations I, with f the target-class output and beta the optimal
+scale of the attributions (the paper's definition, `normalize=True`; beta = 1 with
+`normalize=False`, the raw score, which prefers smaller maps: measured on 16 mnist_cnn saliency
+maps, the raw score of the maps x 7 was 27x that of the maps, and an all-zero map beat them).
+Lower is better: the attribution predicts, linearly, what the perturbation does to the output.
 
 Perturbations. Images: Gaussian noise I ~ N(0, noise_std^2) on every pixel, the perturbation of
 Captum's documented example (std 0.003). Text: token ids admit no small continuous change, so I is
@@ -38,11 +41,15 @@ def _image_perturbed_outputs(model, task, inputs, targets, noise, batch_size, ou
 
 def infidelity(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
                n_perturb_samples: int = 10, noise_std: float = 0.003, mask_prob: float = 0.1,
-               normalize: bool = False, output: str = "logit", batch_size: int = 256,
+               normalize: bool = True, output: str = "logit", batch_size: int = 256,
                generator: torch.Generator | None = None) -> MetricResult:
     """Infidelity as captum.metrics.infidelity (see the module docstring). `output`: the logit
     (default: the quantity the explainers attribute, as Captum with forward_func=model) or the
-    probability of the target. `normalize`: Captum's optimal scaling beta of the attributions.
+    probability of the target. `normalize` (default): rescale the attributions optimally first,
+    beta = E[dot * drop] / E[dot^2] per sample (Yeh et al.'s definition, their reference code, and
+    captum's normalize=True), so the score does not depend on the attributions' scale: a map
+    multiplied by 7 scores the same, an all-zero map scores E[drop^2], the worst a map can do.
+    normalize=False is captum's default, the raw MSE, which ranks maps by their scale.
     extras: attr_dot_perturbation and output_drop (B, n)."""
     n = int(n_perturb_samples)
     if n < 1:

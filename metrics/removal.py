@@ -15,13 +15,14 @@ from torch import Tensor
 
 # The substrate each paper removes features into, per modality; `substrate=None` means this.
 # Images: RISE (Petsiuk et al. 2018) deletes to black and inserts into a blurred canvas; Samek et
-# al. 2017 replace regions by uniform noise; Bhatt et al. 2020 (and Quantus's default "black")
+# al. 2017 replace regions by uniform noise (AOPC; kept for pixel flipping to full removal); Bhatt et al. 2020 (and Quantus's default "black")
 # replace by the darkest value. Text: [MASK] keeps positions (the models were trained with word
 # dropout to [MASK]); ERASER (DeYoung et al. 2020) deletes the tokens, i.e. `pad`.
 PAPER_SUBSTRATES: dict[str, dict[str, str]] = {
     "deletion": {"image": "zero", "text": "mask"},
     "insertion": {"image": "blur", "text": "mask"},
     "aopc": {"image": "noise", "text": "mask"},
+    "pixel_flipping": {"image": "noise", "text": "mask"},
     "eraser": {"image": "zero", "text": "pad"},
     "faithfulness_correlation": {"image": "zero", "text": "mask"},
 }

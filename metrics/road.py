@@ -81,7 +81,6 @@ from torch import Tensor
 
 from explainbench.core.errors import BenchError
 from explainbench.metrics.base import MetricResult
-from explainbench.metrics.removal import counts_for_fractions
 
 QUANTUS_PERCENTAGES = tuple(range(1, 100, 2))  # Quantus 0.6 ROAD default: 1%, 3%, ..., 99%
 
@@ -376,25 +375,31 @@ def road_noise(counts: Tensor, batch: int, orders: int, generator, std: float) -
 def road(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
          percentages=None, noise: float = 0.01, batch_size: int = 256,
          generator: torch.Generator | None = None) -> MetricResult:
-    """ROAD (Rong et al. 2022): the target probability after removing the top (MoRF) and the
-    bottom (LeRF) `percentages` (default 1, 3, ..., 99) of the pixels by attribution, each removal imputed by noisy linear
-    imputation with noise of standard deviation `noise` (defaults: Quantus 0.6's). Score: the mean
-    over the percentages of p_LeRF - p_MoRF, the gap between the two curves (higher is better:
-    the symmetric reading the ROAD authors recommend, as for SRG). Counts round half up
-    (Quantus floors). extras: morf, lerf (B, P) probabilities and morf_correct, lerf_correct
-    (B, P) whether the target is still the predicted class (Quantus's ROAD reports the MoRF
-    accuracy per percentage)."""
+    """ROAD (Rong et al. 2022): remove the top (MoRF) or the bottom (LeRF) `percentages`
+    (default 1, 3, ..., 99) of the pixels by attribution, int(784 p / 100) of them (floored, as
+    Quantus 0.6), each removal imputed by noisy linear imputation with noise of standard
+    deviation `noise`, and classify the imputed images. One evaluation, five outputs, each the
+    mean over the percentages (their directions: metrics.ROAD_OUTPUTS):
+      road_morf_accuracy  whether the target is still the predicted class after MoRF removal:
+                          Rong et al.'s and Quantus's ROAD curve (Quantus reports its mean over
+                          the samples per percentage); lower is better
+      road_lerf_accuracy  the same after LeRF removal; higher is better
+      road_morf, road_lerf  the target-class probability instead of the 0/1 accuracy
+      road_gap            road_lerf - road_morf: not in the paper, the symmetric reading of the two
+                          curves that the SRG of pixel flipping is; higher is better
+    The probability curves (B, P) are kept as road_morf and road_lerf; extras also hold the 0/1
+    curves morf_correct, lerf_correct."""
     if task.modality != "image":
         raise BenchError(
             f"metric 'road' is defined for images only: noisy linear imputation interpolates a "
             f"removed pixel from its neighbours, which token ids ({task.name}) do not allow; use "
-            f"morf, lerf or srg with substrate mask for text")
+            f"mif, lif or srg with substrate mask for text")
     percentages = QUANTUS_PERCENTAGES if percentages is None else percentages
     pct = torch.tensor([float(p) for p in percentages], dtype=torch.float64)
     if len(pct) == 0 or bool(((pct <= 0) | (pct >= 100)).any()):
         raise ValueError(f"ROAD percentages must be in (0, 100), got {list(percentages)}")
     B, F = len(inputs), attributions[0].numel()
-    counts = counts_for_fractions(torch.tensor([F]), pct / 100.0)[0].clamp(max=F - 1)
+    counts = torch.floor(pct * F / 100).long().clamp(max=F - 1)
     P = len(counts)
     draws = road_draws(counts, B, 2, generator)
     # Impute all images of one order, then classify them: measured faster than classifying
@@ -415,6 +420,11 @@ def road(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
                                    targets.repeat_interleave(P), batch_size)
         curves.append((probs.view(B, P), correct.view(B, P)))
     (p_morf, c_morf), (p_lerf, c_lerf) = curves
-    return MetricResult((p_lerf - p_morf).double().mean(dim=1), None,
+    mean = lambda c: c.double().mean(dim=1)  # noqa: E731
+    named = {"road_morf_accuracy": mean(c_morf), "road_lerf_accuracy": mean(c_lerf),
+             "road_morf": mean(p_morf), "road_lerf": mean(p_lerf),
+             "road_gap": mean(p_lerf) - mean(p_morf)}
+    return MetricResult(named["road_gap"], None,
                         {"morf": p_morf, "lerf": p_lerf, "morf_correct": c_morf,
-                         "lerf_correct": c_lerf})
+                         "lerf_correct": c_lerf, "fractions": counts.double() / F},
+                        named=named, named_curves={"road_morf": p_morf, "road_lerf": p_lerf})

@@ -133,13 +133,16 @@ def execute(cell: Cell, suite, ctx) -> CellOutput:
                          metric_params={"reference": ref_params}, category="background",
                          higher_is_better=True, values=similarity.spearman(attributions, reference, valid),
                          **common)]
+    shared: dict = {}
     for name, items in thaw(cell.option("metrics")):
         metric = metrics.get(name, **dict(tuple(i) for i in items))
         result = metric(model, chunk.task, chunk.inputs, attributions, chunk.targets, seed=cell.seed,
-                        explainer=explainer, batch_size=ctx.batch_for(chunk.task))
-        frames.append(score_rows(suite, cell, chunk, metric=name, metric_params=metric.params,
-                                 category="background", higher_is_better=metric.higher_is_better,
-                                 values=result.scores, **common))
+                        explainer=explainer, batch_size=ctx.batch_for(chunk.task), shared=shared)
+        for output, higher, values, _ in result.outputs(metric.spec):
+            frames.append(score_rows(suite, cell, chunk, metric=output, metric_params=metric.params,
+                                     category="background", higher_is_better=higher,
+                                     family=metric.spec.family,
+                                     values=values, **common))
     return CellOutput(pd.concat(frames, ignore_index=True), None,
                       [cost_record(cell, explainer, cost, cell.seed)], time.perf_counter() - started)
 

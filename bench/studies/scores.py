@@ -49,18 +49,21 @@ def execute(cell: Cell, suite, ctx) -> CellOutput:
         return _example_scores(cell, suite, ctx, model, chunk, started)
     attributions, explainer, cost = explain_chunk(ctx, cell.model, cell.explainer, cell.seed, chunk)
     frames, curves = [], []
+    shared: dict = {}  # evaluations the metrics of this explanation share (e.g. removal curves)
+    common = dict(model_sha256=model.card["checkpoint_sha256"], explainer_name=explainer.name,
+                  params=explainer.params, params_hash=explainer.params_hash)
     for comp in cell.experiment.metrics:
         metric = metrics.get(comp.name, **comp.params)
         result = metric(model, chunk.task, chunk.inputs, attributions, chunk.targets,
-                        seed=cell.seed, explainer=explainer, batch_size=ctx.batch_for(chunk.task))
-        common = dict(model_sha256=model.card["checkpoint_sha256"], explainer_name=explainer.name,
-                      params=explainer.params, params_hash=explainer.params_hash)
-        frames.append(score_rows(suite, cell, chunk, metric=comp.name, metric_params=metric.params,
-                                 category=metric.category,
-                                 higher_is_better=metric.higher_is_better, values=result.scores,
-                                 **common))
-        if result.curve is not None:
-            curves.append(_curve_rows(frames[-1], result.curve))
+                        seed=cell.seed, explainer=explainer, batch_size=ctx.batch_for(chunk.task),
+                        shared=shared)
+        for name, higher, values, curve in result.outputs(metric.spec):
+            frames.append(score_rows(suite, cell, chunk, metric=name, metric_params=metric.params,
+                                     category=metric.category, higher_is_better=higher,
+                                     family=metric.spec.family,
+                                     values=values, **common))
+            if curve is not None:
+                curves.append(_curve_rows(frames[-1], curve, result.extras.get("fractions")))
     extras = {}
     if cell.chunk == 0 and cell.seed == cell.experiment.seeds[0]:
         from explainbench.bench import gallery
@@ -74,17 +77,21 @@ def execute(cell: Cell, suite, ctx) -> CellOutput:
                       time.perf_counter() - started, extras)
 
 
-def _curve_rows(rows: pd.DataFrame, curve) -> pd.DataFrame:
-    """One row per (sample, step) with the key columns of its score row."""
+def _curve_rows(rows: pd.DataFrame, curve, fractions=None) -> pd.DataFrame:
+    """One row per (sample, step) with the key columns of its score row; `fraction` is the share
+    of the features removed (inserted) at each step: the metric's own where it says (ROAD's
+    percentages, AOPC's regions), else equal steps from 0 to 1."""
     import numpy as np
 
     values = curve.detach().double().cpu().numpy()
     steps = values.shape[1]
+    fractions = (np.linspace(0.0, 1.0, steps) if fractions is None
+                 else np.asarray(fractions.detach().cpu(), dtype=np.float64))
     keep = ["suite", "experiment", "study", "task", "model", "explainer", "params_hash", "metric",
             "metric_params", "seed", "sample_id", "correct", "cell_id"]
     frame = rows[keep].loc[rows.index.repeat(steps)].reset_index(drop=True)
     frame["step"] = np.tile(np.arange(steps), len(rows))
-    frame["fraction"] = np.tile(np.linspace(0.0, 1.0, steps), len(rows))
+    frame["fraction"] = np.tile(fractions, len(rows))
     frame["value"] = values.reshape(-1)
     return frame
 

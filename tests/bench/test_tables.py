@@ -14,14 +14,15 @@ from explainbench.bench.store import SCORE_COLUMNS
 
 
 def rows(explainer, metric, values, *, higher=False, seed=0, params=None, metric_params=None,
-         study="scores", category="faithfulness"):
+         study="scores", category="faithfulness", family=None):
     n = len(values)
     return pd.DataFrame({
         "suite": "t", "suite_version": 1, "suite_hash": "h", "experiment": "e", "study": study,
         "task": "mnist", "model": "mnist_cnn", "model_sha256": "m", "explainer": explainer,
         "params_hash": json.dumps(params or {}), "params": json.dumps(params or {}),
         "metric": metric, "metric_params": json.dumps(metric_params or {"steps": 4}),
-        "category": category, "seed": seed, "sample_id": np.arange(n), "label": 0, "target": 0,
+        "category": category, "family": family or metric, "seed": seed, "sample_id": np.arange(n),
+        "label": 0, "target": 0,
         "pred": 0, "correct": True, "value": np.asarray(values, dtype=float),
         "higher_is_better": higher, "slice": "s", "slice_hash": "x", "cell_id": "c",
     })[SCORE_COLUMNS]
@@ -98,3 +99,56 @@ def test_study_rows_stay_out_of_the_leaderboard():
                         rows("ig", "deletion", [0.9, 0.9], study="background")], ignore_index=True)
     board = tables.leaderboards(scores)[("mnist", "mnist_cnn")]
     assert board["mean"].item() == pytest.approx(0.15)
+
+
+def test_leaderboard_csv_counts_samples_not_seeds():
+    """3 seeds of LIME on 4 images: n = 4, and the std is that of the per-sample means."""
+    per_seed = {0: [0.1, 0.2, 0.3, 0.4], 1: [0.3, 0.2, 0.5, 0.2], 2: [0.2, 0.5, 0.1, 0.3]}
+    scores = pd.concat([rows("lime", "deletion", v, seed=s) for s, v in per_seed.items()],
+                       ignore_index=True)
+    summary = tables.summary(scores).set_index("explainer").loc["lime"]
+    means = np.mean(list(per_seed.values()), axis=0)  # per sample: 0.2, 0.3, 0.3, 0.3
+    assert summary["n"] == 4 and summary["n_excluded"] == 0
+    assert summary["mean"] == pytest.approx(means.mean())
+    assert summary["std"] == pytest.approx(np.std(means, ddof=1))
+
+
+def test_undefined_samples_are_excluded_and_counted():
+    values = np.array([0.5, np.nan, 0.7, 0.9])  # faithfulness correlation of a constant output
+    scores = pd.concat([rows("ig", "faithfulness_correlation", values, higher=True),
+                        rows("random", "faithfulness_correlation", [0.0, 0.1, np.nan, 0.1],
+                             higher=True)], ignore_index=True)
+    board = tables.leaderboards(scores)[("mnist", "mnist_cnn")].set_index("explainer")
+    assert board.loc["ig", "n"] == 3 and board.loc["ig", "n_excluded"] == 1
+    assert board.loc["ig", "mean"] == pytest.approx(0.7)
+    summary = tables.summary(scores).set_index("explainer")
+    assert summary.loc["random", "n_excluded"] == 1 and summary.loc["random", "n"] == 3
+
+
+def test_the_aggregate_rank_counts_each_family_once():
+    """a wins pixel flipping's three metrics, b wins deletion and insertion: with each family once,
+    a's mean over families is (1 + 2 + 2) / 3 and b's (2 + 1 + 1) / 3; counting metrics, a would
+    tie with b at 1.4."""
+    lo, hi = np.full(5, 0.1), np.full(5, 0.9)
+    scores = pd.concat([
+        rows("a", "mif", lo, family="pixel_flipping"), rows("b", "mif", hi, family="pixel_flipping"),
+        rows("a", "lif", hi, higher=True, family="pixel_flipping"),
+        rows("b", "lif", lo, higher=True, family="pixel_flipping"),
+        rows("a", "srg", hi, higher=True, family="pixel_flipping"),
+        rows("b", "srg", lo, higher=True, family="pixel_flipping"),
+        rows("a", "deletion", hi), rows("b", "deletion", lo),
+        rows("a", "insertion", lo, higher=True), rows("b", "insertion", hi, higher=True),
+    ], ignore_index=True)
+    board = tables.leaderboards(scores)[("mnist", "mnist_cnn")]
+    rank = board.groupby("explainer")["mean_faithfulness_rank"].first()
+    assert rank["a"] == pytest.approx(5 / 3) and rank["b"] == pytest.approx(4 / 3)
+
+
+def test_identical_within_rounding_is_judged_on_the_metric_scale():
+    """Infidelity of the linear model lives at 1e-9: differences there are real."""
+    rng = np.random.default_rng(3)
+    a = rng.uniform(1e-9, 2e-9, 30)
+    b = a + rng.uniform(0.5e-9, 1e-9, 30)  # b always worse, by half the scale
+    assert tables.wilcoxon_p(a, b) == pytest.approx(wilcoxon(a, b, zero_method="zsplit").pvalue)
+    assert tables.wilcoxon_p(a, b) < 1e-5
+    assert tables.wilcoxon_p(a, a * (1 + 1e-12)) == 1.0  # rounding, relative to the scale

@@ -49,6 +49,25 @@ def test_infidelity_matches_captum(model, image_task, images, output, normalize)
     np.testing.assert_allclose(ours.scores.numpy(), ref.double().numpy(), rtol=RTOL)
 
 
+def test_infidelity_is_scale_invariant_and_no_map_is_the_worst(model, image_task, images):
+    """Yeh et al. rescale each explanation optimally: a map times 7 scores the same; an all-zero
+    map scores E[drop^2], which any map that predicts the drops at all beats. The raw score
+    (normalize=False) is what ranked maps by their scale."""
+    y = predicted(model, images)
+    a = explainers.get("saliency").explain(model, image_task, images, y)
+    infidelity = metrics.get("infidelity")
+    base = infidelity(model, image_task, images, a, y, seed=2)
+    scaled = infidelity(model, image_task, images, 7 * a, y, seed=2)
+    zero = infidelity(model, image_task, images, torch.zeros_like(a), y, seed=2)
+    torch.testing.assert_close(scaled.scores, base.scores, rtol=1e-6, atol=0)
+    drops = zero.extras["output_drop"]
+    torch.testing.assert_close(zero.scores, (drops ** 2).mean(1))  # beta = 0: E[drop^2]
+    assert (base.scores <= zero.scores + 1e-15).all() and base.scores.mean() < zero.scores.mean()
+    raw = metrics.get("infidelity", normalize=False)
+    assert not torch.allclose(raw(model, image_task, images, 7 * a, y, seed=2).scores,
+                              raw(model, image_task, images, a, y, seed=2).scores)
+
+
 def test_infidelity_on_text_uses_word_removal(tiny_transformer, text_task, text_inputs):
     """Text: I is the indicator of the words replaced by [MASK]; the same Captum formula with a
     perturbation that returns that indicator and the masked ids (as float, cast back inside)."""
@@ -69,7 +88,7 @@ def test_infidelity_on_text_uses_word_removal(tiny_transformer, text_task, text_
         return indicator, masked.flatten(0, 1).float()
 
     ref = infidelity(lambda ids: tiny_transformer(ids.long()), perturb, text_inputs.float(),
-                     a.float(), target=y, n_perturb_samples=n)
+                     a.float(), target=y, n_perturb_samples=n, normalize=True)  # our default
     np.testing.assert_allclose(ours.scores.numpy(), ref.double().numpy(), rtol=RTOL, atol=1e-10)
     assert removed.any(), "the test must remove some words"
 

@@ -50,23 +50,47 @@ def test_exact_attributions_correlate_and_linear_infidelity_vanishes(logreg_real
     assert infidelity(model, image_task, x, exact, y).scores.min() > 1e-8
 
 
-def test_srg_is_morf_minus_lerf_with_the_same_noise(tiny_cnn, image_task, images):
+def test_srg_is_lif_minus_mif_with_the_same_noise(tiny_cnn, image_task, images):
     a, y = tie_free((8, 28, 28), 0), predicted(tiny_cnn, images)
     run = {name: metrics.get(name, steps=10)(tiny_cnn, image_task, images, a, y, seed=5)
-           for name in ("morf", "lerf", "srg")}  # paper substrate: noise, drawn from the seed
-    torch.testing.assert_close(run["srg"].scores, run["morf"].scores - run["lerf"].scores)
-    torch.testing.assert_close(run["srg"].extras["morf_drop"], run["morf"].curve)
-    assert torch.equal(run["morf"].curve[:, 0], torch.zeros(8))  # AOPC's k = 0 term
+           for name in ("mif", "lif", "srg")}  # default substrate: noise, drawn from the seed
+    torch.testing.assert_close(run["srg"].scores, run["lif"].scores - run["mif"].scores)
+    torch.testing.assert_close(run["srg"].extras["mif"], run["mif"].curve)
+    # removing everything leaves the same noise image in both orders
+    torch.testing.assert_close(run["mif"].curve[:, -1], run["lif"].curve[:, -1])
 
 
-def test_lerf_of_reversed_attributions_is_morf(tiny_cnn, image_task, images):
+def test_lif_of_reversed_attributions_is_mif(tiny_cnn, image_task, images):
     a, y = tie_free((8, 28, 28), 1), predicted(tiny_cnn, images)
-    most = metrics.get("morf", steps=8, substrate="zero")(tiny_cnn, image_task, images, a, y)
-    least = metrics.get("lerf", steps=8, substrate="zero")(tiny_cnn, image_task, images, -a, y)
+    most = metrics.get("mif", steps=8, substrate="zero")(tiny_cnn, image_task, images, a, y)
+    least = metrics.get("lif", steps=8, substrate="zero")(tiny_cnn, image_task, images, -a, y)
     torch.testing.assert_close(most.scores, least.scores)
 
 
-@pytest.mark.parametrize("name", ["deletion", "insertion", "morf", "lerf", "srg", "comprehensiveness",
+def test_metrics_of_one_explanation_share_their_removal_curves(tiny_cnn, image_task, images):
+    """deletion with the zero substrate is MIF with it; SRG needs MIF and LIF: with one `shared`
+    dict the three curves are evaluated once each, and the scores are those computed alone."""
+    a, y = tie_free((8, 28, 28), 2), predicted(tiny_cnn, images)
+    rows = []
+    hook = tiny_cnn.register_forward_hook(lambda m, i, o: rows.append(len(i[0])))
+    try:
+        alone = {name: metrics.get(name, steps=7, substrate="zero")(
+            tiny_cnn, image_task, images, a, y, seed=1) for name in ("deletion", "mif", "lif", "srg")}
+        rows_alone, rows[:] = sum(rows), []
+        shared: dict = {}
+        together = {name: metrics.get(name, steps=7, substrate="zero")(
+            tiny_cnn, image_task, images, a, y, seed=1, shared=shared)
+            for name in ("deletion", "mif", "lif", "srg")}
+        rows_together = sum(rows)
+    finally:
+        hook.remove()
+    for name in alone:
+        torch.testing.assert_close(together[name].scores, alone[name].scores)
+    torch.testing.assert_close(alone["deletion"].scores, alone["mif"].scores)
+    assert rows_alone == 5 * 8 * 8 and rows_together == 2 * 8 * 8  # 8 samples x 8 points
+
+
+@pytest.mark.parametrize("name", ["deletion", "insertion", "mif", "lif", "srg", "comprehensiveness",
                                   "sufficiency", "faithfulness_correlation", "infidelity"])
 def test_text_scores_ignore_attributions_on_cls_and_padding(name, tiny_lstm, text_task, text_inputs):
     """The metrics only ever rank and remove features: attributions put on [CLS]/[PAD] positions
@@ -125,12 +149,16 @@ def test_faithfulness_correlation_is_seeded_and_batch_size_free(tiny_cnn, image_
 def test_bad_parameters_and_modalities_are_clear_errors(tiny_cnn, image_task, images, tiny_lstm,
                                                         text_task, text_inputs):
     a, y = tie_free((8, 28, 28), 4), predicted(tiny_cnn, images)
-    for name, params, message in (("deletion", {"steps": 0}, "steps"),
-                                  ("faithfulness_correlation", {"subset_fraction": 0}, "subset_fraction"),
-                                  ("comprehensiveness", {"bins": (0, 5)}, "bins"),
-                                  ("road", {"percentages": (50, 100)}, "percentages")):
-        with pytest.raises(ValueError, match=message):
-            metrics.get(name, **params)(tiny_cnn, image_task, images, a, y)
+    for name, params, allowed in (
+            ("deletion", {"steps": 0}, r"an integer in \[1, 1000\]"),
+            ("faithfulness_correlation", {"subset_fraction": 0}, r"a number in \(0, 1\]"),
+            ("comprehensiveness", {"bins": (0, 5)}, r"a non-empty list, each a number in \(0, 100\]"),
+            ("road", {"percentages": (50, 100)},
+             r"a non-empty list, each a number in \(0, 100\) or null")):
+        # refused when the metric is built (suites, bench validate), before anything runs
+        with pytest.raises(BenchError, match=f"metric '{name}': parameter .* is not allowed; "
+                                             f".* must be {allowed}"):
+            metrics.get(name, **params)
     with pytest.raises(BenchError, match="images only.*token ids"):
         metrics.get("road")(tiny_lstm, text_task, text_inputs, torch.rand(text_inputs.shape),
                             torch.zeros(8, dtype=torch.long))

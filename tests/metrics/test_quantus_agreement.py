@@ -10,14 +10,17 @@ Where the definitions differ on purpose the test states it and checks the mappin
  - Our curves start at the unperturbed input (fraction 0) and are integrated over [0, 1] with step
    1/steps; Quantus's PixelFlipping curve starts after the first step and its AUC uses dx = 1.
    So curve[:, 1:] == quantus curve, and score == (quantus_auc + (c0 + c1) / 2) / steps.
- - RegionPerturbation returns the drop p(x) - p(x_k) for k = 1..R; our AOPC (Samek et al.) also
-   averages the k = 0 term (zero), so with one pixel per region, AOPC == sum(quantus) / (785).
+ - RegionPerturbation returns the drop p(x) - p(x_k) for k = 1..L; our AOPC (Samek et al.) also
+   averages the k = 0 term (zero), so AOPC == sum(quantus) / (L + 1).
+ - MIF and LIF are pixel flipping to full removal in MoRF and LeRF order: PixelFlipping on a and
+   on -a (tie-free, so -a's descending order is a's ascending one); SRG = LIF - MIF areas.
  - Quantus's `Sufficiency` is Dasgupta et al. 2022 (does the same explanation imply the same
    prediction among neighbours), not ERASER's; ERASER's comprehensiveness and sufficiency are
    checked through PixelFlipping's one-pixel-per-step curves in MoRF and LeRF order instead.
- - Quantus's ROAD floors the pixel counts (int(784 * p / 100)); we round half up. The test uses
-   percentages where both give the same count. Quantus reports the MoRF accuracy per percentage;
-   we also check the imputed images and probabilities it evaluates, recorded at the model.
+ - Quantus's ROAD reports the MoRF accuracy per percentage (the counts floored, int(784 p / 100),
+   as ours); its LeRF side is ROAD on -a. Our road_*_accuracy is a sample's mean over the
+   percentages, so its mean over samples is the mean of Quantus's values; we also check the
+   imputed images and probabilities it evaluates, recorded at the model.
 """
 
 from __future__ import annotations
@@ -102,27 +105,43 @@ def test_insertion_matches_pixel_flipping_from_the_blurred_canvas(model, image_t
     np.testing.assert_allclose(c[:, 0], probability(model, canvas, y), rtol=RTOL)
 
 
-# ----------------------------------------------------------------------------- AOPC, SRG
+# ----------------------------------------------------------------------------- pixel flipping, AOPC
 
 
-def test_morf_lerf_srg_match_region_perturbation(logreg, image_task, images):
-    """One pixel per region, every region: RegionPerturbation's curve is our drop curve after
-    the unperturbed point, and AOPC is its sum over the 785 points (the first is 0)."""
+def test_mif_lif_srg_match_pixel_flipping_in_both_orders(logreg, image_task, images):
     import quantus
 
-    x, a = images[:4], tie_free((4, 28, 28), seed=7)
+    steps = 28
+    x, a = images[:4], tie_free((4, 28, 28), seed=7) - 0.5  # both signs: Quantus refuses -a < 0
     y = predicted(logreg, x)
-    region = dict(patch_size=1, regions_evaluation=784, perturb_baseline=0.0, **COMMON)
-    results = {}
-    for order in ("morf", "lerf"):
-        ours = metrics.get(order, steps=784, substrate="zero")(logreg, image_task, x, a, y)
-        ref = np.array(run_quantus(quantus.RegionPerturbation(order=order, **region), logreg, x, y, a))
+    flipping = quantus.PixelFlipping(features_in_step=784 // steps, perturb_baseline=0.0, **COMMON)
+    areas = {}
+    for name, attributions in (("mif", a), ("lif", -a)):
+        ours = metrics.get(name, steps=steps, substrate="zero")(logreg, image_task, x, a, y)
+        ref = np.array(run_quantus(flipping, logreg, x, y, attributions))
         np.testing.assert_allclose(ours.curve[:, 1:].numpy(), ref, rtol=RTOL, atol=1e-7)
-        np.testing.assert_allclose(ours.scores.numpy(), ref.sum(1) / 785, rtol=RTOL)
-        results[order] = ref
-    srg = metrics.get("srg", steps=784, substrate="zero")(logreg, image_task, x, a, y)
-    np.testing.assert_allclose(srg.scores.numpy(),
-                               (results["morf"].sum(1) - results["lerf"].sum(1)) / 785, rtol=RTOL)
+        full = np.concatenate([probability(logreg, x, y)[:, None], ref], axis=1)
+        areas[name] = np.trapezoid(full, dx=1 / steps, axis=1)
+        np.testing.assert_allclose(ours.scores.numpy(), areas[name], rtol=RTOL)
+    srg = metrics.get("srg", steps=steps, substrate="zero")(logreg, image_task, x, a, y)
+    np.testing.assert_allclose(srg.scores.numpy(), areas["lif"] - areas["mif"], rtol=RTOL, atol=1e-7)
+
+
+@pytest.mark.parametrize("region,steps", [(1, 100), (4, 20), (3, 30)])
+def test_aopc_matches_region_perturbation(model, image_task, images, region, steps):
+    """Samek et al.'s AOPC: the L most relevant regions perturbed in turn; 3 x 3 regions leave
+    partial blocks at the edge of a 28-pixel side, which Quantus pads."""
+    import quantus
+
+    x, a = images[:4], tie_free((4, 28, 28), seed=region)
+    y = predicted(model, x)
+    ours = metrics.get("aopc", region=region, steps=steps, substrate="zero")(model, image_task,
+                                                                             x, a, y)
+    ref = np.array(run_quantus(quantus.RegionPerturbation(
+        patch_size=region, regions_evaluation=steps, order="morf", perturb_baseline=0.0,
+        **COMMON), model, x, y, a))
+    np.testing.assert_allclose(ours.curve[:, 1:].numpy(), ref, rtol=RTOL, atol=1e-7)
+    np.testing.assert_allclose(ours.scores.numpy(), ref.sum(1) / (steps + 1), rtol=RTOL, atol=1e-8)
 
 
 # ----------------------------------------------------------------------------- ERASER
@@ -211,15 +230,21 @@ class Recorder(nn.Module):
         return self.model(x)
 
 
-def test_road_matches_quantus_road_with_the_same_noise(model, image_task, images, monkeypatch):
+@pytest.mark.parametrize("order", [0, 1], ids=["morf", "lerf"])
+def test_road_matches_quantus_road_with_the_same_noise(model, image_task, images, monkeypatch,
+                                                       order):
+    """MoRF as Quantus's ROAD on a, LeRF as Quantus's ROAD on -a, at every default percentage,
+    with the same noise draws; the scalar outputs are means of the same curves."""
     import quantus
 
-    from explainbench.metrics.road import road_noise
+    from explainbench.metrics.road import (QUANTUS_PERCENTAGES, _removal_order,
+                                           noisy_linear_imputation, road_noise)
 
-    percentages = [5, 10, 25, 30, 50, 60, 75, 85, 99]  # counts where floor == round half up
+    percentages = list(QUANTUS_PERCENTAGES)
     seed, x = 4, images[:4]
-    a, y = tie_free((4, 28, 28), seed=17), predicted(model, x)
-    ours = metrics.get("road", percentages=percentages)(model, image_task, x, a, y, seed=seed)
+    a, y = tie_free((4, 28, 28), seed=17) - 0.5, predicted(model, x)  # both signs, for -a
+    ours = metrics.get("road")(model, image_task, x, a, y, seed=seed)
+    side = ("morf", "lerf")[order]
 
     counts = torch.tensor([int(784 * p / 100) for p in percentages])
     unit = road_noise(counts, 4, 2, torch.Generator().manual_seed(seed), 1.0)  # the same draws
@@ -228,20 +253,27 @@ def test_road_matches_quantus_road_with_the_same_noise(model, image_task, images
     def randn(*shape):
         p, b = next(calls)
         assert int(np.prod(shape)) == int(counts[p])  # (k,): spsolve squeezes one channel
-        return unit[b, 0, p, :counts[p]].double().numpy().reshape(shape)  # MoRF noise
+        return unit[b, order, p, :counts[p]].double().numpy().reshape(shape)
 
     monkeypatch.setattr(np.random, "randn", randn)
     recorder = Recorder(model).eval()
     accuracy = run_quantus(quantus.ROAD(percentages=percentages, noise=0.01, **COMMON),
-                           recorder, x, y, a)
-    np.testing.assert_array_equal(ours.extras["morf_correct"].double().mean(0).numpy(),
-                                  np.array([accuracy[p] for p in percentages]))
+                           recorder, x, y, a if order == 0 else -a)
+    per_percentage = np.array([accuracy[p] for p in percentages])
+    np.testing.assert_array_equal(ours.extras[f"{side}_correct"].double().mean(0).numpy(),
+                                  per_percentage)
+    # the scalar: each sample's mean over the percentages; over the samples, Quantus's mean
+    np.testing.assert_allclose(ours.named[f"road_{side}_accuracy"].mean().item(),
+                               per_percentage.mean(), rtol=1e-12)
     # the images Quantus evaluated, one batch per percentage, and their probabilities
     seen = torch.stack(recorder.inputs[-len(percentages):], dim=1)  # (4, P, 1, 28, 28)
-    from explainbench.metrics.road import _removal_order, noisy_linear_imputation
-
-    ours_images = noisy_linear_imputation(x, _removal_order(a, True), counts,
-                                          unit[:, 0].mul(0.01))
+    ours_images = noisy_linear_imputation(x, _removal_order(a, order == 0), counts,
+                                          unit[:, order].mul(0.01))
     np.testing.assert_allclose(ours_images.numpy(), seen.numpy(), rtol=0, atol=1e-6)
     probs = probability(model, seen.flatten(0, 1), y.repeat_interleave(len(percentages)))
-    np.testing.assert_allclose(ours.extras["morf"].numpy(), probs.reshape(4, -1), rtol=RTOL)
+    np.testing.assert_allclose(ours.named_curves[f"road_{side}"].numpy(), probs.reshape(4, -1),
+                               rtol=RTOL)
+    np.testing.assert_allclose(ours.named[f"road_{side}"].numpy(), probs.reshape(4, -1).mean(1),
+                               rtol=RTOL)
+    np.testing.assert_allclose(ours.named["road_gap"].numpy(),
+                               (ours.named["road_lerf"] - ours.named["road_morf"]).numpy())

@@ -78,14 +78,14 @@ def test_noise_substrate_is_drawn_once_per_sample_and_independent_of_batch_size(
 
     attributions = torch.rand(8, 28, 28, generator=torch.Generator().manual_seed(1))
     targets = torch.zeros(8, dtype=torch.long)
-    morf = metrics.get("morf", steps=10, substrate="noise")
+    morf = metrics.get("mif", steps=10, substrate="noise")
     a = morf(tiny_cnn, image_task, images, attributions, targets, seed=3, batch_size=7)
     b = morf(tiny_cnn, image_task, images, attributions, targets, seed=3, batch_size=256)
     c = morf(tiny_cnn, image_task, images, attributions, targets, seed=4, batch_size=256)
     torch.testing.assert_close(a.curve, b.curve, rtol=1e-6, atol=1e-7)
     assert not torch.allclose(b.curve, c.curve)
-    # removing everything leaves the sample's one noise image: the same in morf and lerf
-    lerf = metrics.get("lerf", steps=10, substrate="noise")(tiny_cnn, image_task, images,
+    # removing everything leaves the sample's one noise image: the same in both orders
+    lerf = metrics.get("lif", steps=10, substrate="noise")(tiny_cnn, image_task, images,
                                                              attributions, targets, seed=3)
     torch.testing.assert_close(lerf.curve[:, -1], b.curve[:, -1])
 
