@@ -1,7 +1,9 @@
 """The `bench` command line. Each command is a thin layer over the Python API.
 
 Bad input (an unknown name, a malformed suite, a missing file) is one line on stderr with the valid
-choices and exit code 2; a run with failed cells ends with a summary and exit code 1.
+choices and exit code 2; a run with failed cells ends with a summary and exit code 1; every other
+exit code is in EXIT_CODES. An exception that still reaches this level is a bug: one line on the
+screen, its traceback in a log file.
 """
 
 from __future__ import annotations
@@ -31,11 +33,11 @@ def run(
     data_dir: Optional[Path] = DataDir,
     plugin: Optional[list[str]] = Plugins,
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run only the cells that failed before."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Model evaluations per forward batch (default: per task and device, e.g. 256 images or 32 reviews on a CPU)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Model evaluations per forward batch (default: per task and device, e.g. 256 images or 32 reviews on a CPU)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
     backend: str = typer.Option("local", "--backend", help="local, or ray (pip install 'explainbench-xai[ray]')."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="An existing Ray cluster (default: a local Ray runtime)."),
-    cpus_per_cell: int = typer.Option(1, "--cpus-per-cell", help="CPUs (and torch threads) per Ray task on CPU runs."),
+    cpus_per_cell: int = typer.Option(1, "--cpus-per-cell", min=1, help="CPUs (and torch threads) per Ray task on CPU runs."),
 ) -> None:
     """Run a suite: explain, score, write scores.parquet, manifest.json, leaderboards and report.html."""
     from explainbench.bench import runner, suite as suites
@@ -107,7 +109,7 @@ def validate(suite: str = typer.Argument(..., help="Built-in suite name or path 
 
 from explainbench.bench.cmd_explain import explain  # noqa: E402
 from explainbench.bench.cmd_list import list_  # noqa: E402
-from explainbench.bench.cmd_report import leaderboard_app, report  # noqa: E402
+from explainbench.bench.cmd_report import leaderboard_app, report, verify  # noqa: E402
 from explainbench.bench.cmd_score import score  # noqa: E402
 from explainbench.bench.cmd_stability import stability  # noqa: E402
 
@@ -115,30 +117,84 @@ app.command("explain")(explain)
 app.command("list")(list_)
 app.command("score")(score)
 app.command("report")(report)
+app.command("verify")(verify)
 app.command("stability")(stability)
 app.add_typer(leaderboard_app, name="leaderboard")
 
 
-def main() -> None:
-    import click
+EXIT_CODES = {  # documented in the README; every error the CLI prints is one line on stderr
+    0: "success",
+    1: "the run finished, but some cells failed (failures.csv; rerun with --retry-failed)",
+    2: "bad input: an unknown name, a bad parameter or option, a malformed suite or file, a plugin",
+    3: "data: a file is missing and cannot be downloaded, or fails its checksum",
+    4: "the run folder is in use by another bench run",
+    5: "storage: the disk refused a write (full, read-only); finished cells are kept",
+    6: "bench verify: some parts are damaged or unverified",
+    70: "a bug in explainbench: the traceback is in the log file the message names",
+    130: "interrupted; finished cells are kept",
+}
 
-    from explainbench.core.errors import BenchError
+
+def _log_traceback() -> Path | None:
+    """Write the current exception's traceback to a log file under the cache; its path, or None
+    when even that is impossible."""
+    import traceback
+
+    from explainbench.core import paths
 
     try:
+        folder = paths.cache_dir() / "logs"
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        path = folder / f"bench-{stamp}-{os.getpid()}.log"
+        path.write_text(f"bench {' '.join(sys.argv[1:])}\n\n{traceback.format_exc()}")
+        return path
+    except Exception:
+        return None
+
+
+def _click_exceptions():
+    """Typer 0.29 carries its own click (typer._click); older ones use click itself."""
+    try:
+        from typer._click import exceptions
+    except ImportError:
+        from click import exceptions
+    return exceptions
+
+
+def main() -> None:
+    from explainbench.core.errors import BenchError
+
+    cx = _click_exceptions()
+    try:
         code = app(standalone_mode=False)
-    except click.exceptions.ClickException as exc:
+    except cx.NoArgsIsHelpError as exc:  # `bench` alone, or a group alone: the help it asked for
         exc.show()
+        sys.exit(0 if exc.ctx is None or exc.ctx.parent is None else 2)
+    except cx.UsageError as exc:  # a missing or bad option: one line, not the usage
+        where = f" (see bench {exc.ctx.command_path.split(' ', 1)[1]} --help)" \
+            if exc.ctx is not None and " " in exc.ctx.command_path else " (see bench --help)"
+        print(f"error: {' '.join(exc.format_message().split())}{where}", file=sys.stderr)
+        sys.exit(2)
+    except cx.ClickException as exc:
+        print(f"error: {' '.join(exc.format_message().split())}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         sys.exit(130)
     except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         print("interrupted; finished cells are kept, rerun the same command to resume", file=sys.stderr)
         sys.exit(130)
+    except Exception as exc:  # a bug: one line on the screen, the traceback in a log file
+        log = _log_traceback()
+        message = " ".join(str(exc).split())[:300]
+        print(f"error: {type(exc).__name__}: {message} (this is a bug in explainbench; "
+              f"traceback in {log or 'no log file'})", file=sys.stderr)
+        sys.exit(70)
     sys.exit(code if isinstance(code, int) else 0)
 
 

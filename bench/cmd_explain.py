@@ -53,8 +53,8 @@ def explain(
     model: str = typer.Option(..., "--model", "-m", help="Model name (see `bench list models`)."),
     explainer: str = typer.Option(..., "--explainer", "-e", help="Explainer name (see `bench list explainers`)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output .npz file."),
-    seed: int = typer.Option(0, "--seed", help="Seed of stochastic explainers."),
-    n: Optional[int] = typer.Option(None, "--n", help=f"Explain the first N samples of the test slice (default {DEFAULT_N})."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of stochastic explainers."),
+    n: Optional[int] = typer.Option(None, "--n", min=1, help=f"Explain the first N samples of the test slice (default {DEFAULT_N})."),
     ids: Optional[str] = typer.Option(None, "--ids", help="Explain these sample ids of the test slice, e.g. 3,17."),
     target: str = typer.Option("predicted", "--target", help="Class to explain: predicted or label."),
     param: Optional[list[str]] = typer.Option(None, "--param", "-p", help="Explainer parameter key=value (repeatable)."),
@@ -62,7 +62,7 @@ def explain(
     data_dir: Optional[Path] = DataDir,
     plugin: Optional[list[str]] = Plugins,
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    batch_size: int = typer.Option(256, "--batch-size", help="Model evaluations per forward batch."),
+    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Model evaluations per forward batch."),
 ) -> None:
     """Explain samples of the fixed test slice; write an .npz and optionally a PNG."""
     from explainbench import explainers, models

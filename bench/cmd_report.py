@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -15,11 +16,13 @@ leaderboard_app = typer.Typer(no_args_is_help=True, help="The published leaderbo
 
 def report(run_dir: Path = typer.Argument(..., help="A folder written by `bench run`."),
            plots: bool = typer.Option(True, "--plots/--no-plots", help="Also draw figures and report.html.")) -> None:
-    """Write the leaderboards, study tables, plots and report.html of a run."""
+    """Write the leaderboards, study tables, plots and report.html of a run. Its parts are
+    verified first; damaged ones are computed again (one line each)."""
     from rich.console import Console
 
-    from explainbench.bench import report as reports
+    from explainbench.bench import report as reports, runner
 
+    runner.repair(run_dir, show_progress=False)  # prints one line per cell it recomputes
     written = reports.write_all(run_dir, plots=plots)
     Console().print(f"wrote {len(written)} files into {run_dir}"
                     + (f"; open {run_dir / 'report.html'}" if plots else ""))
@@ -70,3 +73,21 @@ def publish_leaderboards(run_dir: Path, dest: Path) -> list[Path]:
         target.write_text("\n".join(header) + "\n" + board.read_text())
         out.append(target)
     return out
+
+
+def verify(run_dir: Path = typer.Argument(..., help="A folder written by `bench run`.")) -> None:
+    """Check every part of a run folder against its digest, without running or moving anything.
+    Exit code 0 when all verify, 6 when some are damaged or unverified."""
+    from rich.console import Console
+
+    from explainbench.bench.store import ResultStore
+
+    if not (Path(run_dir) / "parts").is_dir():
+        raise BenchError(f"{run_dir} is not a run folder: it has no parts/")
+    result = ResultStore(run_dir).verify()
+    for line in result.lines():
+        print(line, file=sys.stderr)
+    Console().print(f"{len(result.verified)} cells verified, {len(result.damaged)} damaged, "
+                    f"{len(result.unverified)} unverified in {run_dir}")
+    if not result.ok:
+        raise typer.Exit(6)

@@ -27,8 +27,8 @@ def parse_assignments(items: list[str] | None, what: str) -> dict:
 def stability(
     explainer: str = typer.Option(..., "--explainer", "-e", help="A stochastic explainer, e.g. lime."),
     model: str = typer.Option(..., "--model", "-m"),
-    seeds: int = typer.Option(10, "--seeds", help="How many seeds (K >= 2)."),
-    n: int = typer.Option(16, "--n", help="Samples from the model's fixed test slice."),
+    seeds: int = typer.Option(10, "--seeds", min=2, help="How many seeds (K >= 2)."),
+    n: int = typer.Option(16, "--n", min=1, help="Samples from the model's fixed test slice."),
     budget: Optional[str] = typer.Option(None, "--budget", help="Sweep a parameter: name=v1,v2,..."),
     param: Optional[list[str]] = typer.Option(None, "--param", help="Explainer parameter name=value (repeatable)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o"),

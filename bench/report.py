@@ -31,11 +31,14 @@ def _csv(path: Path, frame: pd.DataFrame) -> Path:
 def write_all(run_dir: str | Path, *, plots: bool = True) -> list[Path]:
     """Write every table (and, with `plots`, the figures and report.html) of a run folder."""
     run_dir = Path(run_dir)
-    scores_path = run_dir / "scores.parquet"
-    if not scores_path.is_file():
-        raise BenchError(f"{run_dir} is not a run folder: it has no scores.parquet")
+    if not (run_dir / "manifest.json").is_file() or not (run_dir / "parts").is_dir():
+        raise BenchError(f"{run_dir} is not a run folder: it has no manifest.json and parts/")
     store = ResultStore(run_dir)
-    scores = pd.read_parquet(scores_path)
+    verification = store.verify()
+    if not verification.ok:  # never build tables from a part that was not verified
+        raise BenchError(f"{run_dir}: {len(verification.lines())} cells do not verify "
+                         f"({verification.lines()[0]}); `bench report` or `bench run` recomputes them")
+    scores = store.consolidate()  # the derived files, rebuilt from the verified parts
     costs = store.costs()
     written = [_csv(run_dir / "leaderboard.csv", tables.summary(scores))]
     for (task, model), board in tables.leaderboards(scores, costs).items():

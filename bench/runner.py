@@ -9,7 +9,8 @@ Stochastic explainers run under every seed of the experiment, deterministic ones
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -39,6 +40,7 @@ class RunSummary:
     done: int
     skipped: int
     failed: list[dict]
+    repaired: list[str] = field(default_factory=list)  # one line per damaged cell recomputed
 
     @property
     def ok(self) -> bool:
@@ -50,8 +52,11 @@ BACKENDS = ("local", "ray")
 
 def run(suite: Suite, out: str | Path, *, device: str = "auto", retry_failed: bool = False,
         batch_size: int | None = None, show_progress: bool = True, backend: str = "local",
-        ray_address: str | None = None, cpus_per_cell: int = 1) -> RunSummary:
-    """Run every unfinished cell of `suite` into `out` and write the report."""
+        ray_address: str | None = None, cpus_per_cell: int = 1,
+        only: set[str] | None = None) -> RunSummary:
+    """Run every unfinished cell of `suite` into `out` (with `only`, just those cell ids) and
+    write the report. The parts already there are verified first: damaged or unverified ones are
+    moved to damaged/ (one line each on stderr) and their cells computed again."""
     from explainbench import models
 
     if backend not in BACKENDS:
@@ -68,10 +73,15 @@ def run(suite: Suite, out: str | Path, *, device: str = "auto", retry_failed: bo
         store.open_for(suite)
         ctx = RunContext(models.resolve_device(device), batch_size=batch_size)
         cells = plan(suite)
+        repaired = store.quarantine(store.verify())
+        for line in repaired:
+            print(line, file=sys.stderr)
         todo = [c for c in cells if not store.is_done(c.id)]
         if retry_failed:
             failed_before = store.failed_cells()
             todo = [c for c in todo if c.id in failed_before]
+        if only is not None:
+            todo = [c for c in todo if c.id in only]
         manifest = provenance.start_manifest(store.read_manifest(), suite, ctx, len(cells))
         record_models_and_slices(manifest, suite, ctx)
         store.write_manifest(manifest)
@@ -93,7 +103,29 @@ def run(suite: Suite, out: str | Path, *, device: str = "auto", retry_failed: bo
 
         report.write_all(store.root)
     return RunSummary(store.root, len(cells), len(todo) - len(failed), len(cells) - len(todo),
-                      store.failures().to_dict("records"))
+                      store.failures().to_dict("records"), repaired)
+
+
+def repair(run_dir: str | Path, *, device: str = "auto", show_progress: bool = True) -> list[str]:
+    """Verify a run folder's parts and compute its damaged or unverified cells again (from the
+    folder's own suite.yaml), then rewrite its derived files and report; returns (and prints on
+    stderr, as `run` does) one line per repaired cell; [] when everything verified."""
+    from explainbench.bench import suite as suites
+
+    store = ResultStore(run_dir)
+    verification = store.verify()
+    if verification.ok:
+        return []
+    broken = set(verification.damaged) | set(verification.unverified)
+    suite_file = store.root / "suite.yaml"
+    if not suite_file.is_file():
+        raise BenchError(f"{store.root} has damaged parts but no suite.yaml to recompute them from")
+    spec = suites.load(str(suite_file))
+    if (manifest := store.read_manifest()) and manifest.get("suite", {}).get("hash"):
+        # the manifest's suite hash is of the suite as first parsed; keep the folder's identity
+        spec = replace(spec, content_hash=manifest["suite"]["hash"])
+    summary = run(spec, store.root, device=device, show_progress=show_progress, only=broken)
+    return summary.repaired
 
 
 def run_local(todo: list[Cell], total: int, suite: Suite, ctx: RunContext, store: ResultStore,

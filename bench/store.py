@@ -1,28 +1,37 @@
-"""The result store: one folder per run, one Parquet part per finished cell, written atomically.
+"""The result store: one folder per run, one set of part files per finished cell, each written
+atomically, and a digest file that marks the cell finished.
 
     RUN_DIR/
       suite.yaml          the suite as it was run
       manifest.json       provenance: commit, packages, device, seeds, slice and model digests, times
-      parts/<cell>.parquet         rows of one finished cell (written to a temporary name, renamed)
+      parts/<cell>.parquet         rows of one finished cell
       parts/<cell>.curves.parquet  the curves of its curve metrics
       parts/<cell>.cost.json       its explanation cost (seconds, forward passes)
       parts/<cell>.timing.json     its wall time, explaining and scoring
       parts/<cell>.gallery.safetensors   a few explained samples for the report's gallery
+      parts/<cell>.done.json       the SHA-256 and size of each of the files above; written last
       failures/<cell>.json         a failed cell's error (removed when a retry succeeds)
+      damaged/<cell>.*             parts that failed verification, moved aside (never deleted)
       scores.parquet, curves.parquet, costs.csv, timings.csv, failures.csv   derived from the parts
 
-A cell is finished when its part exists, so a run killed at any moment resumes by skipping finished
-cells; the derived files are rebuilt from the parts in a fixed order, so a resumed run's
-`scores.parquet` equals an uninterrupted one's. Parts are never overwritten or deleted.
+Every file is written to a temporary name, flushed to disk (fsync) and renamed, so a crash or a
+full disk leaves either the whole file or none. A cell is finished when its digest file exists;
+`verify` checks every part against it, and a resumed run or `bench report` moves damaged or
+unverified parts (truncated, edited, or a cell whose digest never got written) to damaged/ and
+computes those cells again, so no table is ever built from a part that was not verified. The
+derived files are rebuilt from the verified parts in a fixed order, so a resumed run's
+`scores.parquet` equals an uninterrupted one's.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import io
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -45,13 +54,54 @@ class RunLockedError(BenchError):
     exit_code = 4
 
 
+class StorageError(BenchError):
+    """The disk refused a write (full, read-only, quota): what was written before is intact."""
+
+    exit_code = 5
+
+
+DONE = "done.json"  # the suffix of a cell's digest file, its completion marker
+
+
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    """Write to a temporary file, fsync, rename: the file is whole or absent. A write the disk
+    refuses removes the temporary file and is one line naming the file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(payload)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StorageError(
+            f"could not write {path} ({exc.strerror or exc}); the files written before it are "
+            "intact: free some space and rerun the same command to resume") from None
+
+
+def digest(payload: bytes) -> str:
+    return hashlib.sha256(payload).hexdigest()
+
+
+@dataclass
+class Verification:
+    """What `ResultStore.verify` found: finished cells whose parts match their digests, damaged
+    ones (cell id -> why), and part files of no finished cell."""
+
+    verified: list[str] = field(default_factory=list)
+    damaged: dict[str, str] = field(default_factory=dict)
+    unverified: dict[str, list[str]] = field(default_factory=dict)  # cell id -> its file names
+
+    @property
+    def ok(self) -> bool:
+        return not self.damaged and not self.unverified
+
+    def lines(self) -> list[str]:
+        out = [f"damaged cell {cell}: {why}" for cell, why in sorted(self.damaged.items())]
+        out += [f"unverified cell {cell}: {', '.join(files)} without its digest"
+                for cell, files in sorted(self.unverified.items())]
+        return out
 
 
 def parquet_bytes(frame: pd.DataFrame) -> bytes:
@@ -76,11 +126,7 @@ def encode_cell(rows: pd.DataFrame, curves: pd.DataFrame | None = None,
 
 
 def atomic_write_parquet(path: Path, frame: pd.DataFrame) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    frame.to_parquet(tmp, index=False)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, parquet_bytes(frame))
 
 
 class ResultStore:
@@ -135,16 +181,75 @@ class ResultStore:
     # ------------------------------------------------------------------ cells
 
     def is_done(self, cell_id: str) -> bool:
-        return (self.parts / f"{cell_id}.parquet").exists()
+        return (self.parts / f"{cell_id}.{DONE}").exists()
 
     def write_cell(self, cell_id: str, files: dict[str, bytes]) -> None:
-        """Write a finished cell's files (from `encode_cell`). The scores part goes last: it is
-        the completion marker of the cell."""
+        """Write a finished cell's files (from `encode_cell`), then its digest file, which marks
+        it finished: a crash in between leaves parts that the next run finds unverified."""
         for suffix, payload in files.items():
-            if suffix != "parquet":
-                atomic_write_bytes(self.parts / f"{cell_id}.{suffix}", payload)
-        atomic_write_bytes(self.parts / f"{cell_id}.parquet", files["parquet"])
+            atomic_write_bytes(self.parts / f"{cell_id}.{suffix}", payload)
+        record = {suffix: {"sha256": digest(payload), "bytes": len(payload)}
+                  for suffix, payload in files.items()}
+        atomic_write_bytes(self.parts / f"{cell_id}.{DONE}",
+                           json.dumps({"cell_id": cell_id, "files": record}, sort_keys=True).encode())
         (self.failures_dir / f"{cell_id}.json").unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ verification
+
+    def _cell_files(self) -> dict[str, list[Path]]:
+        """Every part file by the cell it belongs to (the name before the first dot)."""
+        cells: dict[str, list[Path]] = {}
+        for path in sorted(self.parts.glob("*")) if self.parts.is_dir() else []:
+            if path.name.startswith("."):  # a temporary file a killed writer left
+                continue
+            cells.setdefault(path.name.split(".", 1)[0], []).append(path)
+        return cells
+
+    def verify(self) -> Verification:
+        """Check every part against its cell's digest file; changes nothing."""
+        result = Verification()
+        for cell_id, paths in self._cell_files().items():
+            names = {p.name.split(".", 1)[1]: p for p in paths}
+            if DONE not in names:
+                result.unverified[cell_id] = sorted(p.name for p in paths)
+                continue
+            why = self._check(names)
+            if why:
+                result.damaged[cell_id] = why
+            else:
+                result.verified.append(cell_id)
+        return result
+
+    @staticmethod
+    def _check(names: dict[str, Path]) -> str | None:
+        try:
+            record = json.loads(names[DONE].read_text())["files"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return f"its digest file {names[DONE].name} is unreadable"
+        for suffix, expected in sorted(record.items()):
+            path = names.get(suffix)
+            if path is None:
+                return f"{suffix} is missing"
+            payload = path.read_bytes()
+            if len(payload) != expected["bytes"]:
+                return f"{path.name} has {len(payload):,} bytes, {expected['bytes']:,} were written"
+            if digest(payload) != expected["sha256"]:
+                return f"{path.name} does not match its SHA-256 (edited or corrupted)"
+        extra = sorted(set(names) - set(record) - {DONE})
+        return f"{', '.join(extra)} not in its digest" if extra else None
+
+    def quarantine(self, verification: Verification) -> list[str]:
+        """Move the parts of damaged and unverified cells to damaged/ (kept, never deleted), so
+        those cells count as unfinished and are computed again; returns one line per cell."""
+        moved = sorted(set(verification.damaged) | set(verification.unverified))
+        if moved:
+            (self.root / "damaged").mkdir(exist_ok=True)
+        files = self._cell_files()
+        for cell_id in moved:
+            for path in files.get(cell_id, []):
+                os.replace(path, self.root / "damaged" / path.name)
+        return [f"{line}: moved to damaged/, it will be computed again"
+                for line in verification.lines()]
 
     def write_failure(self, cell_id: str, record: dict) -> None:
         atomic_write_bytes(self.failures_dir / f"{cell_id}.json",
@@ -156,14 +261,16 @@ class ResultStore:
     # ------------------------------------------------------------------ derived files
 
     def scores(self) -> pd.DataFrame:
-        files = sorted(p for p in self.parts.glob("*.parquet") if not p.name.endswith(".curves.parquet"))
+        files = sorted(p for p in self.parts.glob("*.parquet") if not p.name.endswith(".curves.parquet")
+                       and self.is_done(p.name.split(".", 1)[0]))
         if not files:
             return pd.DataFrame(columns=SCORE_COLUMNS)
         frame = pd.concat([pd.read_parquet(p) for p in files], ignore_index=True)
         return frame.sort_values(KEY_COLUMNS, kind="stable").reset_index(drop=True)
 
     def curves(self) -> pd.DataFrame:
-        files = sorted(self.parts.glob("*.curves.parquet"))
+        files = sorted(p for p in self.parts.glob("*.curves.parquet")
+                       if self.is_done(p.name.split(".", 1)[0]))
         if not files:
             return pd.DataFrame()
         frame = pd.concat([pd.read_parquet(p) for p in files], ignore_index=True)

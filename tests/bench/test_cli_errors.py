@@ -1,0 +1,87 @@
+"""Every command, driven with bad input as a user would: one line on stderr, no traceback, and
+one of the documented exit codes (bench.cli.EXIT_CODES)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from explainbench.bench.cli import EXIT_CODES
+from tests.bench.test_runner import TINY
+
+BAD = {  # command line -> the exit code it must end with, and a piece of its one line
+    "run without --suite": (["run"], 2, "Missing option '--suite'"),
+    "run unknown suite": (["run", "--suite", "nope"], 2, "unknown suite 'nope'"),
+    "run bad device": (["run", "--suite", "smoke", "--device", "tpu"], 2, "unknown device 'tpu'"),
+    "run bad batch size": (["run", "--suite", "smoke", "--batch-size", "0"], 2, "--batch-size"),
+    "run bad backend": (["run", "--suite", "smoke", "--backend", "spark"], 2, "unknown backend"),
+    "run bad plugin": (["run", "--suite", "smoke", "--plugin", "no_such_plugin_module"], 2,
+                       "plugin no_such_plugin_module"),
+    "list bad kind": (["list", "modles"], 2, "Did you mean 'models'"),
+    "train bad model": (["train", "mnist_cnx"], 2, "Did you mean 'mnist_cnn'"),
+    "train bad profile": (["train", "mnist_cnn", "--profile", "fast"], 2, "unknown training profile"),
+    "validate bad suite": (["validate", "nope.yaml"], 2, "does not exist"),
+    "validate bad parameter": (["validate", "{bad_steps}"], 2, "steps = -3 is not allowed"),
+    "validate oversized slice": (["validate", "{big_slice}"], 2, "from 1 to 10,000"),
+    "report not a run": (["report", "{tmp}"], 2, "is not a run folder"),
+    "verify not a run": (["verify", "{tmp}"], 2, "is not a run folder"),
+    "publish not a run": (["leaderboard", "publish", "{tmp}"], 2, "has no leaderboard/*.csv"),
+    "explain negative budget": (["explain", "-m", "mnist_cnn", "-e", "lime", "--n", "2", "-p",
+                                 "n_samples=-5", "-o", "{tmp}/x.npz"], 2, "n_samples = -5"),
+    "explain bad n": (["explain", "-m", "mnist_cnn", "-e", "lime", "--n", "0", "-o", "x.npz"], 2,
+                      "--n"),
+    "explain unknown explainer": (["explain", "-m", "mnist_cnn", "-e", "lmie", "-o", "x.npz"], 2,
+                                  "Did you mean 'lime'"),
+    "score missing file": (["score", "-m", "mnist_cnn", "-a", "{tmp}/none.npz", "--metric",
+                            "deletion"], 2, "not found"),
+    "score bad steps": (["score", "-m", "mnist_cnn", "-a", "{tmp}/none.npz", "--metric",
+                         "deletion", "--steps", "-1"], 2, "steps = -1"),
+    "stability bad seeds": (["stability", "-e", "lime", "-m", "mnist_cnn", "--seeds", "1"], 2,
+                            "--seeds"),
+    "unknown command": (["explian"], 2, "No such command 'explian'"),
+}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bad")
+    bad_steps, big_slice = yaml.safe_load(yaml.safe_dump(TINY)), yaml.safe_load(yaml.safe_dump(TINY))
+    bad_steps["experiments"][0]["metrics"][0]["params"]["steps"] = -3
+    big_slice["experiments"][0]["slice"]["size"] = 100_000
+    (tmp / "bad_steps.yaml").write_text(yaml.safe_dump(bad_steps))
+    (tmp / "big_slice.yaml").write_text(yaml.safe_dump(big_slice))
+    return {"tmp": str(tmp), "bad_steps": str(tmp / "bad_steps.yaml"),
+            "big_slice": str(tmp / "big_slice.yaml")}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_is_one_line_and_a_documented_exit_code(case, files, tmp_path):
+    args, code, piece = BAD[case]
+    args = [a.format(**files) for a in args]
+    env = {**os.environ, "BENCH_CACHE_DIR": os.environ["BENCH_CACHE_DIR"]}
+    done = subprocess.run([sys.executable, "-m", "explainbench.bench", *args], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == code and code in EXIT_CODES, done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert piece in lines[0]
+
+
+def test_a_bug_is_one_line_with_the_path_of_its_traceback(tmp_path):
+    """An exception the code does not expect: exit 70, one line naming the log file, and the
+    log file holds the traceback."""
+    script = ("import sys; from explainbench.bench import cli, runner\n"
+              "runner.plan = lambda *a, **k: 1 / 0\n"
+              "sys.argv = ['bench', 'validate', 'smoke']\ncli.main()\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 70
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "ZeroDivisionError" in lines[0] and "this is a bug" in lines[0]
+    log = lines[0].rsplit("traceback in ", 1)[1].rstrip(")")
+    assert "Traceback (most recent call last)" in open(log).read()
