@@ -222,6 +222,18 @@ def score_rows(suite: Suite, cell: Cell, chunk: Chunk, *, model_sha256: str, exp
     return frame[SCORE_COLUMNS]
 
 
+@dataclass
+class Demands:
+    """What a cell asks for, for `bench plan`: explanations of its chunk that the attribution cache
+    serves once (explainer with parameters, seed), explanations that are never cached (of
+    randomised models or other targets: the explainer and how many), and the metrics that score
+    its explanation."""
+
+    cached: list[tuple[Component, int]] = field(default_factory=list)
+    uncached: list[tuple[Component, int]] = field(default_factory=list)
+    metrics: list[Component] = field(default_factory=list)
+
+
 def cost_record(cell: Cell, explainer, cost: dict, seed: int) -> dict:
     return {"experiment": cell.experiment.name, "model": cell.model, "explainer": explainer.name,
             "params_hash": explainer.params_hash, "seed": seed, "cell_id": cell.id,

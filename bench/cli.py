@@ -49,7 +49,7 @@ def run(
         out = Path("results") / f"{spec.name}-{stamp}"
     summary = runner.run(spec, out, device=device, retry_failed=retry_failed,
                          batch_size=batch_size, show_progress=progress, backend=backend,
-                         ray_address=ray_address, cpus_per_cell=cpus_per_cell)
+                         ray_address=ray_address, cpus_per_cell=cpus_per_cell, announce=True)
     console = _console()
     console.print(f"[bold]{spec.name}[/]: {summary.total} cells, {summary.done} run now, "
                   f"{summary.skipped} already done, {len(summary.failed)} failed -> {summary.out}")
@@ -109,12 +109,14 @@ def validate(suite: str = typer.Argument(..., help="Built-in suite name or path 
 
 from explainbench.bench.cmd_explain import explain  # noqa: E402
 from explainbench.bench.cmd_list import list_  # noqa: E402
+from explainbench.bench.cmd_plan import plan  # noqa: E402
 from explainbench.bench.cmd_report import leaderboard_app, report, verify  # noqa: E402
 from explainbench.bench.cmd_score import score  # noqa: E402
 from explainbench.bench.cmd_stability import stability  # noqa: E402
 
 app.command("explain")(explain)
 app.command("list")(list_)
+app.command("plan")(plan)
 app.command("score")(score)
 app.command("report")(report)
 app.command("verify")(verify)

@@ -67,12 +67,14 @@ def compute_cell(cell: Cell, suite: Suite, ctx: RunContext) -> tuple[dict | None
     """(files, None) for a finished cell, or (None, failure record). On out-of-memory the cell
     halves its forward batch size and retries; results do not depend on the batch size."""
     from explainbench import models
+    from explainbench.bench.attribution_cache import count_forward_passes
     from explainbench.bench.store import encode_cell
 
     while True:
         try:
             started = time.perf_counter()
-            with time_limit(suite.cell_timeout_s):
+            with time_limit(suite.cell_timeout_s), \
+                    count_forward_passes(ctx.model(cell.model)) as counted:
                 output = execute(cell, suite, ctx)
             # NaN is a sample the metric is undefined for (recorded, counted and excluded by the
             # tables); an infinite score is a bug
@@ -81,7 +83,8 @@ def compute_cell(cell: Cell, suite: Suite, ctx: RunContext) -> tuple[dict | None
             timing = {"cell_id": cell.id, "kind": cell.kind, "experiment": cell.experiment.name,
                       "model": cell.model, "explainer": cell.explainer.label if cell.explainer else "",
                       "seed": cell.seed, "samples": cell.n_samples,
-                      "seconds": time.perf_counter() - started, "device": ctx.device.type}
+                      "seconds": time.perf_counter() - started, "device": ctx.device.type,
+                      "forward_passes": counted.rows}
             return encode_cell(output.rows, output.curves, output.costs, output.extras, timing), None
         except KeyboardInterrupt:
             raise

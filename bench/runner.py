@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from explainbench.bench import provenance
+from explainbench.bench import forecast, provenance
 from explainbench.bench.cells import Cell, RunContext
 from explainbench.bench.execute import compute_cell
 from explainbench.bench.planning import plan
@@ -53,7 +53,7 @@ BACKENDS = ("local", "ray")
 def run(suite: Suite, out: str | Path, *, device: str = "auto", retry_failed: bool = False,
         batch_size: int | None = None, show_progress: bool = True, backend: str = "local",
         ray_address: str | None = None, cpus_per_cell: int = 1,
-        only: set[str] | None = None) -> RunSummary:
+        only: set[str] | None = None, announce: bool = False) -> RunSummary:
     """Run every unfinished cell of `suite` into `out` (with `only`, just those cell ids) and
     write the report. The parts already there are verified first: damaged or unverified ones are
     moved to damaged/ (one line each on stderr) and their cells computed again."""
@@ -83,6 +83,10 @@ def run(suite: Suite, out: str | Path, *, device: str = "auto", retry_failed: bo
         if only is not None:
             todo = [c for c in todo if c.id in only]
         manifest = provenance.start_manifest(store.read_manifest(), suite, ctx, len(cells))
+        work = {cell.id: sum(w.forward for w in parts.values())
+                for cell, parts in forecast.plan_cells(cells)}
+        if announce:
+            print(announcement(cells, todo, ctx, batch_size), file=sys.stderr)
         record_models_and_slices(manifest, suite, ctx)
         store.write_manifest(manifest)
 
@@ -92,7 +96,7 @@ def run(suite: Suite, out: str | Path, *, device: str = "auto", retry_failed: bo
             failed = ray_backend.run_cells(todo, len(cells), suite, ctx, store, show_progress,
                                            address=ray_address, cpus_per_cell=cpus_per_cell)
         else:
-            failed = run_local(todo, len(cells), suite, ctx, store, show_progress)
+            failed = run_local(todo, work, suite, ctx, store, show_progress)
         store.consolidate()
         manifest["end_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         manifest["cells"] = {"total": len(cells),
@@ -128,11 +132,16 @@ def repair(run_dir: str | Path, *, device: str = "auto", show_progress: bool = T
     return summary.repaired
 
 
-def run_local(todo: list[Cell], total: int, suite: Suite, ctx: RunContext, store: ResultStore,
-              show_progress: bool) -> list[dict]:
+def run_local(todo: list[Cell], work: dict[str, float], suite: Suite, ctx: RunContext,
+              store: ResultStore, show_progress: bool) -> list[dict]:
+    """Run the cells in order. The bar counts the planned forward passes (`bench plan`), not
+    cells, so its ETA holds when cells differ a thousandfold in cost."""
     failed = []
+    total = sum(work.values())
+    left = sum(work[c.id] for c in todo)
     with provenance.progress(show_progress) as bar:
-        task = bar.add_task("cells", total=total, completed=total - len(todo), current="", rate="")
+        task = bar.add_task("forward passes", total=total, completed=total - left, current="",
+                            rate="")
         for cell in todo:
             bar.update(task, current=cell.label)
             started = datetime.now(timezone.utc)
@@ -140,8 +149,28 @@ def run_local(todo: list[Cell], total: int, suite: Suite, ctx: RunContext, store
             seconds = (datetime.now(timezone.utc) - started).total_seconds()
             if record:
                 failed.append(record)
-            bar.update(task, advance=1, rate=f"{cell.n_samples / max(seconds, 1e-9):.1f} samples/s")
+            bar.update(task, advance=work[cell.id],
+                       rate=f"{cell.n_samples / max(seconds, 1e-9):.1f} samples/s")
     return failed
+
+
+def announcement(cells: list[Cell], todo: list[Cell], ctx: RunContext,
+                 batch_size: int | None) -> str:
+    """The plan's total and ETA, one line, before the run starts (calibrated in seconds)."""
+    models = {c.model for c in cells}
+    throughput = forecast.calibrate(models, ctx.device, batch_size)
+    plan = forecast.forecast(todo, throughput, ctx.device.type)
+    return (f"plan: {len(todo)} of {len(cells)} cells to run, {plan.forward_passes:,} forward and "
+            f"{plan.backward_passes:,} backward passes; about {format_seconds(plan.projected_seconds)}"
+            f" on this {ctx.device.type} (a forecast; `bench plan` has the breakdown)")
+
+
+def format_seconds(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def record_models_and_slices(manifest: dict, suite: Suite, ctx: RunContext) -> None:

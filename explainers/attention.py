@@ -17,6 +17,9 @@ from explainbench.explainers.gradients import chunks
 class _AttentionExplainer(Explainer):
     modalities = frozenset({"text"})
 
+    def cost(self, modality, features):
+        return 1.0, 0.0
+
     def supports(self, model, task):
         reason = super().supports(model, task)
         if reason is None and not hasattr(model, "attentions"):

@@ -64,6 +64,12 @@ class Explainer(ABC):
     def params_hash(self) -> str:
         return params_hash(self.name, self.params)
 
+    def cost(self, modality: str, features: float) -> tuple[float, float] | None:
+        """Expected (forward, backward) model evaluations of one explanation, for `bench plan`:
+        `features` is the sample's number of features (784 pixels, or its words). None where it
+        is not known in advance (the planner then says so); the runner counts the real ones."""
+        return None
+
     # ------------------------------------------------------------------ the contract
 
     def supports(self, model: nn.Module, task) -> str | None:

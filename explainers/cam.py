@@ -45,6 +45,9 @@ class _CamExplainer(Explainer):
     modalities = frozenset({"image"})
     needs_gradients = True
 
+    def cost(self, modality, features):
+        return 1.0, 1.0
+
     def supports(self, model, task):
         reason = super().supports(model, task)
         if reason is None and cam_layer(model) is None:

@@ -21,6 +21,9 @@ class RandomAttribution(Explainer):
     stochastic = True
     reference = "control"
 
+    def cost(self, modality, features):
+        return 0.0, 0.0
+
     def attribute(self, model, task, inputs, targets, *, seed, sample_ids):
         rows = [torch.rand(task.feature_shape, generator=sample_generator(seed, key))
                 for key in sample_ids]
@@ -37,6 +40,9 @@ class EdgeDetector(Explainer):
     name = "edge"
     modalities = frozenset({"image"})
     reference = "control (Sobel; Adebayo et al. 2018)"
+
+    def cost(self, modality, features):
+        return 0.0, 0.0
 
     def attribute(self, model, task, inputs, targets, *, seed):
         kernels = torch.stack([SOBEL_X, SOBEL_X.T]).unsqueeze(1).to(inputs)  # (2, 1, 3, 3)

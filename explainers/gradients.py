@@ -127,6 +127,9 @@ class Saliency(Explainer):
     needs_gradients = True
     reference = "Simonyan et al. 2014; captum.attr.Saliency"
 
+    def cost(self, modality, features):
+        return 1.0, 1.0
+
     def attribute(self, model, task, inputs, targets, *, seed):
         from captum.attr import Saliency as CaptumSaliency
 
@@ -148,6 +151,9 @@ class InputXGradient(Explainer):
     name = "input_x_gradient"
     needs_gradients = True
     reference = "Shrikumar et al. 2016; captum.attr.InputXGradient"
+
+    def cost(self, modality, features):
+        return 1.0, 1.0
 
     def attribute(self, model, task, inputs, targets, *, seed):
         from captum.attr import InputXGradient as CaptumIxG
@@ -203,6 +209,18 @@ class IntegratedGradients(Explainer):
 
     def baseline(self, model, task, inputs):
         return default_baseline(model, task, inputs, self.params["baseline"])
+
+    def cost(self, modality, features):
+        # n_steps integrand evaluations (+ f(x) for the completeness check) per baseline; the
+        # refinement's extra steps depend on the model and are not forecast
+        from explainbench.explainers.background import PER_SAMPLE
+
+        steps = float(self.params["n_steps"])
+        references = 1.0
+        if self.params["baseline"] == "background" and self.params["background"] not in PER_SAMPLE:
+            references = float(self.params["background_size"])
+        check = 1.0 if self.params["tolerance"] else 0.0
+        return references * (steps + check), references * steps
 
     def integrate(self, model, task, inputs, targets, n_steps: int,
                   baselines: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -300,6 +318,9 @@ class SmoothGrad(Explainer):
     parameters = {"n_samples": Int(50, 1, 10_000), "noise_level": Float(0.15, 0)}
     reference = "Smilkov et al. 2017; captum.attr.NoiseTunnel(Saliency)"
 
+    def cost(self, modality, features):
+        return float(self.params["n_samples"]), float(self.params["n_samples"])
+
     def noise_std(self, model, task) -> float:
         if task.modality == "image":
             return float(self.params["noise_level"])
@@ -330,6 +351,9 @@ class GuidedBackprop(Explainer):
     modalities = frozenset({"image"})
     needs_gradients = True
     reference = "Springenberg et al. 2015; captum.attr.GuidedBackprop"
+
+    def cost(self, modality, features):
+        return 1.0, 1.0
 
     def attribute(self, model, task, inputs, targets, *, seed):
         from captum.attr import GuidedBackprop as CaptumGBP

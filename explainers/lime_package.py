@@ -59,6 +59,9 @@ class Lime(Explainer):
     parameters = {"n_samples": Int(1000, 1, 100_000), "segmentation": SEGMENTATION}
     reference = "Ribeiro et al. 2016; lime.lime_image / lime.lime_text"
 
+    def cost(self, modality, features):
+        return float(self.params["n_samples"]), 0.0
+
     def attribute(self, model, task, inputs, targets, *, seed, sample_ids):
         explain_one = self._image if task.modality == "image" else self._text
         rows = [explain_one(model, task, inputs[i], int(targets[i]), sample_seed(seed, key))

@@ -58,6 +58,18 @@ class Occlusion(Explainer):
             raise ParameterError(f"explainer 'occlusion': stride {stride} is larger than the "
                                  f"window {window}; some features would never be occluded")
 
+    def cost(self, modality, features):
+        class _Task:
+            pass
+
+        fake = _Task()
+        fake.modality = modality
+        window, stride = self.shapes(fake)
+        if modality == "image":
+            per_side = -(-(28 - window[1]) // stride[1]) + 1
+            return float(per_side**2 + 1), 0.0
+        return float(max(1.0, -(-(features - window[0]) // stride[0]) + 1) + 1), 0.0
+
     def shapes(self, task):
         image = task.modality == "image"
         window = self.params["window"]
@@ -96,6 +108,11 @@ class FeatureAblation(Explainer):
     parameters = {"patch": Int(1, 1, 28, doc="side of a square block of pixels")}
     reference = "captum.attr.FeatureAblation"
 
+    def cost(self, modality, features):
+        if modality == "text":
+            return features + 1.0, 0.0
+        return float((-(-28 // int(self.params["patch"]))) ** 2 + 1), 0.0
+
     def groups(self, task, inputs):
         if task.modality == "text":
             return word_groups(task, inputs)
@@ -133,6 +150,9 @@ class KernelShap(Explainer):
     stochastic = True
     parameters = {"n_samples": Int(500, 1, 100_000), "segmentation": SEGMENTATION}
     reference = "Lundberg & Lee 2017; captum.attr.KernelShap"
+
+    def cost(self, modality, features):
+        return float(self.params["n_samples"]), 0.0
 
     def groups(self, task, inputs):
         if task.modality == "text":

@@ -42,6 +42,9 @@ class DeepLift(Explainer):
     parameters = {"baseline": Choice("default", ("default", "zero", "mask"))}
     reference = "Shrikumar et al. 2017; captum.attr.DeepLift"
 
+    def cost(self, modality, features):
+        return 2.0, 2.0  # the input and its reference in one batch
+
     def supports(self, model, task):
         reason = super().supports(model, task)
         if reason or task.modality == "image":
@@ -98,6 +101,10 @@ class BackgroundExplainer(Explainer):
             model, task, inputs[i : i + 1], None if targets is None else targets[i : i + 1],
             seed=seed, sample_ids=keys[i : i + 1]) for i in range(len(inputs))])
 
+    def references(self) -> float:
+        """References each sample is explained against: the background's size (blur: its own)."""
+        return 1.0 if self.params["background"] in PER_SAMPLE else float(self.params["background_size"])
+
     def background(self, task, inputs, seed):
         return select_background(task, self.params["background_size"], self.params["background"],
                                  seed, inputs=inputs).to(inputs.device)
@@ -112,6 +119,9 @@ class DeepLiftShap(BackgroundExplainer):
     needs_gradients = True
     parameters = {"background": BACKGROUND, "background_size": background_size(100)}
     reference = "Lundberg & Lee 2017; captum.attr.DeepLiftShap"
+
+    def cost(self, modality, features):
+        return 2.0 * self.references(), 2.0 * self.references()  # input and reference, per reference
 
     def attribute(self, model, task, inputs, targets, *, seed):
         from captum.attr import DeepLift as CaptumDeepLift
@@ -160,6 +170,9 @@ class GradientShap(BackgroundExplainer):
     parameters = {"n_samples": Int(50, 1, 10_000), "stdevs": Float(0.0, 0),
                   "background": BACKGROUND, "background_size": background_size(100)}
     reference = "Lundberg & Lee 2017; captum.attr.GradientShap"
+
+    def cost(self, modality, features):
+        return float(self.params["n_samples"]), float(self.params["n_samples"])
 
     def attribute(self, model, task, inputs, targets, *, seed, sample_ids):
         background = self.background(task, inputs, seed)

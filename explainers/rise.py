@@ -54,6 +54,9 @@ class Rise(Explainer):
                   "p_keep": Float(0.5, 0, 1, low_open=True)}
     reference = "Petsiuk et al. 2018"
 
+    def cost(self, modality, features):
+        return float(self.params["n_masks"]), 0.0
+
     def masks(self, task, seed: int) -> Tensor:
         g = seeded_generator(seed)
         n, p = int(self.params["n_masks"]), float(self.params["p_keep"])

@@ -69,6 +69,11 @@ class ShapDeep(BackgroundExplainer):
     parameters = {"background": BACKGROUND, "background_size": background_size(100)}
     reference = "Lundberg & Lee 2017; shap.DeepExplainer"
 
+    def cost(self, modality, features):
+        # each sample tiled against the background (input and reference side), plus shap's
+        # expected value over the background once per class present, about one row per sample
+        return 2.0 * self.references() + 1.0, 2.0 * self.references()
+
     def attribute(self, model, task, inputs, targets, *, seed):
         import shap
 
@@ -93,6 +98,9 @@ class ShapGradient(BackgroundExplainer):
     parameters = {"n_samples": Int(200, 1, 100_000), "background": BACKGROUND,
                   "background_size": background_size(100)}
     reference = "Erion et al. 2021; shap.GradientExplainer"
+
+    def cost(self, modality, features):
+        return float(self.params["n_samples"]) + 2.0, float(self.params["n_samples"])
 
     def attribute(self, model, task, inputs, targets, *, seed, sample_ids):
         import shap
@@ -130,6 +138,10 @@ class ShapKernel(BackgroundExplainer):
     parameters = {"n_samples": Int(1000, 1, 100_000), "segmentation": SEGMENTATION,
                   "background": BACKGROUND, "background_size": background_size(10)}
     reference = "Lundberg & Lee 2017; shap.KernelExplainer"
+
+    def cost(self, modality, features):
+        # every coalition against every background row, and the background and sample alone
+        return float(self.params["n_samples"]) * self.references() + self.references() + 1.0, 0.0
 
     def attribute(self, model, task, inputs, targets, *, seed, sample_ids):
         import shap
@@ -169,6 +181,9 @@ class ShapPartition(Explainer):
     name = "shap_partition"
     parameters = {"max_evals": Int(500, 1, 100_000)}
     reference = "Lundberg & Lee 2017; shap.PartitionExplainer"
+
+    def cost(self, modality, features):
+        return float(self.params["max_evals"]), 0.0
 
     def attribute(self, model, task, inputs, targets, *, seed):
         if task.modality == "image":

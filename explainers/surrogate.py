@@ -139,6 +139,9 @@ class BatchedSurrogate(Explainer):
 
     output_kind: str = "probability"  # "probability" (LIME) or "logit" (Captum's Kernel SHAP)
 
+    def cost(self, modality, features):
+        return float(self.params["n_samples"]), 0.0
+
     def design(self, task, counts: Tensor, seed: int) -> Tensor:
         raise NotImplementedError
 

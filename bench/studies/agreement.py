@@ -19,8 +19,8 @@ import time
 
 import pandas as pd
 
-from explainbench.bench.cells import (Cell, CellOutput, cost_record, explain_chunk, load_chunk, score_rows,
-                         unsupported_reason)
+from explainbench.bench.cells import (Cell, CellOutput, Demands, cost_record, explain_chunk,
+                                     load_chunk, score_rows, unsupported_reason)
 from explainbench.bench.studies.common import EXPLAINER_NAMES
 from explainbench.core.errors import BenchError
 from explainbench.core.params import Float
@@ -60,6 +60,12 @@ def plan(suite, exp, options: dict) -> list[Cell]:
             cells.append(Cell("agreement", exp, model, None, exp.seeds[0], chunk, start, stop,
                               (("explainers", comps), ("k", options["k"]))))
     return cells
+
+
+def demands(cell: Cell) -> Demands:
+    comps = [Component(name, tuple(tuple(i) for i in items))
+             for name, items in thaw(cell.option("explainers"))]
+    return Demands(cached=[(c, cell.seed) for c in comps if not unsupported_reason(cell.model, c)])
 
 
 def execute(cell: Cell, suite, ctx) -> CellOutput:

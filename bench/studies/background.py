@@ -22,8 +22,8 @@ import time
 
 import pandas as pd
 
-from explainbench.bench.cells import (Cell, CellOutput, cost_record, explain_chunk, load_chunk, score_rows,
-                         unsupported_reason)
+from explainbench.bench.cells import (Cell, CellOutput, Demands, cost_record, explain_chunk,
+                                     load_chunk, score_rows, unsupported_reason)
 from explainbench.bench.studies.common import EXPLAINER_NAMES
 from explainbench.core.errors import BenchError
 from explainbench.core.params import Any_, Choice, Int, Seq
@@ -111,6 +111,16 @@ def plan(suite, exp, options: dict) -> list[Cell]:
                                           (("reference_size", reference_size(options)),
                                            ("metrics", metric_items))))
     return cells
+
+
+def demands(cell: Cell) -> Demands:
+    reference = {**cell.explainer.params, "background": "random",
+                 "background_size": cell.option("reference_size")}
+    metrics = [Component(name, tuple(tuple(i) for i in items))
+               for name, items in thaw(cell.option("metrics"))]
+    return Demands(cached=[(cell.explainer, cell.seed),
+                           (Component(cell.explainer.name, tuple(sorted(reference.items()))),
+                            cell.seed)], metrics=metrics)
 
 
 def execute(cell: Cell, suite, ctx) -> CellOutput:

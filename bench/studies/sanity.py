@@ -18,15 +18,16 @@ above FLAG_THRESHOLD is flagged in sanity.csv.
 
 from __future__ import annotations
 
+import functools
 import time
 
 import pandas as pd
 
-from explainbench.bench.cells import (Cell, CellOutput, cost_record, explain_chunk, load_chunk, score_rows,
-                         unsupported_reason)
+from explainbench.bench.cells import (Cell, CellOutput, Demands, cost_record, explain_chunk,
+                                     load_chunk, score_rows, unsupported_reason)
 from explainbench.bench.studies.common import EXPLAINER_NAMES
 from explainbench.core.params import Bool, Choice, Int
-from explainbench.bench.spec import Component, freeze
+from explainbench.bench.spec import Component, freeze, thaw
 
 PARAMETERS = {"explainers": EXPLAINER_NAMES,
               "granularity": Choice(None, ("layer", "block"), nullable=True),
@@ -62,11 +63,34 @@ def plan(suite, exp, options: dict) -> list[Cell]:
     return cells
 
 
-def execute(cell: Cell, suite, ctx) -> CellOutput:
-    from explainbench.metrics.sanity import (SANITY_METRICS, cascading_randomisation, explanation_similarity,
-                                random_other_class)
+@functools.lru_cache(maxsize=None)
+def cascade_steps(model_name: str, granularity: str) -> int:
+    """Randomisation steps of a model's cascade, counted on an untrained instance."""
+    from explainbench import models
+    from explainbench.metrics.sanity import _blocks, randomisable_layers
 
-    from explainbench.bench.spec import thaw
+    layers = randomisable_layers(models.zoo.build(model_name))[::-1]
+    return len(_blocks(layers)) if granularity == "block" else len(layers)
+
+
+def demands(cell: Cell) -> Demands:
+    """The original explanation (cached) and one per randomisation step and the random logit,
+    never cached: the cascade's steps are counted on an untrained instance of the architecture."""
+    from explainbench import models
+
+    options = thaw(cell.option("settings"))
+    text = models.spec(cell.model).task == "imdb"
+    granularity = options["granularity"] or ("block" if text else "layer")
+    steps = cascade_steps(cell.model, granularity)
+    if options["max_depth"]:
+        steps = min(steps, options["max_depth"])
+    return Demands(cached=[(cell.explainer, cell.seed)],
+                   uncached=[(cell.explainer, steps + int(bool(options["random_logit"])))])
+
+
+def execute(cell: Cell, suite, ctx) -> CellOutput:
+    from explainbench.metrics.sanity import (SANITY_METRICS, cascading_randomisation,
+                                             explanation_similarity, random_other_class)
 
     started = time.perf_counter()
     options = thaw(cell.option("settings"))

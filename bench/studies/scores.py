@@ -6,8 +6,8 @@ import time
 
 import pandas as pd
 
-from explainbench.bench.cells import (Cell, CellOutput, cost_record, explain_chunk, load_chunk, score_rows,
-                         unsupported_reason)
+from explainbench.bench.cells import (Cell, CellOutput, Demands, cost_record, explain_chunk, load_chunk,
+                                     score_rows, unsupported_reason)
 
 FLOOR = "random"  # the control every explainer must beat; added to every scored experiment
 
@@ -33,6 +33,14 @@ def plan(suite, exp) -> list[Cell]:
                     stop = min(exp.slice.size, start + exp.chunk_size)
                     cells.append(Cell("scores", exp, model, comp, seed, chunk, start, stop))
     return cells
+
+
+def demands(cell: Cell) -> Demands:
+    from explainbench import explainers
+
+    if explainers.get_class(cell.explainer.name).output == "examples":
+        return Demands(uncached=[(cell.explainer, 1)])  # its own scores, no feature metrics
+    return Demands(cached=[(cell.explainer, cell.seed)], metrics=list(cell.experiment.metrics))
 
 
 EXAMPLE_METRICS = {"example_label_agreement": True, "example_similarity": True}

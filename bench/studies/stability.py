@@ -20,8 +20,8 @@ import time
 
 import pandas as pd
 
-from explainbench.bench.cells import (Cell, CellOutput, cost_record, explain_chunk, load_chunk, score_rows,
-                         unsupported_reason)
+from explainbench.bench.cells import (Cell, CellOutput, Demands, cost_record, explain_chunk,
+                                     load_chunk, score_rows, unsupported_reason)
 from explainbench.bench.studies.common import EXPLAINER_NAMES
 from explainbench.core.errors import BenchError
 from explainbench.core.params import Any_, Bool, Float, Int
@@ -98,6 +98,10 @@ def plan(suite, exp, options: dict) -> list[Cell]:
                                   (("budget_param", budget_param), ("k", options["k"]),
                                    ("seeds", seeds))))
     return cells
+
+
+def demands(cell: Cell) -> Demands:
+    return Demands(cached=[(cell.explainer, s) for s in thaw(cell.option("seeds"))])
 
 
 def execute(cell: Cell, suite, ctx) -> CellOutput:

@@ -1,0 +1,108 @@
+"""`bench plan`: the forward passes it counts are the ones a run makes, and its arithmetic holds on
+scripted throughputs (no clock is read)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from explainbench.bench import forecast, planning, runner, suite as suites
+from explainbench.bench.forecast import Throughput
+from tests.bench.test_runner import TINY
+
+# explainers whose forward passes are exact (no adaptive refinement), metrics sharing a curve
+EXACT = {
+    "name": "exact", "version": 1, "seeds": [0, 1], "chunk_size": 3,
+    "experiments": [{
+        "name": "mnist", "floor": True, "slice": {"name": "mnist-test", "size": 5},
+        "models": ["mnist_cnn"],
+        "explainers": ["saliency", {"name": "smoothgrad", "params": {"n_samples": 4}},
+                       {"name": "occlusion", "params": {"window": 7, "stride": 7}}],
+        "metrics": [{"name": "deletion", "params": {"steps": 4, "substrate": "zero"}},
+                    {"name": "mif", "params": {"steps": 4, "substrate": "zero"}},
+                    {"name": "srg", "params": {"steps": 4, "substrate": "zero"}},
+                    {"name": "road", "params": {"percentages": [10, 50]}}, "sparseness"],
+        "studies": {"stability": {"seeds": 2}, "agreement": {}},
+    }],
+}
+
+
+def exact_suite():
+    return suites.parse(copy.deepcopy(EXACT), source="exact")
+
+
+def test_planned_forward_passes_are_the_counted_ones(tmp_path, real_data, monkeypatch):
+    """Per cell, the plan's forward passes equal the rows the run pushed through the model;
+    deletion, MIF and SRG share two curves; the stability and agreement studies read the
+    explanations the scores cells made."""
+    monkeypatch.setenv("BENCH_ATTRIBUTION_CACHE", "0")  # cells compute; the planner simulates it
+    suite = exact_suite()
+    cells = planning.plan(suite)
+    planned = {cell.id: sum(w.forward for w in work.values())
+               for cell, work in forecast.plan_cells(cells)}
+    runner.run(suite, tmp_path / "run", device="cpu", show_progress=False)
+    timings = pd.read_csv(tmp_path / "run" / "timings.csv").set_index("cell_id")
+    # without the cache the studies recompute: the planner's cache-free count is each cell alone
+    alone = {}
+    for cell in cells:
+        (_, work), = forecast.plan_cells([cell])
+        alone[cell.id] = sum(w.forward for w in work.values())
+    assert {k: int(v) for k, v in timings["forward_passes"].items()} == \
+        {k: int(v) for k, v in alone.items()}
+    # with the cache: the studies' explanations are free, only the chunk's predictions remain
+    # (but for the stability controls: a deterministic explainer's second seed is new work)
+    from explainbench import explainers
+
+    for cell in cells:
+        reused = cell.kind == "agreement" or (
+            cell.kind == "stability" and explainers.get_class(cell.explainer.name).stochastic)
+        if reused:
+            assert planned[cell.id] == cell.n_samples
+        elif cell.kind == "stability" and cell.explainer.name == "saliency":
+            assert planned[cell.id] == cell.n_samples * 2  # seed 1 explained anew: 1 pass each
+        elif cell.kind == "stability":  # occlusion's 4 x 4 windows of 7 pixels + the input
+            assert planned[cell.id] == cell.n_samples * (1 + 17)
+    # sharing: deletion == MIF and SRG needs MIF's and LIF's curves: 2 x 5 points, not 4 x 5
+    scores_cell = next(c for c in cells if c.kind == "scores" and c.explainer.name == "saliency")
+    (_, work), = forecast.plan_cells([scores_cell])
+    n = scores_cell.n_samples
+    assert work["metric deletion"].forward == n * 5
+    assert work["metric mif"].forward == 0 and work["metric srg"].forward == n * 5
+    assert work["metric road"].forward == n * 2 * 2
+
+
+def test_seconds_are_the_passes_times_the_scripted_throughput():
+    suite = suites.parse(copy.deepcopy(TINY), source="tiny")
+    cells = planning.plan(suite)
+    throughput = {"mnist_cnn": Throughput(0.001, 0.002), "imdb_lstm": Throughput(0.01, 0.03)}
+    result = forecast.forecast(cells, throughput, "cpu")
+    expected = 0.0
+    for cell, work in forecast.plan_cells(cells):
+        t = throughput[cell.model]
+        expected += sum(w.forward * t.forward_s + w.backward * t.backward_s + w.overhead_s
+                        for w in work.values())
+    assert result.projected_seconds == pytest.approx(expected)
+    # by hand: saliency on 5 images is 5 forward + 5 backward; IG (8 steps + the completeness
+    # check) 45 + 40; deletion and insertion 5 points each on 2 explanations x 5 images;
+    # predictions 5 per cell (2 chunks x 2 explainers); the LSTM cell: 2 reviews
+    mnist = [r for r in result.rows if r["model"] == "mnist_cnn"]
+    assert sum(r["forward"] for r in mnist) == 5 + 45 + 2 * 2 * 5 * 5 + 2 * 5
+    assert sum(r["backward"] for r in mnist) == 5 + 40
+    assert result.forward_passes == sum(r["forward"] for r in result.rows)
+
+
+def test_bench_plan_json_has_the_totals_and_a_breakdown(real_data):
+    done = subprocess.run([sys.executable, "-m", "explainbench.bench", "plan", "--suite", "smoke",
+                           "--json"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    payload = json.loads(done.stdout)
+    assert isinstance(payload["forward_passes"], int) and payload["forward_passes"] > 0
+    assert isinstance(payload["projected_seconds"], float) and payload["forecast"] is True
+    assert {e["experiment"] for e in payload["experiments"]} == {"mnist", "imdb"}
+    assert sum(e["forward"] for e in payload["experiments"]) == pytest.approx(
+        payload["forward_passes"], abs=1)
