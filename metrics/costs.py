@@ -50,7 +50,7 @@ COSTS: dict[str, Callable[..., Cost]] = {
     "lif": _curve("lif", "pixel_flipping", False),
     "srg": _srg,
     "insertion": lambda p, m, f, e: (int(p["steps"]) + 1.0, 0.0, {}),
-    "aopc": lambda p, m, f, e: (min(int(p["steps"]), -(-28 // int(p["region"])) ** 2) + 1.0,
+    "aopc": lambda p, m, f, e: (min(int(p["steps"]), (-(-28 // int(p["region"]))) ** 2) + 1.0,
                                 0.0, {}),
     "comprehensiveness": lambda p, m, f, e: (len(p["bins"]) + 1.0, 0.0, {}),
     "sufficiency": lambda p, m, f, e: (len(p["bins"]) + 1.0, 0.0, {}),

@@ -96,9 +96,9 @@ def test_a_cell_over_its_time_limit_fails_and_the_run_goes_on(tmp_path, real_dat
 def test_cli_exit_code_is_1_when_cells_failed(tmp_path, real_data):
     raw = copy.deepcopy(TINY)
     raw["experiments"] = raw["experiments"][:1]
-    # fails when it runs, not when the suite is checked: no such image baseline
+    # fails when it runs, not when the suite is checked: a text baseline ([MASK]) for images
     raw["experiments"][0]["explainers"] = [{"name": "integrated_gradients",
-                                            "params": {"n_steps": 4, "baseline": "no-such-image"}}]
+                                            "params": {"n_steps": 4, "baseline": "mask"}}]
     suite_file = tmp_path / "fails.yaml"
     suite_file.write_text(yaml.safe_dump(raw))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
