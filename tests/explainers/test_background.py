@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from explainbench import explainers
-from explainbench.core.errors import BenchError, UnknownNameError
+from explainbench.core.errors import BenchError
 from explainbench.core.tasks import ImageTask, TextTask, gaussian_blur
 from explainbench.explainers.background import select_background
 
@@ -50,7 +50,8 @@ def test_single_references(image_train, text_task, text_inputs):
         select_background(image_train, 5, "zeros")
     with pytest.raises(BenchError, match="images only"):
         select_background(task, 3, "kmeans")
-    with pytest.raises(UnknownNameError, match="blur, kmeans, random, stratified, zeros"):
+    with pytest.raises(BenchError, match="background = 'median' is not allowed; background must "
+                                         "be one of random, kmeans, stratified, zeros, blur"):
         explainers.get("gradient_shap", background="median")
 
 

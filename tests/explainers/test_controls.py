@@ -25,8 +25,13 @@ def test_edge_ignores_the_model(tiny_cnn, logreg, images, image_task):
 
 
 def test_random_is_uniform_and_ignores_model_and_input(tiny_cnn, logreg, images, image_task):
-    a = explainers.get("random").explain(tiny_cnn, image_task, images, seed=3)
-    b = explainers.get("random").explain(logreg, image_task, images.flip(0), seed=3)
+    """A sample's noise is a function of the seed and its id: another model, other pixels under
+    the same ids, the same maps; other ids, other maps."""
+    ids = torch.arange(len(images))
+    a = explainers.get("random").explain(tiny_cnn, image_task, images, seed=3, sample_ids=ids)
+    b = explainers.get("random").explain(logreg, image_task, images.flip(0), seed=3, sample_ids=ids)
     assert torch.equal(a, b)
+    c = explainers.get("random").explain(tiny_cnn, image_task, images, seed=3, sample_ids=ids + 8)
+    assert not torch.allclose(a, c)
     assert a.min() >= 0 and a.max() < 1
     assert abs(float(a.mean()) - 0.5) < 0.02

@@ -34,7 +34,8 @@ def test_background_errors(synthetic_image_task):
 def test_unknown_background_strategy_is_a_one_line_error(images, tiny_cnn, synthetic_image_task):
     from explainbench import explainers
 
-    with pytest.raises(UnknownNameError, match="background strategy of deeplift_shap"):
+    with pytest.raises(BenchError, match="explainer 'deeplift_shap': parameter background = "
+                                         "'kmean' is not allowed"):
         explainers.get("deeplift_shap", background="kmean")
 
 

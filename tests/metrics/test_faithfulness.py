@@ -146,9 +146,7 @@ def test_faithfulness_correlation_is_seeded_and_batch_size_free(tiny_cnn, image_
     assert subset_sizes
 
 
-def test_bad_parameters_and_modalities_are_clear_errors(tiny_cnn, image_task, images, tiny_lstm,
-                                                        text_task, text_inputs):
-    a, y = tie_free((8, 28, 28), 4), predicted(tiny_cnn, images)
+def test_bad_parameters_and_modalities_are_clear_errors(tiny_lstm, text_task, text_inputs):
     for name, params, allowed in (
             ("deletion", {"steps": 0}, r"an integer in \[1, 1000\]"),
             ("faithfulness_correlation", {"subset_fraction": 0}, r"a number in \(0, 1\]"),

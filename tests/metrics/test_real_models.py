@@ -47,7 +47,8 @@ def test_mnist_cnn_deletion_correlation_and_infidelity_agree(cnn_saliency, monke
     np.testing.assert_allclose(corr.scores.numpy(), ref, rtol=RTOL, atol=1e-7)
 
     n = 10
-    infid = metrics.get("infidelity", n_perturb_samples=n)(model, task, x, a, y, seed=seed)
+    infid = metrics.get("infidelity", n_perturb_samples=n, normalize=False)(model, task, x, a, y,
+                                                                            seed=seed)
     noise = torch.randn((6, n, 1, 28, 28), generator=torch.Generator().manual_seed(seed)) * 0.003
     flat = noise.flatten(0, 1)
     ref = infidelity(model, lambda inp: (flat, inp - flat), x, a.unsqueeze(1), target=y,
