@@ -42,6 +42,7 @@ class Finding:
     scope: str = ""
     short: str = ""
     details: tuple[str, ...] = field(default_factory=tuple)
+    subject: str = ""  # what within the scope, where a scope has several (an explainer)
 
 
 # ---------------------------------------------------------------------------- formatting
@@ -146,13 +147,9 @@ def evidence(boards: dict) -> list[Finding]:
         unit = "images" if task == "mnist" else "reviews" if task == "imdb" else "samples"
         text = (f"{n} {unit} per explainer and metric: a two-sided Wilcoxon signed-rank test on "
                 f"{n} pairs cannot give p below {num(p_min)}, and Holm's correction over the "
-                f"{plural(compared, 'explainer')} compared with the best raises the smallest to "
-                f"{num(holm_min)}")
-        if holm_min >= tables.ALPHA:
-            text += (f", so no two explainers can differ significantly at α = {tables.ALPHA} here: "
-                     "read the intervals, and a larger suite for decisions.")
-        else:
-            text += f", below α = {tables.ALPHA}: differences can be significant."
+                f"{plural(compared, 'explainer')} compared with the best raises that to {num(holm_min)}")
+        text += (": no two explainers can differ significantly here (α = 0.05); read the intervals."
+                 if holm_min >= tables.ALPHA else ", below α = 0.05: differences can be significant.")
         if "n_excluded" in board.columns and board["n_excluded"].fillna(0).gt(0).any():
             worst = board.loc[board["n_excluded"].idxmax()]
             text += (f" Samples excluded (NaN scores): up to {int(worst['n_excluded'])}, "
@@ -207,8 +204,8 @@ def beats_controls(boards: dict, versus: pd.DataFrame) -> list[Finding]:
             none = [t[0] for t in tally if t[2] == 0]
             if none:
                 text += f" No interval clears the controls for {names(none, 6)}."
-        short = f"{len(winners)} of {len(tally)} beat {against}" if winners else \
-            f"{sum(t[2] >= half for t in tally)} of {len(tally)} by interval, 0 by test"
+        short = (f"{len(winners)} of {len(tally)} beat {against}" if winners else
+                 f"none significantly; {sum(t[2] >= half for t in tally)} of {len(tally)} by interval")
         details = tuple(_control_detail(rows, metric, controls) for metric in sorted(rows["metric"].unique()))
         out.append(Finding("controls", Q_CONTROLS, text, source, task, model, short, details))
     return out
@@ -335,7 +332,7 @@ def markdown(found: list[Finding], manifest: dict, run_name: str) -> str:
     for question, items in grouped(found):
         lines += [f"## {question}", ""]
         for f in items:
-            lead = f"**{f.scope}**: " if f.scope else ""
+            lead = f"**{f.scope}{' · ' + f.subject if f.subject else ''}**: " if f.scope else ""
             lines.append(f"- {lead}{f.answer} *({f.source})*")
             lines += [f"  - {d}" for d in f.details]
         lines.append("")

@@ -90,7 +90,8 @@ def least_stable(run_dir: Path) -> list[Finding]:
         higher = bool(rows["higher_is_better"].iloc[0])
         exact = 1.0 if higher else 0.0
         deterministic = rows[np.isclose(rows["mean"], exact) & np.isclose(rows["ci_low"], rows["ci_high"])]
-        moving = rows[~rows.index.isin(deterministic.index) & ~rows["explainer"].map(is_control)]
+        controls = rows[rows["explainer"].map(is_control) & ~rows.index.isin(deterministic.index)]
+        moving = rows[~rows.index.isin(deterministic.index) & ~rows.index.isin(controls.index)]
         moving = moving.sort_values("mean", ascending=higher)
         if moving.empty:
             text = f"No stochastic explainer was studied on {model}."
@@ -102,7 +103,6 @@ def least_stable(run_dir: Path) -> list[Finding]:
                 f"{names(listed)}")
         text += (f"; most stable: {most['explainer']} {interval(most['mean'], most['ci_low'], most['ci_high'])}."
                  if len(moving) > len(listed) else ".")
-        controls = rows[rows["explainer"].map(is_control)]
         for r in controls.itertuples():
             text += f" The {r.explainer} control: {interval(r.mean, r.ci_low, r.ci_high)}."
         if len(deterministic):
@@ -126,22 +126,28 @@ def background(run_dir: Path) -> list[Finding]:
     for (task, model, explainer), g in table.groupby(["task", "model", "explainer"], sort=True):
         rand = g[g["strategy"] == "random"].sort_values("size")
         ref = int(rand["size"].max()) if len(rand) else int(g["size"].max())
+
+        def at(r) -> str:
+            return interval(r[conv], r.get("convergence_ci_low"), r.get("convergence_ci_high"))
+
+        sentences = []
         below = rand[rand["size"] < ref]
-        parts = []
         if len(below):
-            steps = [f"{interval(r[conv], r['convergence_ci_low'], r['convergence_ci_high'])} at "
-                     f"{int(r['size'])}" for _, r in below.iterrows()]
-            parts.append(f"with a random background, the Spearman correlation of {explainer}'s "
-                         f"explanation with the one from the largest random background ({ref}) is "
-                         f"{names(steps, 8)}")
-        others = g[g["strategy"] != "random"]
-        if len(others):
-            items = []
-            for strategy, s in others.groupby("strategy", sort=True):
-                r = s.sort_values("size").iloc[-1]
-                items.append(f"{strategy} {interval(r[conv], r['convergence_ci_low'], r['convergence_ci_high'])}"
-                             f" at size {int(r['size'])}")
-            parts.append("other selections: " + names(items, 8))
+            steps = [f"{at(r)} at size {int(r['size'])}" for _, r in below.iterrows()]
+            sentences.append(f"With a random background, the Spearman correlation of {explainer}'s "
+                             f"explanation with the one from the largest random background ({ref}) is "
+                             f"{names(steps, 8)}.")
+        # selections compared at the same size: the largest size below the reference that several
+        # strategies share, and size 1 for the one-row backgrounds (all zeros, blurred input)
+        shared = g[g["size"] < ref].groupby("size")["strategy"].nunique()
+        for size in sorted({int(shared[shared > 1].index.max())} | ({1} if 1 in shared.index else set())
+                           if (shared > 1).any() else set()):
+            s = g[g["size"] == size].sort_values(conv, ascending=False)
+            sentences.append(f"At size {size}: " + names([f"{r['strategy']} {at(r)}" for _, r in s.iterrows()], 8) + ".")
+        full = g[(g["size"] == ref) & (g["strategy"] != "random")]
+        if len(full):
+            sentences.append(f"At size {ref} other selections still give a different explanation: "
+                             + names([f"{r['strategy']} {num(r[conv])}" for _, r in full.iterrows()]) + ".")
         changes = []
         for col in sorted(c for c in g.columns if c.endswith("_change")):
             values = g[col].dropna()
@@ -149,16 +155,16 @@ def background(run_dir: Path) -> list[Finding]:
                 worst = g.loc[values.abs().idxmax()]
                 changes.append(f"{col[:-len('_change')]} by at most {num(abs(worst[col]))} "
                                f"({worst['strategy']}, size {int(worst['size'])})")
-        text = "; ".join(parts).capitalize() + "."
         if changes:
-            text += f" Against the reference background, faithfulness changes: {names(changes)}."
+            sentences.append(f"Against the reference background, faithfulness changes: {names(changes)}.")
         if "seconds_per_explanation" in g.columns and g["seconds_per_explanation"].notna().any():
             s = rand if len(rand) else g
-            text += (f" Cost per explanation: {num(s['seconds_per_explanation'].min())} s to "
-                     f"{num(s['seconds_per_explanation'].max())} s.")
+            sentences.append(f"Cost per explanation: {num(s['seconds_per_explanation'].min())} s to "
+                             f"{num(s['seconds_per_explanation'].max())} s.")
         smallest = below.iloc[0] if len(below) else g.iloc[0]
-        out.append(Finding("background", Q_BACKGROUND, text, "background.csv", task, model,
-                           short=f"{explainer}: ρ {num(smallest[conv])} at size {int(smallest['size'])}"))
+        out.append(Finding("background", Q_BACKGROUND, " ".join(sentences), "background.csv", task, model,
+                           short=f"{explainer}: ρ {num(smallest[conv])} at size {int(smallest['size'])}",
+                           subject=explainer))
     return out
 
 
@@ -263,7 +269,7 @@ def attention(run_dir: Path) -> list[Finding]:
             hits.sort(key=lambda h: h[1]["mean"])
             lo, hi = hits[0], hits[-1]
             mean = float(np.mean([h[1]["mean"] for h in hits]))
-            means.append(mean)
+            means.append((a, mean))
             below += sum(h[1]["ci_high"] < threshold for h in hits)
             above += sum(h[1]["ci_low"] > threshold for h in hits)
             total += len(hits)
@@ -284,7 +290,7 @@ def attention(run_dir: Path) -> list[Finding]:
                  "agreement stronger than theirs." if above > total / 2 else
                  "not clearly different from theirs at this sample size.")
         out.append(Finding("attention", Q_ATTENTION, text, "agreement_pairs.csv", task, model,
-                           short=f"mean ρ {names([num(m) for m in means])}"))
+                           short="mean ρ " + ", ".join(f"{a} {num(m)}" for a, m in means)))
     if not out:
         out.append(Finding("attention", Q_ATTENTION, "This run has no data for this question: no "
                            "agreement study with attention and gradient explainers on one model.",

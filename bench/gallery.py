@@ -92,7 +92,7 @@ def figures(run_dir: Path, scores, samples: int = 3, columns: int = 8) -> list[P
         for r in range(min(samples, len(first["sample_ids"]))):
             sample_id = int(first["sample_ids"][r])
             image = first["inputs"][r, 0]
-            fig, axes = plt.subplots(rows, columns, figsize=(0.95 * columns, 1.08 * rows), squeeze=False)
+            fig, axes = plt.subplots(rows, columns, figsize=(1.0 * columns, 1.3 * rows + 0.3), squeeze=False)
             label, pred = facts.get(sample_id, ("?", "?"))
             axes[0, 0].imshow(image, cmap="gray", vmin=0, vmax=1)
             axes[0, 0].set_title(f"input: {label}\npredicted {pred}", fontsize=6.5)
@@ -102,14 +102,16 @@ def figures(run_dir: Path, scores, samples: int = 3, columns: int = 8) -> list[P
                 bound = float(np.abs(a).max()) or 1.0
                 ax.imshow(image, cmap="gray", vmin=0, vmax=1, alpha=0.35)
                 ax.imshow(a, cmap="RdBu_r", vmin=-bound, vmax=bound, alpha=0.85)
-                ax.set_title(name, fontsize=6)
+                ax.set_title(name, fontsize=6.5)
             for ax in axes.flat:
                 ax.set_xticks([])
                 ax.set_yticks([])
                 ax.grid(False)
             for ax in axes.flat[len(order) + 1:]:
                 ax.set_visible(False)
-            fig.suptitle(f"{model}, test image id {sample_id}", fontsize=7.5)
-            fig.tight_layout(pad=0.3)
+            fig.suptitle(f"{model}, test image id {sample_id}", fontsize=8)
+            # the gap between rows keeps each title with the map under it
+            fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.5 / (1.3 * rows + 0.3),
+                                wspace=0.08, hspace=0.42)
             out += _save(fig, Path(run_dir) / "plots", f"gallery-{task}-{model}-{sample_id}", dpi=90)
     return out

@@ -18,9 +18,19 @@ def esc(text) -> str:
     return html.escape(str(text))
 
 
-def breakable(text: str) -> str:
-    """An identifier that may wrap after its underscores and brackets (narrow column heads)."""
-    out = esc(text)
+def breakable(text: str, longest: int = 13) -> str:
+    """An identifier that may wrap after its underscores and brackets, and inside words longer
+    than `longest` (soft hyphens: the browser's hyphenation dictionaries are not there offline)."""
+    import re
+
+    def soften(word: str) -> str:
+        if len(word) <= longest:
+            return word
+        cut = len(word) // 2
+        return word[:cut] + "\u00ad" + word[cut:]
+
+    out = re.sub(r"[A-Za-z]+", lambda m: soften(m.group(0)), str(text))
+    out = esc(out)
     for ch in ("_", "[", ","):
         out = out.replace(ch, ch + "<wbr>")
     return out
@@ -58,6 +68,15 @@ def link(run_dir: Path, relpath: str, text: str | None = None) -> str:
     return f'<a href="{esc(relpath)}">{esc(text or relpath)}</a>'
 
 
+def short(x: float) -> str:
+    """A table's number: three significant digits, two in exponent form."""
+    if x is None or not np.isfinite(x):
+        return ""
+    if 1e3 <= abs(x) < 1e7:
+        return f"{x:,.0f}"
+    return f"{x:.3g}" if x == 0 or 1e-3 <= abs(x) < 1e3 else f"{x:.2g}"
+
+
 def fmt(value) -> str:
     if isinstance(value, (bool, np.bool_)):
         return "yes" if value else ""
@@ -77,11 +96,20 @@ def cell(text: str, sort_value=None, css: str = "", title: str = "", raw: bool =
     return f"<td{attrs}>{text if raw else esc(text)}</td>"
 
 
-def table(head: list[str], rows: list[list[str]], css: str = "sortable") -> str:
-    """head: column titles (HTML allowed); rows: lists of <td> strings from `cell`."""
-    th = "".join(f"<th>{h}</th>" for h in head)
+def table(head: list[str], rows: list[list[str]], css: str = "sortable",
+          groups: list[tuple[str, int]] | None = None) -> str:
+    """head: column titles (HTML allowed); rows: lists of <td> strings from `cell`; groups: an
+    optional row above the titles, (label, number of columns) left to right. Every title knows
+    its column (data-col), so sorting works under a grouped head too."""
+    th = "".join(f'<th data-col="{i}">{h}</th>' for i, h in enumerate(head))
+    top = ""
+    if groups:
+        top = "<tr class=\"groups\">" + "".join(
+            f'<th colspan="{n}">{esc(label)}</th>' if label else f'<td colspan="{n}"></td>'
+            for label, n in groups) + "</tr>"
     body = "".join(f"<tr>{''.join(r)}</tr>" for r in rows)
-    return f'<div class="wide"><table class="{css}"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table></div>'
+    return (f'<div class="wide"><table class="{css}"><thead>{top}<tr>{th}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div>")
 
 
 def frame_table(frame: pd.DataFrame, css: str = "sortable") -> str:

@@ -38,15 +38,16 @@ h2{font-size:1.2rem;margin:.4rem 0}h3{font-size:1rem;margin:1rem 0 .3rem}h4{font
 .lede{font-size:1rem}
 .wide{max-width:100%;overflow-x:auto}
 table{border-collapse:collapse;font-size:.78rem;margin:.3rem 0 .8rem}
-th,td{border:1px solid #d0d7de;padding:.2rem .4rem;text-align:right;vertical-align:top}
+th,td{border:1px solid #d0d7de;padding:.2rem .35rem;text-align:right;vertical-align:top}
 th{background:#f6f8fa;font-weight:600}td:first-child,th:first-child{text-align:left}
-table.sortable th{cursor:pointer}table.sortable th:hover{background:#eaeef2}
-table.board th{max-width:5.6rem}
+table.sortable th[data-col]{cursor:pointer}table.sortable th[data-col]:hover{background:#eaeef2}
+tr.groups th{text-align:center;background:#eaeef2}tr.groups td{border:none}
+table.board{font-size:.74rem}table.board th{max-width:5.2rem}table.board td{padding:.2rem .3rem}
 table.glance{font-size:.85rem}table.glance td,table.glance th{text-align:left}
 table.review td:last-child{text-align:left;line-height:1.7;max-width:70rem}
-td.best,span.best{font-weight:700;background:#aceebb}td.same,span.same{background:#dafbe1}
+td.best,span.best{font-weight:700;background:#aceebb}td.same,span.same{background:#e6f8ea}
 td.below,span.below{color:#8c959f}td.control{font-style:italic;color:#57606a}
-sup{font-size:.65em;color:#57606a;margin-left:1px}
+sup{font-size:.7em;color:#57606a}
 img{max-width:100%;margin:.3rem 0;border:1px solid #eaeef2}
 .figs{display:flex;flex-wrap:wrap;gap:.6rem;align-items:flex-start}
 .figs img{max-width:calc(50% - .6rem)}
@@ -62,7 +63,7 @@ pre{font-size:.72rem;white-space:pre-wrap}
 SCRIPT = """
 function sortBy(th) {
   var table = th.closest('table'), body = table.tBodies[0];
-  var col = Array.prototype.indexOf.call(th.parentNode.children, th);
+  var col = parseInt(th.getAttribute('data-col'), 10);
   var up = th.getAttribute('data-dir') !== 'up';
   Array.prototype.forEach.call(th.parentNode.children, function (h) { h.removeAttribute('data-dir'); });
   th.setAttribute('data-dir', up ? 'up' : 'down');
@@ -83,7 +84,7 @@ function sortBy(th) {
   rows.forEach(function (r) { body.appendChild(r); });
 }
 document.addEventListener('DOMContentLoaded', function () {
-  document.querySelectorAll('table.sortable thead th').forEach(function (th) {
+  document.querySelectorAll('table.sortable thead th[data-col]').forEach(function (th) {
     th.addEventListener('click', function () { sortBy(th); });
   });
   var sections = document.querySelectorAll('section');

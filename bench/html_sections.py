@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from explainbench.bench.findings import is_control, mean_ranks
-from explainbench.bench.html_parts import breakable, cell, esc, figure, figures, frame_table, link, note, table
+from explainbench.bench.html_parts import (breakable, cell, esc, figure, figures, frame_table, link, note,
+                                           short, table)
 
 
 def _boards(run_dir: Path) -> list[tuple[Path, pd.DataFrame]]:
@@ -42,19 +43,41 @@ def leaderboard_section(run_dir: Path) -> str:
         rel = f"leaderboard/{path.name}"
         parts.append(f"<h3>{esc(board['model'].iloc[0])} <small>({link(run_dir, rel, 'full CSV')})</small></h3>")
         parts.append(_leaderboard_table(board))
+        parts.append(_single_explainer_metrics(board))
     return "".join(parts)
 
 
-def _leaderboard_table(board: pd.DataFrame) -> str:
-    from explainbench.bench.plots_overview import column_order, row_order
+def _single_explainer_metrics(board: pd.DataFrame) -> str:
+    """Metrics only one explainer has (the example metrics of explanation by example): a note, not
+    a column of one value."""
+    from explainbench.bench.plots_overview import comparable
 
+    alone = board[~board.index.isin(comparable(board).index)]
+    if alone.empty:
+        return ""
+    items = [f"{r.explainer}: {r.metric} {r.mean:.3g} [{r.ci_low:.3g}, {r.ci_high:.3g}]"
+             for r in alone.sort_values(["explainer", "metric"]).itertuples()]
+    return note("Scored by one explainer only: " + "; ".join(items) + ".")
+
+
+def _leaderboard_table(board: pd.DataFrame) -> str:
+    from explainbench.bench.plots_overview import column_order, comparable, row_order
+
+    board = comparable(board)
     cols = column_order(board)
     ranks = mean_ranks(board)
     by = {(r.explainer, r.metric): r for r in board.itertuples()}
     arrows = board.drop_duplicates("metric").set_index("metric")["higher_is_better"]
     head = (["explainer", "mean faithfulness rank"]
-            + [f"{breakable(m)} {'↑' if arrows[m] else '↓'}<br><small>{esc(g)}</small>" for g, m in cols]
-            + ["s / explanation", "forward passes / explanation"])
+            + [f"{breakable(m)} {'↑' if arrows[m] else '↓'}" for _, m in cols]
+            + ["s / expl.", "forward passes / expl."])
+    groups = [("", 2)]
+    for g, _ in cols:
+        if groups[-1][0] == g:
+            groups[-1] = (g, groups[-1][1] + 1)
+        else:
+            groups.append((g, 1))
+    groups.append(("cost", 2))
     rows = []
     for name in row_order(board):
         first = board[board["explainer"] == name].iloc[0]
@@ -72,12 +95,12 @@ def _leaderboard_table(board: pd.DataFrame) -> str:
             title = (f"{metric}: {r.mean:.4g} [{r.ci_low:.4g}, {r.ci_high:.4g}], rank {int(r.rank)}, n {int(r.n)}"
                      + ("" if pd.isna(p) else f", Holm p vs best {p:.3g}")
                      + (f", {int(r.n_excluded)} excluded" if getattr(r, "n_excluded", 0) else ""))
-            row.append(cell(f"{r.mean:.3g}<sup>{int(r.rank)}</sup>", r.mean, css, title, raw=True))
+            row.append(cell(f"{short(r.mean)}<sup>{int(r.rank)}</sup>", r.mean, css, title, raw=True))
         for col in ("seconds_per_explanation", "forward_passes_per_explanation"):
             value = first.get(col, np.nan)
-            row.append(cell("" if pd.isna(value) else f"{value:.3g}", value))
+            row.append(cell("" if pd.isna(value) else short(value), value))
         rows.append(row)
-    return table(head, rows, "sortable board")
+    return table(head, rows, "sortable board", [(g.replace("_", " "), n) for g, n in groups])
 
 
 def curves_section(run_dir: Path) -> str:
@@ -109,8 +132,9 @@ def stability_section(run_dir: Path) -> str:
              "and the per-feature coefficient of variation (0 = identical); mean over samples "
              "[95% interval]. Least stable first.</p>"]
     for (task, model), g in table_.groupby(["task", "model"], sort=True) if len(table_) else []:
-        measures = sorted(g["metric"].unique())
-        lead = next((m for m in measures if "spearman" in m), measures[0])
+        higher = g.drop_duplicates("metric").set_index("metric")["higher_is_better"].astype(bool)
+        lead = next((m for m in sorted(higher.index) if "spearman" in m), sorted(higher.index)[0])
+        measures = sorted(higher.index, key=lambda m: (m != lead, not higher[m], m))
         wide = g.set_index(["explainer", "metric"])
         exact = g[(g["ci_low"] == g["ci_high"]) & g["metric"].eq(lead) & g["mean"].eq(1.0)]["explainer"]
         moving = g[g["metric"].eq(lead) & ~g["explainer"].isin(exact)].sort_values("mean")["explainer"]
@@ -118,7 +142,7 @@ def stability_section(run_dir: Path) -> str:
                 + [_interval_cell(wide.loc[(e, m)]) if (e, m) in wide.index else cell("") for m in measures]
                 for e in moving]
         parts.append(f"<h3>{esc(model)}</h3>")
-        parts.append(table(["explainer"] + [breakable(m) for m in measures], rows))
+        parts.append(table(["explainer"] + [f"{breakable(m)} {'↑' if higher[m] else '↓'}" for m in measures], rows))
         if len(exact):
             parts.append(note(f"Deterministic, identical under every seed (as they must be): "
                               f"{', '.join(sorted(exact))}."))
@@ -143,7 +167,7 @@ def background_section(run_dir: Path) -> str:
 
 def sanity_section(run_dir: Path) -> str:
     table_ = _read(run_dir, "sanity.csv")
-    figs = figures(run_dir, "sanity-", css="stack")
+    figs = figures(run_dir, "sanity-", css="figs")
     if table_.empty and not figs:
         return note("This run has no sanity study.")
     parts = ["<p>Does the explanation depend on the model's weights? The model's layers are "

@@ -33,7 +33,8 @@ def answers(found: list[Finding]) -> str:
     for question, items in grouped(found):
         lis = []
         for f in items:
-            scope = f'<b class="scope">{esc(f.scope)}</b> ' if f.scope else ""
+            scope = (f'<b class="scope">{esc(f.scope)}{" · " + esc(f.subject) if f.subject else ""}</b> '
+                     if f.scope else "")
             details = ""
             if f.details:
                 details = ("<details><summary>per metric</summary><ul>"

@@ -36,6 +36,13 @@ def normalised(board: pd.DataFrame) -> pd.Series:
     return out
 
 
+def comparable(board: pd.DataFrame) -> pd.DataFrame:
+    """The metrics at least two explainers have (a column of one compares nothing: the example
+    metrics of nearest_examples), then the explainers left with a score."""
+    counts = board.groupby("metric")["explainer"].nunique()
+    return board[board["metric"].isin(counts[counts >= 2].index)]
+
+
 def column_order(board: pd.DataFrame) -> list[tuple[str, str]]:
     """[(group, metric)] with the faithfulness group first, metrics by name within a group."""
     group = "family" if "family" in board.columns and board["family"].notna().any() else "category"
@@ -60,6 +67,7 @@ def heatmap(board: pd.DataFrame, title: str):
     from explainbench.bench.plots import _plt
 
     plt, sns = _plt()
+    board = comparable(board)
     cols = column_order(board)
     rows = row_order(board)
     board = board.assign(norm=normalised(board))
@@ -71,7 +79,7 @@ def heatmap(board: pd.DataFrame, title: str):
     labels = ranks.map(lambda r: "" if pd.isna(r) else str(int(r)))
     arrows = {m: "↑" if h else "↓" for m, h in board.drop_duplicates("metric")
               .set_index("metric")["higher_is_better"].items()}
-    fig, ax = plt.subplots(figsize=(1.9 + 0.52 * len(metrics), 1.3 + 0.26 * len(rows)))
+    fig, ax = plt.subplots(figsize=(2.2 + 0.58 * len(metrics), 1.3 + 0.26 * len(rows)))
     sns.heatmap(values, cmap="RdBu", vmin=-1, vmax=1, center=0, annot=labels, fmt="",
                 annot_kws={"size": 6.5}, linewidths=0.4, linecolor="white", ax=ax,
                 cbar_kws={"label": "0 = random control, 1 = best", "shrink": 0.6, "pad": 0.02})
@@ -93,10 +101,12 @@ def heatmap(board: pd.DataFrame, title: str):
         if i == len(groups) or groups[i] != groups[start]:
             if start:
                 ax.axvline(start, color="#1f2328", lw=1.2)
-            ax.text((start + i) / 2, -0.4, groups[start].replace("_", " "), ha="center", va="bottom",
-                    fontsize=7, fontweight="bold")
+            label = groups[start].replace("_", " ")
+            narrow = i - start == 1
+            ax.text((start + i) / 2, -0.4, label.replace(" ", "\n") if narrow else label, ha="center",
+                    va="bottom", fontsize=6.5 if narrow else 7.5, fontweight="bold")
             start = i
-    ax.set_title(title, fontsize=9, pad=18, loc="left")
+    ax.set_title(title, fontsize=9, pad=26, loc="left")
     return fig
 
 

@@ -44,9 +44,12 @@ def budget_figures(run_dir: Path) -> list[Path]:
                 e = m[(m["explainer"] == explainer) & (m["budget_param"] == param)]
                 _errorbars(ax, e, "budget", f"{explainer} ({param})", colour)
             higher = bool(m["higher_is_better"].iloc[0])
+            budgets = sorted(m["budget"].unique())
             ax.set(xscale="log", xlabel="sampling budget", title=f"{measure} ({'↑' if higher else '↓'})")
+            ax.set_xticks(budgets, [f"{int(b):,}" for b in budgets])
+            ax.minorticks_off()
             ax.title.set_fontsize(8.5)
-        axes[0, 0].legend(fontsize=7, frameon=False)
+        axes[0, -1].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1))
         fig.suptitle(f"{model}: stability across seeds against the sampling budget (95% intervals)",
                      fontsize=9, y=1.03)
         fig.tight_layout()
@@ -66,7 +69,7 @@ def background_figures(run_dir: Path) -> list[Path]:
     measures = ["background_convergence"] + sorted(
         c[:-5] for c in table.columns if c.endswith("_mean") and c != "background_convergence_mean")
     strategies = sorted(table["strategy"].unique(), key=lambda s: (s != "random", s))
-    colours = dict(zip(strategies, sns.color_palette("colorblind", len(strategies))))
+    colours = dict(zip(strategies, sns.color_palette("tab10", len(strategies))))
     for (task, model), g in table.groupby(["task", "model"], sort=True):
         explainers = sorted(g["explainer"].unique())
         fig, axes = plt.subplots(len(measures), len(explainers), squeeze=False, sharex=True,
@@ -88,13 +91,17 @@ def background_figures(run_dir: Path) -> list[Path]:
                         ax.plot(s["size"], s[f"{measure}_mean"], marker="o" if len(s) > 1 else "D",
                                 ms=4, color=colours[strategy], label=strategy)
                 ax.set_xscale("log")
+                sizes = sorted(g["size"].unique())
+                ax.set_xticks(sizes, [str(int(v)) for v in sizes])
+                ax.minorticks_off()
                 if r == 0:
                     ax.set_title(explainer, fontsize=8.5)
                 if c == 0:
                     ax.set_ylabel(measure.replace("background_", ""), fontsize=8)
                 if r == len(measures) - 1:
                     ax.set_xlabel("background size")
-        axes[0, -1].legend(fontsize=7, frameon=False, title="selection", title_fontsize=7)
+        axes[0, -1].legend(fontsize=7, frameon=False, title="selection", title_fontsize=7,
+                           loc="upper left", bbox_to_anchor=(1.02, 1))
         fig.suptitle(f"{model}: SHAP explanations against the background's size and selection "
                      "(convergence: Spearman to the largest random background, 95% intervals)",
                      fontsize=9, y=1.01)
@@ -134,7 +141,7 @@ def sanity_figures(run_dir: Path) -> list[Path]:
             ax.set(xlabel="randomised from the output down to", ylabel="similarity to the original map",
                    title=measure)
             ax.title.set_fontsize(8.5)
-        axes[0, -1].legend(fontsize=7, frameon=False, loc="upper right")
+        axes[0, -1].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1))
         fig.suptitle(f"{model}: model-parameter randomisation, cascading (red line: the flag threshold)",
                      fontsize=9, y=1.02)
         fig.tight_layout()
@@ -152,7 +159,7 @@ def agreement_figures(run_dir: Path, scores: pd.DataFrame) -> list[Path]:
         n = len(matrix)
         fig, ax = plt.subplots(figsize=(0.3 * n + 2.2, 0.28 * n + 1.6))
         sns.heatmap(matrix, vmin=-1 if "spearman" in metric else 0, vmax=1, cmap="RdBu_r",
-                    center=0, annot=n <= 25, fmt=".1f", annot_kws={"size": 5}, ax=ax, square=True,
+                    center=0, annot=n <= 14, fmt=".1f", annot_kws={"size": 5}, ax=ax, square=True,
                     cbar_kws={"shrink": 0.6})
         ax.tick_params(labelsize=6.5)
         ax.set_title(f"{model}: {metric}", fontsize=8.5)

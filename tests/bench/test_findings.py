@@ -88,7 +88,7 @@ def test_evidence_says_when_no_difference_can_be_significant(tmp_path):
     found = findings.generate(tmp_path)
     f = _one(found, "evidence", "m_cnn")
     # 4 pairs: exact two-sided Wilcoxon cannot go below 2/2**4 = 0.125; x2 explainers under Holm
-    assert "cannot give p below 0.125" in f.answer and "raises the smallest to 0.25" in f.answer
+    assert "cannot give p below 0.125" in f.answer and "raises that to 0.25" in f.answer
     assert "no two explainers can differ significantly" in f.answer
     controls = _one(found, "controls", "m_cnn")
     assert controls.answer.startswith("No explainer beats random significantly")
@@ -150,8 +150,10 @@ def test_background_convergence_by_size_and_selection(tmp_path):
     _csv(tmp_path, "background.csv", rows)
     f = _one(findings.generate(tmp_path), "background", "m_cnn")
     a = f.answer
-    assert "largest random background (20) is 0.4 [0.3, 0.5] at 1 and 0.7 [0.6, 0.8] at 5" in a
-    assert "kmeans 0.9 [0.8, 1] at size 5" in a and "zeros 0.2 [0.1, 0.3] at size 1" in a
+    assert "largest random background (20) is 0.4 [0.3, 0.5] at size 1 and 0.7 [0.6, 0.8] at size 5" in a
+    # selections side by side at a size they share, best first
+    assert "At size 5: kmeans 0.9 [0.8, 1] and random 0.7 [0.6, 0.8]." in a
+    assert "At size 1: kmeans 0.5 [0.4, 0.6], random 0.4 [0.3, 0.5] and zeros 0.2 [0.1, 0.3]." in a
     assert "alpha by at most 0.03 (zeros, size 1)" in a
 
 

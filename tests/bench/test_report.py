@@ -128,7 +128,7 @@ window.addEventListener('load', function () {
     if (r.right > window.innerWidth + 1 && !e.closest('.wide')) wide.push(e.tagName + '.' + e.className);
   });
   b.setAttribute('data-too-wide', wide.slice(0, 5).join(' '));
-  var board = document.querySelector('table.board'), th = board.tHead.rows[0].cells[1];
+  var board = document.querySelector('table.board'), th = board.querySelector('th[data-col="1"]');
   th.click();
   var ranks = Array.prototype.map.call(board.tBodies[0].rows, function (r) {
     return parseFloat(r.cells[1].getAttribute('data-v')); });
