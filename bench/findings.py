@@ -291,8 +291,13 @@ def best(boards: dict) -> list[Finding]:
             b = faith[(faith["explainer"] == first) & faith["best"]].iloc[0]
             text += (f" {first} is the best on {leader.iloc[0]} of {len(metrics)} "
                      f"({names(wins[first], 4)}; {b['metric']} {interval(b['mean'], b['ci_low'], b['ci_high'])}).")
-        spread = (plural(min(ties), "other explainer") if min(ties) == max(ties) else
-                  f"{min(ties)} to {max(ties)} other explainers (median {num(float(np.median(ties)))})")
+        others = faith.groupby("metric")["explainer"].nunique() - 1
+        if all(t == others[m] for t, m in zip(ties, metrics)):
+            spread = "any other explainer: nothing is told apart at this n"
+        elif min(ties) == max(ties):
+            spread = plural(min(ties), "other explainer")
+        else:
+            spread = f"{min(ties)} to {max(ties)} other explainers (median {num(float(np.median(ties)))})"
         text += f" The best on {'the' if len(ties) == 1 else 'a'} metric is not significantly different from {spread}."
         out.append(Finding("best", Q_BEST, text, source, task, model,
                            short=ranks.index[0] if len(ranks) else "n/a", details=tuple(details)))

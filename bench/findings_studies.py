@@ -325,8 +325,9 @@ def sanity(run_dir: Path) -> list[Finding]:
         layer = deepest["layer"].iloc[0] if len(deepest) else "?"
         text = (f"An explainer fails when its map for the model with every layer randomised (from the "
                 f"output down to {layer}) still has a mean {lead} above {num(FLAG_THRESHOLD)} with "
-                f"its map for the trained model: {len(fail)} of {len(deepest)} fail: {names(fail, 6)}; "
-                f"pass: {names(ok, 6)}.")
+                f"its map for the trained model: "
+                + (f"{len(fail)} of {len(deepest)} fail: {names(fail, 6)}; pass: {names(ok, 6)}."
+                   if fail else f"none of the {len(deepest)} fails ({names(ok, 6)})."))
         out.append(Finding("sanity", Q_SANITY, text, "sanity.csv", task, model,
                            short=names(sorted(flagged), 3) if flagged else "none fail"))
     return out

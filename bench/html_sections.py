@@ -125,7 +125,7 @@ def _interval_cell(r) -> str:
 def stability_section(run_dir: Path) -> str:
     table_ = _read(run_dir, "stability.csv")
     budget = figures(run_dir, "budget-", css="stack")
-    if table_.empty and not budget:
+    if table_.empty and not budget and not any(run_dir.rglob("*styles*.csv")):
         return note("This run has no stability study.")
     parts = ["<p>How much does an explanation move when only the seed changes? Per sample, over the "
              "seeds: mean pairwise Spearman, top-k intersection and sign agreement (1 = identical) "
@@ -148,6 +148,10 @@ def stability_section(run_dir: Path) -> str:
                               f"{', '.join(sorted(exact))}."))
     if budget:
         parts.append("<h3>Against the sampling budget</h3>" + budget)
+    for path in sorted(run_dir.rglob("*styles*.csv")):  # the explanation-styles study's tables
+        rel = path.relative_to(run_dir).as_posix()
+        parts.append(f"<h3>Explanation styles ({link(run_dir, rel)})</h3>"
+                     + frame_table(pd.read_csv(path, comment="#")))
     parts.append(f"<p class=\"note\">Tables: {link(run_dir, 'stability.csv')}, "
                  f"{link(run_dir, 'stability_budget.csv')}.</p>")
     return "".join(parts)

@@ -222,3 +222,15 @@ def test_publish_copies_leaderboards_with_provenance_and_the_findings(run_dir, t
 def test_report_of_a_folder_without_scores_is_a_clear_error(tmp_path):
     with pytest.raises(BenchError, match="is not a run folder"):
         report.write_all(tmp_path)
+
+
+def test_an_explanation_styles_table_is_shown_with_the_stability_study(tmp_path):
+    from explainbench.bench import html_sections
+
+    assert "no stability study" in html_sections.stability_section(tmp_path)
+    pd.DataFrame({"style": ["lime", "anchor", "saliency"], "metric": ["stability_spearman"] * 3,
+                  "mean": [0.31, 0.42, 1.0]}).to_csv(tmp_path / "explanation_styles-image.csv", index=False)
+    section = html_sections.stability_section(tmp_path)
+    assert 'Explanation styles (<a href="explanation_styles-image.csv">' in section
+    assert section.index("lime") < section.index("anchor") < section.index("saliency")
+    assert 'data-v="0.31"' in section  # sortable by value
