@@ -241,7 +241,8 @@ def _strongest(e: pd.DataFrame) -> str:
     if wins.empty:
         return ""
     r = wins.sort_values(["p_holm", "diff_ci_low"], ascending=[True, False]).iloc[0]
-    return f"; {r['metric']}: better than {r['control']} by {interval(r['difference'], r['diff_ci_low'], r['diff_ci_high'])}"
+    by = interval(r["difference"], r["diff_ci_low"], r["diff_ci_high"])
+    return f"; {r['metric']}: better than {r['control']} by {by}"
 
 
 def _control_detail(rows: pd.DataFrame, metric: str, controls: list[str]) -> str:
@@ -298,7 +299,8 @@ def best(boards: dict) -> list[Finding]:
             spread = plural(min(ties), "other explainer")
         else:
             spread = f"{min(ties)} to {max(ties)} other explainers (median {num(float(np.median(ties)))})"
-        text += f" The best on {'the' if len(ties) == 1 else 'a'} metric is not significantly different from {spread}."
+        text += (f" The best on {'the' if len(ties) == 1 else 'a'} metric is not significantly "
+                 f"different from {spread}.")
         out.append(Finding("best", Q_BEST, text, source, task, model,
                            short=ranks.index[0] if len(ranks) else "n/a", details=tuple(details)))
     return out

@@ -59,7 +59,8 @@ def budget_stability(run_dir: Path) -> list[Finding]:
                                                               sort=True) if len(sweeps) else []):
         lead = primary_measure(g["metric"])
         rows = g[g["metric"] == lead].sort_values("budget")
-        steps = [f"{interval(r.mean, r.ci_low, r.ci_high)} at {param} = {num(r.budget)}" for r in rows.itertuples()]
+        steps = [f"{interval(r.mean, r.ci_low, r.ci_high)} at {param} = {num(r.budget)}"
+                 for r in rows.itertuples()]
         first, last = rows.iloc[0], rows.iloc[-1]
         text = (f"Explained twice with different seeds, {explainer}'s attributions have a mean pairwise "
                 f"{lead} ({direction(bool(first['higher_is_better']))}; 1 = identical) of "
@@ -143,7 +144,8 @@ def background(run_dir: Path) -> list[Finding]:
         for size in sorted({int(shared[shared > 1].index.max())} | ({1} if 1 in shared.index else set())
                            if (shared > 1).any() else set()):
             s = g[g["size"] == size].sort_values(conv, ascending=False)
-            sentences.append(f"At size {size}: " + names([f"{r['strategy']} {at(r)}" for _, r in s.iterrows()], 8) + ".")
+            listed = [f"{r['strategy']} {at(r)}" for _, r in s.iterrows()]
+            sentences.append(f"At size {size}: {names(listed, 8)}.")
         full = g[(g["size"] == ref) & (g["strategy"] != "random")]
         if len(full):
             sentences.append(f"At size {ref} other selections still give a different explanation: "
@@ -261,7 +263,8 @@ def attention(run_dir: Path) -> list[Finding]:
         for a in attn:
             hits = []
             for gr in grads:
-                hit = g[((g["explainer"] == a) & (g["other"] == gr)) | ((g["explainer"] == gr) & (g["other"] == a))]
+                hit = g[((g["explainer"] == a) & (g["other"] == gr))
+                        | ((g["explainer"] == gr) & (g["other"] == a))]
                 if len(hit):
                     hits.append((gr, hit.iloc[0]))
             if not hits:
@@ -366,7 +369,9 @@ def styles(run_dir: Path) -> list[Finding]:
             if holds and ci and len(rows) > 2:
                 third = rows.iloc[2]
                 worst_of_two = rows.iloc[1]
-                if (worst_of_two["ci_high"] >= third["ci_low"]) if higher else (worst_of_two["ci_low"] <= third["ci_high"]):
+                overlap = (worst_of_two["ci_high"] >= third["ci_low"] if higher
+                           else worst_of_two["ci_low"] <= third["ci_high"])
+                if overlap:
                     verdict += f" Their intervals overlap with the next, {third[who]}."
             text = (f"From least to most stable by {lead} across seeds ({direction(higher)}): "
                     f"{names(listed, 10)}. {verdict}")

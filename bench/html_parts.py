@@ -118,7 +118,8 @@ def frame_table(frame: pd.DataFrame, css: str = "sortable") -> str:
     for record in frame.itertuples(index=False):
         cells = []
         for value in record:
-            number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+            number = (isinstance(value, (int, float, np.integer, np.floating))
+                      and not isinstance(value, (bool, np.bool_)))
             cells.append(cell(fmt(value), float(value) if number else None))
         rows.append(cells)
     return table([breakable(c) for c in frame.columns], rows, css)

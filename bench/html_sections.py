@@ -142,7 +142,8 @@ def stability_section(run_dir: Path) -> str:
                 + [_interval_cell(wide.loc[(e, m)]) if (e, m) in wide.index else cell("") for m in measures]
                 for e in moving]
         parts.append(f"<h3>{esc(model)}</h3>")
-        parts.append(table(["explainer"] + [f"{breakable(m)} {'↑' if higher[m] else '↓'}" for m in measures], rows))
+        head = [f"{breakable(m)} {'↑' if higher[m] else '↓'}" for m in measures]
+        parts.append(table(["explainer"] + head, rows))
         if len(exact):
             parts.append(note(f"Deterministic, identical under every seed (as they must be): "
                               f"{', '.join(sorted(exact))}."))
@@ -186,7 +187,8 @@ def sanity_section(run_dir: Path) -> str:
         rows = []
         for e in sorted(g["explainer"].unique(), key=lambda e: (e not in flagged, e)):
             row = [cell(e, css="control" if is_control(e) else ""),
-                   cell("fails" if e in flagged else "passes", float(e in flagged), "below" if e in flagged else "")]
+                   cell("fails" if e in flagged else "passes", float(e in flagged),
+                        "below" if e in flagged else "")]
             for _, c in columns:
                 hit = c[c["explainer"] == e]
                 row.append(_interval_cell(hit.iloc[0]) if len(hit) else cell(""))
