@@ -65,13 +65,13 @@ def budget_stability(run_dir: Path) -> list[Finding]:
         text = (f"Explained twice with different seeds, {explainer}'s attributions have a mean pairwise "
                 f"{lead} ({direction(bool(first['higher_is_better']))}; 1 = identical) of "
                 f"{names(steps, 10)} ({int(rows['seeds'].max())} seeds, n = {int(rows['n'].min())}).")
-        others = [f"{m}: " + " → ".join(num(v) for v in h.sort_values("budget")["mean"])
-                  for m, h in g[g["metric"] != lead].groupby("metric")]
-        if others:
-            text += " Across the same budgets, " + "; ".join(others) + "."
+        details = tuple(f"{m} ({direction(bool(h['higher_is_better'].iloc[0]))}): "
+                        + " → ".join(f"{interval(r.mean, r.ci_low, r.ci_high)} at {num(r.budget)}"
+                                     for r in h.sort_values("budget").itertuples())
+                        for m, h in g[g["metric"] != lead].groupby("metric"))
         question = Q_LIME if explainer.startswith("lime") else Q_BUDGET.format(name=explainer)
         out.append(Finding("budget", question, text, "stability_budget.csv", task, model,
-                           short=f"{lead} {num(first['mean'])} → {num(last['mean'])}"))
+                           short=f"{lead} {num(first['mean'])} → {num(last['mean'])}", details=details))
     if not any(f.question == Q_LIME for f in out):
         out.insert(0, Finding("budget", Q_LIME, "This run has no data for this question: it has no "
                               "stability study of LIME over sampling budgets (a `budgets:` sweep "
@@ -131,25 +131,32 @@ def background(run_dir: Path) -> list[Finding]:
         def at(r) -> str:
             return interval(r[conv], r.get("convergence_ci_low"), r.get("convergence_ci_high"))
 
-        sentences = []
+        answer, details = [], []
         below = rand[rand["size"] < ref]
         if len(below):
             steps = [f"{at(r)} at size {int(r['size'])}" for _, r in below.iterrows()]
-            sentences.append(f"With a random background, the Spearman correlation of {explainer}'s "
-                             f"explanation with the one from the largest random background ({ref}) is "
-                             f"{names(steps, 8)}.")
+            answer.append(f"With a random background, the Spearman correlation of {explainer}'s "
+                          f"explanation with the one from the largest random background ({ref}) is "
+                          f"{names(steps, 8)}.")
         # selections compared at the same size: the largest size below the reference that several
         # strategies share, and size 1 for the one-row backgrounds (all zeros, blurred input)
         shared = g[g["size"] < ref].groupby("size")["strategy"].nunique()
-        for size in sorted({int(shared[shared > 1].index.max())} | ({1} if 1 in shared.index else set())
-                           if (shared > 1).any() else set()):
+        sizes = sorted({int(shared[shared > 1].index.max())} | ({1} if 1 in shared.index else set())
+                       if (shared > 1).any() else set())
+        for size in sizes:
             s = g[g["size"] == size].sort_values(conv, ascending=False)
             listed = [f"{r['strategy']} {at(r)}" for _, r in s.iterrows()]
-            sentences.append(f"At size {size}: {names(listed, 8)}.")
+            details.append(f"At size {size}: {names(listed, 8)}.")
+            if size == sizes[0] and len(s) > 1:
+                top, low = s.iloc[0], s.iloc[-1]
+                apart = top.get("convergence_ci_low", np.nan) > low.get("convergence_ci_high", np.nan)
+                answer.append(f"At size {size} {'the selection matters' if apart else 'the intervals overlap'}: "
+                              f"{top['strategy']} comes closest ({at(top)}), {low['strategy']} least "
+                              f"close ({at(low)}).")
         full = g[(g["size"] == ref) & (g["strategy"] != "random")]
         if len(full):
-            sentences.append(f"At size {ref} other selections still give a different explanation: "
-                             + names([f"{r['strategy']} {num(r[conv])}" for _, r in full.iterrows()]) + ".")
+            details.append(f"At size {ref} other selections still give a different explanation: "
+                           + names([f"{r['strategy']} {num(r[conv])}" for _, r in full.iterrows()]) + ".")
         changes = []
         for col in sorted(c for c in g.columns if c.endswith("_change")):
             values = g[col].dropna()
@@ -158,15 +165,15 @@ def background(run_dir: Path) -> list[Finding]:
                 changes.append(f"{col[:-len('_change')]} by at most {num(abs(worst[col]))} "
                                f"({worst['strategy']}, size {int(worst['size'])})")
         if changes:
-            sentences.append(f"Against the reference background, faithfulness changes: {names(changes)}.")
+            answer.append(f"Against the reference background, faithfulness changes: {names(changes)}.")
         if "seconds_per_explanation" in g.columns and g["seconds_per_explanation"].notna().any():
             s = rand if len(rand) else g
-            sentences.append(f"Cost per explanation: {num(s['seconds_per_explanation'].min())} s to "
-                             f"{num(s['seconds_per_explanation'].max())} s.")
+            details.append(f"Cost per explanation: {num(s['seconds_per_explanation'].min())} s to "
+                           f"{num(s['seconds_per_explanation'].max())} s.")
         smallest = below.iloc[0] if len(below) else g.iloc[0]
-        out.append(Finding("background", Q_BACKGROUND, " ".join(sentences), "background.csv", task, model,
+        out.append(Finding("background", Q_BACKGROUND, " ".join(answer), "background.csv", task, model,
                            short=f"{explainer}: ρ {num(smallest[conv])} at size {int(smallest['size'])}",
-                           subject=explainer))
+                           details=tuple(details), subject=explainer))
     return out
 
 

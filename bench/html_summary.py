@@ -37,7 +37,7 @@ def answers(found: list[Finding]) -> str:
                      if f.scope else "")
             details = ""
             if f.details:
-                details = ("<details><summary>per metric</summary><ul>"
+                details = ("<details><summary>details</summary><ul>"
                            + "".join(f"<li>{esc(d)}</li>" for d in f.details) + "</ul></details>")
             lis.append(f'<li>{scope}{esc(f.answer)} <span class="src">{esc(f.source)}</span>{details}</li>')
         parts.append(f'<div class="finding"><h3>{esc(question)}</h3><ul>{"".join(lis)}</ul></div>')

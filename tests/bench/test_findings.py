@@ -122,7 +122,8 @@ def test_stability_per_budget_in_budget_order(tmp_path):
     assert "mean pairwise stab_spearman" in a and "(5 seeds, n = 8)" in a
     assert a.index("0.3 [0.25, 0.35] at n_samples = 100") < a.index("0.55 [0.5, 0.6] at n_samples = 300") \
         < a.index("0.8 [0.75, 0.85] at n_samples = 1,000")
-    assert "stab_cv: 1.3 → 1.55 → 1.8" in a
+    assert f.details == ("stab_cv (lower is better): 1.3 [1.25, 1.35] at 100 → 1.55 [1.5, 1.6] at 300 → "
+                         "1.8 [1.75, 1.85] at 1,000",)
 
 
 def test_least_stable_skips_controls_and_deterministic_explainers(tmp_path):
@@ -151,10 +152,20 @@ def test_background_convergence_by_size_and_selection(tmp_path):
     f = _one(findings.generate(tmp_path), "background", "m_cnn")
     a = f.answer
     assert "largest random background (20) is 0.4 [0.3, 0.5] at size 1 and 0.7 [0.6, 0.8] at size 5" in a
-    # selections side by side at a size they share, best first
-    assert "At size 5: kmeans 0.9 [0.8, 1] and random 0.7 [0.6, 0.8]." in a
-    assert "At size 1: kmeans 0.5 [0.4, 0.6], random 0.4 [0.3, 0.5] and zeros 0.2 [0.1, 0.3]." in a
+    assert "At size 1 the selection matters: kmeans comes closest (0.5 [0.4, 0.6]), zeros least " \
+           "close (0.2 [0.1, 0.3])." in a
     assert "alpha by at most 0.03 (zeros, size 1)" in a
+    # selections side by side at a size they share, best first
+    assert f.details[:2] == ("At size 1: kmeans 0.5 [0.4, 0.6], random 0.4 [0.3, 0.5] and zeros 0.2 [0.1, 0.3].",
+                             "At size 5: kmeans 0.9 [0.8, 1] and random 0.7 [0.6, 0.8].")
+    # overlapping intervals are not called a difference
+    table = pd.read_csv(tmp_path / "background.csv")
+    table.loc[table.strategy == "random", ["background_convergence_mean", "convergence_ci_low"]] = [0.45, 0.35]
+    table.loc[table.strategy == "zeros", ["background_convergence_mean", "convergence_ci_low",
+                                          "convergence_ci_high"]] = [0.45, 0.35, 0.55]
+    table.to_csv(tmp_path / "background.csv", index=False)
+    assert "At size 1 the intervals overlap: kmeans comes closest" in _one(
+        findings.generate(tmp_path), "background", "m_cnn").answer
 
 
 def test_logistic_model_against_its_exact_attributions_and_the_cnn(tmp_path):
