@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from explainbench.bench.findings import (Finding, direction, faithfulness_rows, interval, is_control,
-                                         names, num, read_csv)
+                                         names, num, plural, read_csv)
 
 Q_LIME = "How much does LIME's explanation move when only the seed changes, per sampling budget?"
 Q_BUDGET = "How much does {name}'s explanation move when only the seed changes, per sampling budget?"
@@ -294,11 +294,16 @@ def attention(run_dir: Path) -> list[Finding]:
                 f"report a Kendall τ of about {JAIN_WALLACE_TAU} between attention and gradients for "
                 f"a BiLSTM with attention on IMDB; we measure Spearman's ρ, on {model}, and ρ runs "
                 f"larger than τ for the same association (τ = {JAIN_WALLACE_TAU} goes with ρ ≈ "
-                f"{num(threshold)} for bivariate-normal scores). {below} of our {total} pairs have "
+                f"{num(threshold)} for bivariate-normal scores). Of our {total} pairs, {below} have "
                 f"an interval below {num(threshold)} and {above} above it: ")
-        text += ("agreement weaker than theirs." if below > total / 2 else
-                 "agreement stronger than theirs." if above > total / 2 else
-                 "not clearly different from theirs at this sample size.")
+        if below and above:
+            text += "it depends on the gradient explainer, weaker than theirs for some, stronger for others."
+        elif below > total / 2:
+            text += "agreement weaker than theirs."
+        elif above > total / 2:
+            text += "agreement stronger than theirs."
+        else:
+            text += "not clearly different from theirs at this sample size."
         out.append(Finding("attention", Q_ATTENTION, text, "agreement_pairs.csv", task, model,
                            short="mean ρ " + ", ".join(f"{a} {num(m)}" for a, m in means)))
     if not out:
@@ -338,8 +343,11 @@ def sanity(run_dir: Path) -> list[Finding]:
                 f"its map for the trained model: "
                 + (f"{len(fail)} of {len(deepest)} fail: {names(fail, 6)}; pass: {names(ok, 6)}."
                    if fail else f"none of the {len(deepest)} fails ({names(ok, 6)})."))
+        real = sorted(e for e in flagged if not is_control(e))
+        controls = len(flagged) - len(real)
+        short = (names(real, 3) if real else "none") + (f" (and {plural(controls, 'control')})" if controls else "")
         out.append(Finding("sanity", Q_SANITY, text, "sanity.csv", task, model,
-                           short=names(sorted(flagged), 3) if flagged else "none fail"))
+                           short=short if flagged else "none fail"))
     return out
 
 

@@ -23,7 +23,7 @@ def gallery_section(run_dir: Path, scores: pd.DataFrame | None = None) -> str:
     parts = []
     for (task, model), items in sorted(entries.items()):
         if task == "mnist":
-            figs = figures(run_dir, f"gallery-{task}-{model}-", width=760)
+            figs = figures(run_dir, f"gallery-{task}-{model}-")
             if figs:
                 parts.append(f"<h3>{esc(model)}</h3>{figs}")
         elif task == "imdb":

@@ -200,7 +200,12 @@ def test_attention_against_gradients_compared_with_jain_and_wallace(tmp_path):
     assert "against the 2 gradient explainers: from 0.1 [0.05, 0.15] (saliency) to 0.3 [0.25, 0.35] " \
            "(integrated_gradients), mean 0.2" in a
     assert "occlusion" not in a and "Kendall τ of about 0.44" in a and "Spearman" in a
-    assert "2 of our 2 pairs have an interval below 0.62" in a and "weaker than theirs" in a
+    assert "Of our 2 pairs, 2 have an interval below 0.62 and 0 above it" in a and "weaker than theirs" in a
+    # one pair clearly above, one clearly below: no single verdict
+    rows[0]["mean"], rows[0]["ci_low"], rows[0]["ci_high"] = 0.9, 0.85, 0.95
+    _csv(tmp_path, "agreement_pairs.csv", rows)
+    mixed = _one(findings.generate(tmp_path), "attention", "imdb_transformer").answer
+    assert "Of our 2 pairs, 1 have an interval below 0.62 and 1 above it: it depends on the gradient" in mixed
 
 
 def test_kendall_to_spearman_conversion():
@@ -227,6 +232,7 @@ def test_sanity_failures_are_the_flagged_explainers(tmp_path):
     assert "2 of 3 fail" in fail and "guided_backprop 0.85 [0.8, 0.9]" in fail
     assert "edge 1 [0.95, 1] (a control that ignores the model)" in fail and "saliency" not in fail
     assert "saliency 0.1" in passed and "down to conv1" in f.answer
+    assert f.short == "guided_backprop (and 1 control)"
 
 
 @pytest.mark.parametrize("order, verdict", [
