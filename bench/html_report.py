@@ -1,251 +1,139 @@
-"""report.html: one self-contained page (images embedded) that opens from disk in any browser.
+"""report.html: one self-contained page (figures embedded, a little inline script, no network)
+that opens from disk in any browser and answers first, then shows the evidence.
 
-Sections, always present (with a note when the run has nothing for them): manifest, leaderboards,
-curves, stability, background, sanity, agreement, correct-vs-wrong, gallery, failures.
+Sections, always present (with a note when the run has nothing for them): the summary (the
+generated findings, id="summary"), the overview heat maps, leaderboards, curves, the studies, the
+gallery, failures, and the manifest last. The sections live in bench/html_summary.py,
+bench/html_sections.py and bench/html_gallery.py.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
+from explainbench.bench.html_parts import esc
 from explainbench.bench.store import atomic_write_bytes
 
-SECTIONS = ("manifest", "leaderboards", "curves", "stability", "background", "sanity",
-            "agreement", "correct-vs-wrong", "gallery", "failures")
+SECTIONS = ("summary", "overview", "leaderboards", "curves", "stability", "background", "sanity",
+            "agreement", "correct-vs-wrong", "gallery", "failures", "manifest")
+TITLES = {"summary": "Summary: what this run found", "correct-vs-wrong": "Correct vs wrong predictions"}
+
+_TOKENS = "".join(
+    f".p{i}{{background:rgba(220,38,38,{i / 5:.1f})}}.n{i}{{background:rgba(37,99,235,{i / 5:.1f})}}"
+    for i in range(1, 6))
 
 CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1f2328}
-header{background:#0d1117;color:#f0f6fc;padding:1.2rem 2rem}header h1{margin:0 0 .3rem}
-nav{position:sticky;top:0;background:#f6f8fa;border-bottom:1px solid #d0d7de;padding:.5rem 2rem}
-nav a{margin-right:1rem;color:#0969da;text-decoration:none}
-section{padding:1rem 2rem;border-bottom:1px solid #eaeef2}
-table{border-collapse:collapse;font-size:.8rem;margin:.5rem 0 1rem}
-th,td{border:1px solid #d0d7de;padding:.25rem .45rem;text-align:right}
-th{background:#f6f8fa}td:first-child,th:first-child{text-align:left}
-td.best{font-weight:700;background:#dafbe1}td.floor{color:#6e7781;font-style:italic}
-img{max-width:100%;margin:.4rem 0;border:1px solid #eaeef2}
-.figs{display:flex;flex-wrap:wrap;gap:.6rem}.figs img{max-width:48%}
-.note{color:#6e7781}.tok{padding:0 .12rem;border-radius:.2rem}
-.review{line-height:1.9;font-size:.85rem;margin:.4rem 0 1rem;max-width:70rem}
-code,pre{font-size:.75rem}
-"""
+*{box-sizing:border-box}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1f2328;
+ font-size:15px;line-height:1.45}
+header{background:#0d1117;color:#f0f6fc;padding:.7rem 2rem}header h1{margin:0;font-size:1.35rem}
+header div{color:#9da7b3;font-size:.85rem;max-width:80rem}
+nav{position:sticky;top:0;z-index:2;background:#f6f8fa;border-bottom:1px solid #d0d7de;
+ padding:.35rem 2rem;font-size:.85rem}
+nav a{margin-right:.9rem;color:#0969da;text-decoration:none}
+section{padding:.6rem 2rem 1rem;border-bottom:1px solid #eaeef2;max-width:100%}
+section>p,.findings{max-width:82rem}
+h2{font-size:1.2rem;margin:.4rem 0}h3{font-size:1rem;margin:1rem 0 .3rem}h4{font-size:.9rem}
+.lede{font-size:1rem}
+.wide{max-width:100%;overflow-x:auto}
+table{border-collapse:collapse;font-size:.78rem;margin:.3rem 0 .8rem}
+th,td{border:1px solid #d0d7de;padding:.2rem .35rem;text-align:right;vertical-align:top}
+th{background:#f6f8fa;font-weight:600}td:first-child,th:first-child{text-align:left}
+table.sortable th[data-col]{cursor:pointer}table.sortable th[data-col]:hover{background:#eaeef2}
+tr.groups th{text-align:center;background:#eaeef2}tr.groups td{border:none}
+table.board{font-size:.74rem}table.board th{max-width:5.2rem}table.board td{padding:.2rem .3rem}
+table.glance{font-size:.85rem}table.glance td,table.glance th{text-align:left}
+table.review td:last-child{text-align:left;line-height:1.7;max-width:70rem}
+td.best,span.best{font-weight:700;background:#aceebb}td.same,span.same{background:#e6f8ea}
+td.below,span.below{color:#8c959f}td.control{font-style:italic;color:#57606a}
+sup{font-size:.7em;color:#57606a}
+img{max-width:100%;margin:.3rem 0;border:1px solid #eaeef2}
+.figs{display:flex;flex-wrap:wrap;gap:.6rem;align-items:flex-start}
+.figs img{max-width:calc(50% - .6rem)}
+.stack img{display:block}
+.note{color:#57606a;font-size:.85rem}
+.findings h3{margin:.9rem 0 .2rem;font-size:.98rem}
+.findings ul{margin:.1rem 0;padding-left:1.2rem}.findings li{margin:.2rem 0}
+.scope{color:#0550ae}.src{color:#8c959f;font-size:.75rem;margin-left:.3rem}
+details summary{cursor:pointer;color:#0969da;font-size:.85rem}
+pre{font-size:.72rem;white-space:pre-wrap}
+""" + _TOKENS
 
 SCRIPT = """
+function sortBy(th) {
+  var table = th.closest('table'), body = table.tBodies[0];
+  var col = parseInt(th.getAttribute('data-col'), 10);
+  var up = th.getAttribute('data-dir') !== 'up';
+  Array.prototype.forEach.call(th.parentNode.children, function (h) { h.removeAttribute('data-dir'); });
+  th.setAttribute('data-dir', up ? 'up' : 'down');
+  function key(row) {
+    var c = row.children[col];
+    if (!c) return null;
+    var v = c.getAttribute('data-v');
+    return v === null ? c.textContent.trim().toLowerCase() : parseFloat(v);
+  }
+  var rows = Array.prototype.slice.call(body.rows);
+  rows.sort(function (a, b) {
+    var x = key(a), y = key(b);
+    if (x === y) return 0;
+    if (x === null || x === '' || (typeof x === 'number' && isNaN(x))) return 1;
+    if (y === null || y === '' || (typeof y === 'number' && isNaN(y))) return -1;
+    return (x < y ? -1 : 1) * (up ? 1 : -1);
+  });
+  rows.forEach(function (r) { body.appendChild(r); });
+}
 document.addEventListener('DOMContentLoaded', function () {
+  document.querySelectorAll('table.sortable thead th[data-col]').forEach(function (th) {
+    th.addEventListener('click', function () { sortBy(th); });
+  });
   var sections = document.querySelectorAll('section');
   document.body.setAttribute('data-sections', String(sections.length));
+  document.body.setAttribute('data-sortable', String(document.querySelectorAll('table.sortable').length));
   document.body.setAttribute('data-ready', '1');
 });
 """
 
 
-def _img(path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
-
-
-def _figures(run_dir: Path, prefix: str) -> str:
-    pngs = sorted((run_dir / "plots").glob(f"{prefix}-*.png"))
-    return f'<div class="figs">{"".join(_img(p) for p in pngs)}</div>' if pngs else ""
-
-
-def _table(frame: pd.DataFrame, classes: pd.DataFrame | None = None) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = []
-    for i, row in enumerate(frame.itertuples(index=False)):
-        cells = []
-        for j, value in enumerate(row):
-            cls = "" if classes is None else classes.iat[i, j]
-            text = f"{value:.4g}" if isinstance(value, (float, np.floating)) else str(value)
-            cells.append(f'<td class="{cls}">{html.escape(text)}</td>')
-        body.append(f"<tr>{''.join(cells)}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def _note(text: str) -> str:
-    return f'<p class="note">{html.escape(text)}</p>'
-
-
-def manifest_section(run_dir: Path) -> str:
-    manifest = json.loads((run_dir / "manifest.json").read_text())
+def _lede(manifest: dict) -> str:
     suite = manifest.get("suite", {})
-    facts = pd.DataFrame([
-        ("suite", f"{suite.get('name')} v{suite.get('version')} (hash {suite.get('hash')})"),
-        ("git commit", manifest.get("git_commit")),
-        ("device", json.dumps(manifest.get("device"))),
-        ("start / end (UTC)", f"{manifest.get('start_utc')} / {manifest.get('end_utc')}"),
-        ("seeds", ", ".join(map(str, manifest.get("seeds", [])))),
-        ("cells", json.dumps(manifest.get("cells"))),
-    ] + [(f"model {k}", f"{v.get('checkpoint_sha256', '')[:16]}… accuracy {v.get('test_accuracy')}")
-         for k, v in manifest.get("models", {}).items()]
-      + [(f"slice {k}", v) for k, v in manifest.get("slices", {}).items()]
-      + [(f"package {k}", v) for k, v in manifest.get("packages", {}).items()],
-        columns=["", "value"])
-    raw = html.escape(json.dumps(manifest, indent=2, sort_keys=True))
-    return _table(facts) + f"<details><summary>manifest.json</summary><pre>{raw}</pre></details>"
+    text = (suite.get("description") or "").strip()
+    return f"Suite {suite.get('name')}: {text}" if text else f"Suite {suite.get('name')}."
 
 
-def leaderboard_section(run_dir: Path) -> str:
-    files = sorted((run_dir / "leaderboard").glob("*.csv"))
-    if not files:
-        return _note("No leaderboard: this run scored no faithfulness metrics.")
-    parts = []
-    for path in files:
-        board = pd.read_csv(path)
-        parts.append(f"<h3>{html.escape(path.stem)}</h3>")
-        parts.append(_pivot(board))
-        parts.append(f'<p class="note">Mean over samples [95% bootstrap CI] (rank). Bold: best; '
-                     f'*: significantly different from the best (paired Wilcoxon, Holm, α=0.05); '
-                     f'italic: the random floor. Full table: leaderboard/{html.escape(path.name)}</p>')
-    return "".join(parts)
+def write(run_dir: str | Path, found=None) -> Path:
+    from explainbench.bench import findings, html_gallery as gallery, html_sections as s, html_summary
 
-
-def _pivot(board: pd.DataFrame) -> str:
-    metrics = sorted(board["metric"].unique())
-    explainers = (board.groupby("explainer")["mean_faithfulness_rank"].first()
-                  .sort_values(na_position="last").index.tolist())
-    rows, classes = [], []
-    for name in explainers:
-        row, cls = [name], ["floor" if name.startswith("random") else ""]
-        for metric in metrics:
-            hit = board[(board["explainer"] == name) & (board["metric"] == metric)]
-            if hit.empty:
-                row.append("")
-                cls.append("")
-                continue
-            r = hit.iloc[0]
-            star = "*" if r["different_from_best"] else ""
-            row.append(f"{r['mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] ({int(r['rank'])}){star}")
-            cls.append("best" if r["best"] else cls[0])
-        r = board[board["explainer"] == name].iloc[0]
-        rank = r.get("mean_faithfulness_rank")
-        row.append("" if pd.isna(rank) else f"{rank:.2f}")
-        cls.append("")
-        for col in ("seconds_per_explanation", "forward_passes_per_explanation"):
-            value = r.get(col)
-            row.append("" if value is None or pd.isna(value) else f"{value:.3g}")
-            cls.append("")
-        rows.append(row)
-        classes.append(cls)
-    header = (["explainer"] + [f"{m} ({'↑' if board[board.metric == m].higher_is_better.iloc[0] else '↓'})"
-                               for m in metrics]
-              + ["mean faithfulness rank", "s / explanation", "forward passes / explanation"])
-    return _table(pd.DataFrame(rows, columns=header), pd.DataFrame(classes))
-
-
-def study_section(run_dir: Path, name: str, blurb: str) -> str:
-    path = run_dir / f"{name}.csv"
-    figures = _figures(run_dir, name) + (_figures(run_dir, "budget") if name == "stability" else "")
-    if not path.is_file() and not figures:
-        return _note(f"This run has no {name} study.")
-    table = _table(pd.read_csv(path)) if path.is_file() else ""
-    return f"<p>{html.escape(blurb)}</p>{table}{figures}"
-
-
-def agreement_section(run_dir: Path) -> str:
-    files = sorted((run_dir / "agreement").glob("*.csv")) if (run_dir / "agreement").is_dir() else []
-    figures = _figures(run_dir, "agreement")
-    if not files and not figures:
-        return _note("This run has no agreement study.")
-    tables = "".join(f"<h3>{html.escape(p.stem)}</h3>{_table(pd.read_csv(p))}" for p in files)
-    return figures + tables
-
-
-def correct_vs_wrong_section(run_dir: Path) -> str:
-    path = run_dir / "correct_vs_wrong.csv"
-    table = pd.read_csv(path) if path.is_file() else pd.DataFrame()
-    table = table[table["n_wrong"] > 0] if not table.empty else table
-    if table.empty:
-        return _note("Every explained prediction in this run was correct: nothing to split.")
-    return ("<p>Are explanations as faithful when the model is wrong? Each score's mean over "
-            "correctly and wrongly predicted samples, their difference and a two-sided "
-            "Mann-Whitney U test.</p>" + _table(table))
-
-
-def gallery_section(run_dir: Path) -> str:
-    from explainbench.bench import gallery
-
-    parts = [_figures(run_dir, "gallery")]
-    for (task, model), items in gallery.load(run_dir).items():
-        if task != "imdb":
-            continue
-        parts.append(f"<h3>{html.escape(model)}</h3>")
-        for name in sorted(items):
-            item = items[name]
-            parts.append(f"<h4>{html.escape(name)}</h4>")
-            for r in range(min(3, len(item["sample_ids"]))):
-                parts.append(_highlighted_review(item["inputs"][r], item["attributions"][r],
-                                                 int(item["sample_ids"][r])))
-    if not any(parts):
-        return _note("No gallery: this run explained no samples.")
-    return "".join(parts)
-
-
-def _highlighted_review(ids: np.ndarray, attributions: np.ndarray, sample_id: int,
-                        max_tokens: int = 80) -> str:
-    from explainbench.core.tokenizer import load_tokenizer
-
-    tok = load_tokenizer()
-    words = tok.words(ids)
-    bound = float(np.abs(attributions).max()) or 1.0
-    spans = []
-    for word, token_id, a in list(zip(words, ids, attributions))[1:max_tokens + 1]:
-        if int(token_id) == tok.pad_id:
-            break
-        strength = min(1.0, abs(float(a)) / bound)
-        colour = f"rgba(220,38,38,{strength:.2f})" if a > 0 else f"rgba(37,99,235,{strength:.2f})"
-        spans.append(f'<span class="tok" style="background:{colour}" title="{a:.3g}">'
-                     f"{html.escape(word)}</span>")
-    return f'<div class="review"><b>id {sample_id}:</b> {" ".join(spans)} …</div>'
-
-
-def failures_section(run_dir: Path) -> str:
-    path = run_dir / "failures.csv"
-    failures = pd.read_csv(path) if path.is_file() and path.stat().st_size > 1 else pd.DataFrame()
-    if failures.empty:
-        return _note("No cell failed.")
-    keep = [c for c in ("kind", "experiment", "model", "explainer", "seed", "chunk", "error_type",
-                        "error") if c in failures.columns]
-    return _table(failures[keep])
-
-
-def write(run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    title = f"explainbench — {manifest.get('suite', {}).get('name', run_dir.name)}"
+    found = findings.generate(run_dir) if found is None else found
     bodies = {
-        "manifest": manifest_section(run_dir),
-        "leaderboards": leaderboard_section(run_dir),
-        "curves": _figures(run_dir, "curves") or _note("No deletion/insertion curves in this run."),
-        "stability": study_section(run_dir, "stability", "How much do explanations move when only "
-                                   "the seed changes? Per sample: mean pairwise Spearman, top-k "
-                                   "intersection, sign agreement, per-feature coefficient of variation."),
-        "background": study_section(run_dir, "background", "How large must the background set be, "
-                                    "and how should it be chosen? Convergence to the largest random "
-                                    "background, change in deletion/insertion, cost."),
-        "sanity": study_section(run_dir, "sanity", "Does the explanation depend on the model's "
-                                "weights? Similarity to the explanation of progressively randomised "
-                                "models (Adebayo et al. 2018)."),
-        "agreement": agreement_section(run_dir),
-        "correct-vs-wrong": correct_vs_wrong_section(run_dir),
-        "gallery": gallery_section(run_dir),
-        "failures": failures_section(run_dir),
+        "summary": html_summary.section(found, _lede(manifest)),
+        "overview": s.overview_section(run_dir),
+        "leaderboards": s.leaderboard_section(run_dir),
+        "curves": s.curves_section(run_dir),
+        "stability": s.stability_section(run_dir),
+        "background": s.background_section(run_dir),
+        "sanity": s.sanity_section(run_dir),
+        "agreement": s.agreement_section(run_dir),
+        "correct-vs-wrong": s.correct_vs_wrong_section(run_dir),
+        "gallery": gallery.gallery_section(run_dir),
+        "failures": gallery.failures_section(run_dir),
+        "manifest": gallery.manifest_section(run_dir),
     }
-    nav = "".join(f'<a href="#{s}">{s}</a>' for s in SECTIONS)
-    sections = "".join(f'<section id="{s}"><h2>{s.capitalize().replace("-", " ")}</h2>{bodies[s]}'
-                       "</section>" for s in SECTIONS)
     suite = manifest.get("suite", {})
-    page = (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(title)}</title><style>{CSS}</style>"
-            f"<script>{SCRIPT}</script></head><body>"
-            f"<header><h1>{html.escape(title)}</h1><div>{html.escape(suite.get('description') or '')}"
-            f"</div></header><nav>{nav}</nav>{sections}</body></html>")
+    title = f"explainbench — {suite.get('name', run_dir.name)}"
+    nav = "".join(f'<a href="#{name}">{name.replace("-", " ")}</a>' for name in SECTIONS)
+    sections = "".join(
+        f'<section id="{name}"><h2>{esc(TITLES.get(name, name.capitalize().replace("-", " ")))}</h2>'
+        f"{bodies[name]}</section>" for name in SECTIONS)
+    facts = (f"run {manifest.get('start_utc', '')[:16]} UTC · commit {str(manifest.get('git_commit'))[:10]}"
+             f" · {esc(run_dir.name)}")
+    page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{esc(title)}</title><style>{CSS}</style><script>{SCRIPT}</script></head><body>"
+            f"<header><h1>{esc(title)}</h1><div>{esc(facts)}</div></header><nav>{nav}</nav>"
+            f"{sections}</body></html>")
     path = run_dir / "report.html"
     atomic_write_bytes(path, page.encode("utf-8"))
     return path

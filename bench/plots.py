@@ -1,12 +1,13 @@
 """The report's figures (seaborn), each saved as PNG and SVG under RUN_DIR/plots/.
 
-Every figure is a query over the run's files: curves.parquet for the deletion/insertion curves,
-scores.parquet for the study rows, parts/*.gallery.safetensors for the example heatmaps.
+Every figure is a query over the run's files: the leaderboards for the overview heat maps
+(bench/plots_overview.py), curves.parquet for the deletion/insertion curves (here), the study
+tables (bench/plots_studies.py) and parts/*.gallery.safetensors for the example maps
+(bench/gallery.py).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -30,21 +31,36 @@ def _plt():
     import seaborn as sns
 
     sns.set_theme(style="whitegrid", context="paper")
+    # SVG ids are salted with a random string unless told otherwise: keep reruns byte-identical.
+    matplotlib.rcParams["svg.hashsalt"] = "explainbench"
     return plt, sns
 
 
-def _save(fig, folder: Path, name: str) -> list[Path]:
+def _save(fig, folder: Path, name: str, dpi: int = 100) -> list[Path]:
+    """The figure as PNG and SVG; the report embeds whichever is smaller."""
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     for ext in ("png", "svg"):
         path = folder / f"{name}.{ext}"
         # SVGs embed a date unless told not to: keep reruns byte-identical.
-        fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Date": None} if ext == "svg" else None)
+        fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata={"Date": None} if ext == "svg" else None)
+        if ext == "png":
+            _palette_png(path)
         out.append(path)
     import matplotlib.pyplot as plt
 
     plt.close(fig)
     return out
+
+
+def _palette_png(path: Path) -> None:
+    """Rewrite a figure's PNG with a 256-colour palette: a third of the bytes or less for plots
+    (flat colours, anti-aliased edges), no visible loss; deterministic, so reruns stay identical."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        rgb = image.convert("RGB")
+    rgb.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(path, optimize=True)
 
 
 def curve_bands(curves: np.ndarray, resamples: int = 1000, seed: int = 0):
@@ -55,7 +71,20 @@ def curve_bands(curves: np.ndarray, resamples: int = 1000, seed: int = 0):
     return curves.mean(axis=0), np.percentile(means, 2.5, axis=0), np.percentile(means, 97.5, axis=0)
 
 
-def curve_figures(run_dir: Path) -> list[Path]:
+def _curve_ranking(run_dir: Path, task: str, model: str, metric: str) -> dict[str, int]:
+    """{explainer label: rank} on `metric` from the leaderboard, {} when it has no such metric."""
+    path = run_dir / "leaderboard" / f"{task}-{model}.csv"
+    if not path.is_file():
+        return {}
+    board = pd.read_csv(path, comment="#")
+    board = board[board["metric"] == metric]
+    return dict(zip(board["explainer"], board["rank"].astype(int)))
+
+
+def curve_figures(run_dir: Path, highlight: int = 3) -> list[Path]:
+    """Per (task, model) one row of panels, one per curve metric: every explainer's mean curve in
+    grey, the `highlight` best of the leaderboard in colour with their 95% bootstrap band, and the
+    controls in black (random dashed, edge dotted)."""
     path = run_dir / "curves.parquet"
     if not path.is_file():
         return []
@@ -64,166 +93,44 @@ def curve_figures(run_dir: Path) -> list[Path]:
     if curves.empty:
         return []
     plt, sns = _plt()
+    colours = sns.color_palette("colorblind", highlight)
     out = []
     curves = curves.assign(metric_label=tables.metric_labels(curves))
-    for (task, model, metric), g in curves.groupby(["task", "model", "metric_label"], sort=True):
-        fig, ax = plt.subplots(figsize=(6, 4))
-        palette = sns.color_palette("tab20", g["explainer"].nunique())
-        for colour, (explainer, e) in zip(palette, g.groupby("explainer", sort=True)):
-            # average seeds per sample, then one row per sample
-            wide = e.groupby(["sample_id", "step"])["value"].mean().unstack("step")
-            fractions = e.groupby("step")["fraction"].first().to_numpy()
-            mean, low, high = curve_bands(wide.to_numpy())
-            style = "--" if explainer == tables.FLOOR else "-"
-            ax.plot(fractions, mean, style, color=colour, label=explainer, lw=1.5)
-            ax.fill_between(fractions, low, high, color=colour, alpha=0.15, lw=0)
-        ax.set(xlabel="fraction of features removed" if "insertion" not in metric
-               else "fraction of features inserted", ylabel="target-class probability",
-               title=f"{metric} — {model}", xlim=(0, 1), ylim=(0, 1.02))
-        ax.legend(fontsize=7, ncol=2, frameon=False)
-        out += _save(fig, run_dir / "plots", f"curves-{task}-{model}-{_slug(metric)}")
-    return out
-
-
-def study_box_figures(run_dir: Path, scores: pd.DataFrame, study: str) -> list[Path]:
-    """Distribution over samples of each study metric per explainer (box plots)."""
-    rows = scores[scores["study"] == study]
-    if rows.empty:
-        return []
-    plt, sns = _plt()
-    samples = tables.per_sample(rows.assign(metric_params="{}"))  # a study's settings are not alternatives
-    out = []
-    for (task, model, metric), g in samples.groupby(["task", "model", "metric_label"], sort=True):
-        order = sorted(g["explainer_label"].unique())
-        fig, ax = plt.subplots(figsize=(max(5, 0.45 * len(order) + 2), 3.8))
-        sns.boxplot(data=g, x="explainer_label", y="value", order=order, ax=ax, color="#9ecae1",
-                    fliersize=2)
-        ax.set(xlabel="", ylabel=metric, title=f"{study}: {metric} — {model}")
-        ax.tick_params(axis="x", rotation=60, labelsize=7)
-        out += _save(fig, run_dir / "plots", f"{study}-{task}-{model}-{_slug(metric)}")
-    return out
-
-
-def budget_figures(run_dir: Path, scores: pd.DataFrame) -> list[Path]:
-    """Stability against the sampling budget (the explainer parameter the study varies)."""
-    rows = scores[(scores["study"] == "stability")]
-    if rows.empty:
-        return []
-    params = rows["params"].map(json.loads)
-    budget_key = rows["metric_params"].map(lambda p: json.loads(p).get("budget_param"))
-    rows = rows.assign(budget=[p.get(k) if k else None for p, k in zip(params, budget_key)])
-    rows = rows[rows["budget"].notna()]
-    if rows.empty:
-        return []
-    plt, sns = _plt()
-    out = []
-    for (task, model, metric), g in rows.groupby(["task", "model", "metric"], sort=True):
-        per = g.groupby(["explainer", "budget", "sample_id"])["value"].mean().reset_index()
-        fig, ax = plt.subplots(figsize=(5.5, 3.8))
-        sns.lineplot(data=per, x="budget", y="value", hue="explainer", marker="o", ax=ax,
-                     errorbar=("ci", 95), n_boot=500, seed=0)
-        ax.set(xscale="log", xlabel="sampling budget", ylabel=metric,
-               title=f"{metric} vs budget — {model}")
-        out += _save(fig, run_dir / "plots", f"budget-{task}-{model}-{_slug(metric)}")
-    return out
-
-
-def background_figures(run_dir: Path, scores: pd.DataFrame) -> list[Path]:
-    rows = scores[(scores["study"] == "background")]
-    if rows.empty:
-        return []
-    params = rows["params"].map(json.loads)
-    rows = rows.assign(size=[p.get("background_size") for p in params],
-                       strategy=[p.get("background") for p in params])
-    rows = rows[rows["size"].notna()]
-    if rows.empty:
-        return []
-    plt, sns = _plt()
-    out = []
-    for (task, model, metric), g in rows.groupby(["task", "model", "metric"], sort=True):
-        per = g.groupby(["explainer", "strategy", "size", "sample_id"])["value"].mean().reset_index()
-        grid = sns.relplot(data=per, x="size", y="value", hue="strategy", col="explainer",
-                           kind="line", marker="o", errorbar=("ci", 95), n_boot=500, seed=0,
-                           col_wrap=min(3, per["explainer"].nunique()), height=3, aspect=1.2)
-        grid.set(xscale="log")
-        grid.set_axis_labels("background size", metric)
-        grid.figure.suptitle(f"background: {metric} — {model}", y=1.02)
-        out += _save(grid.figure, run_dir / "plots", f"background-{task}-{model}-{_slug(metric)}")
-    return out
-
-
-def sanity_figures(run_dir: Path, scores: pd.DataFrame) -> list[Path]:
-    rows = scores[(scores["study"] == "sanity")]
-    if rows.empty:
-        return []
-    mp = rows["metric_params"].map(json.loads)
-    rows = rows.assign(depth=[p.get("depth") for p in mp], layer=[p.get("layer") for p in mp])
-    rows = rows[rows["depth"].notna()]
-    if rows.empty:
-        return []
-    plt, sns = _plt()
-    out = []
-    for (task, model, metric), g in rows.groupby(["task", "model", "metric"], sort=True):
-        per = g.groupby(["explainer", "depth", "layer", "sample_id"])["value"].mean().reset_index()
-        fig, ax = plt.subplots(figsize=(6, 4))
-        sns.lineplot(data=per, x="depth", y="value", hue="explainer", marker="o", ax=ax,
-                     errorbar=("ci", 95), n_boot=500, seed=0)
-        layers = per.groupby("depth")["layer"].first()
-        ax.set_xticks(layers.index, layers.values, rotation=45, fontsize=7)
-        ax.set(xlabel="randomised down to layer (cascading from the output)", ylabel=metric,
-               title=f"model-parameter randomisation: {metric} — {model}")
-        ax.legend(fontsize=7, ncol=2, frameon=False)
-        out += _save(fig, run_dir / "plots", f"sanity-{task}-{model}-{_slug(metric)}")
-    return out
-
-
-def agreement_figures(run_dir: Path, scores: pd.DataFrame) -> list[Path]:
-    out = []
-    matrices = tables.agreement_matrices(scores)
-    if not matrices:
-        return out
-    plt, sns = _plt()
-    for (task, model, metric), matrix in matrices.items():
-        n = len(matrix)
-        fig, ax = plt.subplots(figsize=(0.45 * n + 2.5, 0.4 * n + 2))
-        sns.heatmap(matrix, vmin=-1 if "spearman" in metric else 0, vmax=1, cmap="RdBu_r",
-                    center=0, annot=n <= 14, fmt=".2f", annot_kws={"size": 6}, ax=ax, square=True)
-        ax.set_title(f"{metric} — {model}")
-        out += _save(fig, run_dir / "plots", f"agreement-{task}-{model}-{_slug(metric)}")
-    return out
-
-
-def gallery_figures(run_dir: Path) -> list[Path]:
-    """MNIST heatmaps (rows: samples, columns: explainers) from the cells' gallery files."""
-    from explainbench.bench import gallery
-
-    entries = gallery.load(run_dir)
-    out = []
-    for (task, model), items in entries.items():
-        if task != "mnist":
-            continue
-        plt, _ = _plt()
-        explainers_ = sorted(items)
-        first = items[explainers_[0]]
-        n = min(6, len(first["sample_ids"]))
-        fig, axes = plt.subplots(n, len(explainers_) + 1, figsize=(1.3 * (len(explainers_) + 1), 1.35 * n),
-                                 squeeze=False)
-        for r in range(n):
-            axes[r, 0].imshow(first["inputs"][r, 0], cmap="gray", vmin=0, vmax=1)
-            axes[r, 0].set_ylabel(f"id {int(first['sample_ids'][r])}", fontsize=6)
-            for c, name in enumerate(explainers_, start=1):
-                a = items[name]["attributions"][r]
-                bound = float(np.abs(a).max()) or 1.0
-                axes[r, c].imshow(first["inputs"][r, 0], cmap="gray", vmin=0, vmax=1, alpha=0.35)
-                axes[r, c].imshow(a, cmap="RdBu_r", vmin=-bound, vmax=bound, alpha=0.85)
-                if r == 0:
-                    axes[r, c].set_title(name, fontsize=6, rotation=30)
-        axes[0, 0].set_title("input", fontsize=6)
-        for ax in axes.flat:
-            ax.set_xticks([])
-            ax.set_yticks([])
-        fig.suptitle(f"attributions — {model} (red: for the target class, blue: against)", fontsize=8)
-        out += _save(fig, run_dir / "plots", f"gallery-{task}-{model}")
+    for (task, model), tm in curves.groupby(["task", "model"], sort=True):
+        metrics = sorted(tm["metric_label"].unique(), key=lambda m: (CURVE_METRICS.index(m.split("[")[0]), m))
+        fig, axes = plt.subplots(1, len(metrics), figsize=(3.3 * len(metrics), 4.0), squeeze=False,
+                                 layout="constrained")
+        for ax, metric in zip(axes[0], metrics):
+            g = tm[tm["metric_label"] == metric]
+            ranking = _curve_ranking(run_dir, task, model, metric)
+            ranked = sorted((r, e) for e, r in ranking.items() if e.split("[")[0] not in tables.CONTROLS)
+            top = [e for _, e in ranked[:highlight]]
+            fractions = g.groupby("step")["fraction"].first().to_numpy()
+            for explainer, e in g.groupby("explainer", sort=True):
+                wide = e.groupby(["sample_id", "step"])["value"].mean().unstack("step").to_numpy()
+                if explainer in tables.CONTROLS:
+                    ax.plot(fractions, wide.mean(0), "--" if explainer == tables.FLOOR else ":",
+                            color="black", lw=1.4, label=f"{explainer} (control)", zorder=3)
+                elif explainer in top:
+                    mean, low, high = curve_bands(wide)
+                    colour = colours[top.index(explainer)]
+                    ax.plot(fractions, mean, color=colour, lw=2, zorder=4,
+                            label=f"{ranking[explainer]}. {explainer}")
+                    ax.fill_between(fractions, low, high, color=colour, alpha=0.15, lw=0, zorder=2)
+                else:
+                    ax.plot(fractions, wide.mean(0), color="#afb8c1", lw=0.8, zorder=1)
+            ax.plot([], [], color="#afb8c1", lw=0.8, label="every other explainer")
+            handles, labels = ax.get_legend_handles_labels()
+            order = sorted(range(len(labels)), key=lambda i: (not labels[i][0].isdigit(), labels[i]))
+            ax.legend([handles[i] for i in order], [labels[i] for i in order], fontsize=7,
+                      frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
+            removed = "inserted" if metric.startswith("insertion") else "removed"
+            ax.set(xlabel=f"fraction of features {removed}", title=metric, xlim=(0, 1), ylim=(0, 1.02))
+            ax.title.set_fontsize(9)
+        axes[0, 0].set_ylabel("target-class probability")
+        fig.suptitle(f"{model}: mean curves over samples; the three best by the leaderboard in colour "
+                     "(band: 95% bootstrap interval)", fontsize=9)
+        out += _save(fig, run_dir / "plots", f"curves-{task}-{model}")
     return out
 
 
@@ -233,13 +140,15 @@ def write_all(run_dir: Path, scores: pd.DataFrame) -> list[Path]:
     for old in (run_dir / "plots").glob("*.*") if (run_dir / "plots").is_dir() else []:
         if old.suffix in (".png", ".svg"):
             old.unlink()
-    out = curve_figures(run_dir)
-    out += study_box_figures(run_dir, scores, "stability")
-    out += budget_figures(run_dir, scores)
-    out += background_figures(run_dir, scores)
-    out += sanity_figures(run_dir, scores)
-    out += agreement_figures(run_dir, scores)
-    out += gallery_figures(run_dir)
+    from explainbench.bench import gallery, plots_overview, plots_studies
+
+    out = plots_overview.overview_figures(run_dir)
+    out += curve_figures(run_dir)
+    out += plots_studies.budget_figures(run_dir)
+    out += plots_studies.background_figures(run_dir)
+    out += plots_studies.sanity_figures(run_dir)
+    out += plots_studies.agreement_figures(run_dir, scores)
+    out += gallery.figures(run_dir, scores)
     return out
 
 

@@ -5,8 +5,12 @@
     RUN_DIR/stability.csv, background.csv, sanity.csv     study tables (when the run has them)
     RUN_DIR/correct_vs_wrong.csv             every leaderboard score split by prediction correctness
     RUN_DIR/agreement/<task>-<model>.csv     explainer x explainer agreement matrices
+    RUN_DIR/versus_controls.csv              every explainer against the random and edge controls
+    RUN_DIR/stability_budget.csv             stability against the sampling budget
+    RUN_DIR/agreement_pairs.csv              the agreement matrices in long form, with intervals
+    RUN_DIR/FINDINGS.md                      the answers, generated from those tables
     RUN_DIR/plots/*.png|svg                  seaborn figures
-    RUN_DIR/report.html                      one self-contained page
+    RUN_DIR/report.html                      one self-contained page, the same findings first
 """
 
 from __future__ import annotations
@@ -48,17 +52,27 @@ def write_all(run_dir: str | Path, *, plots: bool = True) -> list[Path]:
     study_tables = {"stability": tables.study_table(scores, "stability"),
                     "background": background.table(scores, costs),
                     "sanity": sanity.table(scores),
-                    "correct_vs_wrong": tables.correct_vs_wrong(scores)}
+                    "correct_vs_wrong": tables.correct_vs_wrong(scores),
+                    "versus_controls": tables.versus_controls(scores),
+                    "stability_budget": tables.stability_by_budget(scores),
+                    "agreement_pairs": tables.agreement_pairs(scores)}
     for name, table in study_tables.items():
+        path = run_dir / f"{name}.csv"
         if not table.empty:
-            written.append(_csv(run_dir / f"{name}.csv", table))
+            written.append(_csv(path, table))
+        elif path.is_file():  # derived: none may outlive the data it came from
+            path.unlink()
     for (task, model, metric), matrix in tables.agreement_matrices(scores).items():
         name = f"{task}-{model}.csv" if metric == "agreement_spearman" else f"{task}-{model}-{metric}.csv"
         frame = matrix.reset_index().rename(columns={"index": "explainer"})
         written.append(_csv(run_dir / "agreement" / name, frame))
+    from explainbench.bench import findings
+
+    found = findings.generate(run_dir)
+    written.append(findings.write(run_dir, found))
     if plots:
         from explainbench.bench import html_report, plots as figures
 
         written += figures.write_all(run_dir, scores)
-        written.append(html_report.write(run_dir))
+        written.append(html_report.write(run_dir, found))
     return written

@@ -280,3 +280,88 @@ def agreement_matrices(scores: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
             matrix.loc[r.other, r.explainer] = r.value
         out[(task, model, metric)] = matrix
     return out
+
+
+# ------------------------------------------------------------------ queries for the report
+
+CONTROLS = ("random", "edge")  # model-independent explainers every real method should beat
+
+
+def versus_controls(scores: pd.DataFrame, controls: tuple[str, ...] = CONTROLS) -> pd.DataFrame:
+    """Every leaderboard explainer against each control, per (task, model, metric): the paired
+    difference over the samples both scored (signed so that > 0 is better than the control), its
+    95% bootstrap CI, the Wilcoxon signed-rank p and its Holm correction across the explainers
+    compared with that control on that metric; `better` / `worse` when the corrected p < ALPHA."""
+    scores = scores[(scores["study"] == "scores") & scores["category"].isin(LEADERBOARD_CATEGORIES)]
+    if scores.empty:
+        return pd.DataFrame()
+    samples = per_sample(scores)
+    out = []
+    keys = ["task", "model", "metric_label", "category", "higher_is_better"]
+    for (task, model, metric, category, higher), m in samples.groupby(keys, sort=True):
+        wide = m.pivot_table(index="sample_id", columns="explainer_label", values="value")
+        names = dict(zip(m["explainer_label"], m["explainer"]))
+        sign = 1.0 if higher else -1.0
+        for control in [c for c in wide.columns if names.get(c) in controls]:
+            rows = []
+            for label in wide.columns:
+                if names[label] in controls:
+                    continue
+                both = wide[[label, control]].dropna()
+                diff = sign * (both[label] - both[control]).to_numpy()
+                low, high = bootstrap_ci(diff)
+                rows.append(dict(task=task, model=model, metric=metric, category=category,
+                                 higher_is_better=bool(higher), explainer=label, control=control,
+                                 n=len(diff), mean=both[label].mean(), control_mean=both[control].mean(),
+                                 difference=diff.mean() if len(diff) else np.nan,
+                                 diff_ci_low=low, diff_ci_high=high,
+                                 p=wilcoxon_p(both[label].to_numpy(), both[control].to_numpy())))
+            for row, p_adj in zip(rows, holm([r["p"] for r in rows]) if rows else []):
+                row["p_holm"] = p_adj
+                row["better"] = bool(p_adj < ALPHA and row["difference"] > 0)
+                row["worse"] = bool(p_adj < ALPHA and row["difference"] < 0)
+            out += rows
+    return pd.DataFrame(out)
+
+
+def stability_by_budget(scores: pd.DataFrame) -> pd.DataFrame:
+    """The stability rows of a budget sweep (metric_params `budget_param`), per (task, model,
+    explainer, budget parameter, budget value, measure): mean, 95% CI and n over samples."""
+    rows = scores[scores["study"] == "stability"]
+    if rows.empty:
+        return pd.DataFrame()
+    param = rows["metric_params"].map(lambda p: json.loads(p).get("budget_param"))
+    rows = rows.assign(budget_param=param)[param.notna()]
+    if rows.empty:
+        return pd.DataFrame()
+    rows = rows.assign(budget=[json.loads(p).get(k) for p, k in zip(rows["params"], rows["budget_param"])])
+    rows = rows.assign(seeds=rows["metric_params"].map(lambda p: len(json.loads(p).get("seeds") or [])))
+    keys = ["task", "model", "explainer", "budget_param", "budget", "metric", "higher_is_better"]
+    per = (rows.groupby(keys + ["sample_id"], sort=True)
+           .agg(value=("value", "mean"), seeds=("seeds", "max")).reset_index())
+    out = []
+    for key, g in per.groupby(keys, sort=True):
+        values = g["value"].to_numpy()
+        low, high = bootstrap_ci(values)
+        out.append(dict(zip(keys, key), mean=values.mean(), ci_low=low, ci_high=high, n=len(values),
+                        seeds=int(g["seeds"].max())))
+    return pd.DataFrame(out)
+
+
+def agreement_pairs(scores: pd.DataFrame) -> pd.DataFrame:
+    """The agreement study in long form with intervals: per (task, model, metric, explainer,
+    other) the mean agreement over samples, its 95% bootstrap CI and n."""
+    rows = scores[scores["study"] == "agreement"]
+    if rows.empty:
+        return pd.DataFrame()
+    params = [json.loads(p) for p in rows["metric_params"]]
+    rows = rows.assign(explainer=[p.get("self", e) for p, e in zip(params, rows["explainer"])],
+                       other=[p.get("other") for p in params])
+    keys = ["task", "model", "metric", "explainer", "other"]
+    per = rows.groupby(keys + ["sample_id"], sort=True)["value"].mean().reset_index()
+    out = []
+    for key, g in per.groupby(keys, sort=True):
+        values = g["value"].to_numpy()
+        low, high = bootstrap_ci(values)
+        out.append(dict(zip(keys, key), mean=values.mean(), ci_low=low, ci_high=high, n=len(values)))
+    return pd.DataFrame(out)

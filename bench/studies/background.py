@@ -169,9 +169,13 @@ def table(scores: pd.DataFrame, costs: pd.DataFrame | None) -> pd.DataFrame:
     if rows.empty:
         return pd.DataFrame()
     params = rows["params"].map(json.loads)
+    # the convergence's `reference` is each explainer's own largest background, not a setting to
+    # tell apart: label without it, or explainers with different parameters split its column
+    unreferenced = rows["metric_params"].map(
+        lambda p: json.dumps({k: v for k, v in json.loads(p).items() if k != "reference"}, sort_keys=True))
     rows = rows.assign(strategy=[p.get("background") for p in params],
                        size=[p.get("background_size") for p in params],
-                       metric_label=tables.metric_labels(rows))
+                       metric_label=tables.metric_labels(rows.assign(metric_params=unreferenced)))
     keys = ["task", "model", "explainer", "strategy", "size"]
     per = rows.groupby(keys + ["params_hash", "metric_label", "sample_id"])["value"].mean().reset_index()
     out = []

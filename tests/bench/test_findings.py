@@ -1,0 +1,273 @@
+"""The findings generator on small synthetic tables with known answers: the sentences must name
+what the numbers say and nothing else. Metric names here are made up on purpose: the generator
+reads roles from the tables' columns (category, higher_is_better), never from names."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from explainbench.bench import findings, findings_studies as studies, tables
+
+
+def _scores(values: dict[str, dict[str, np.ndarray]], model="m_cnn", task="mnist",
+            category="faithfulness") -> pd.DataFrame:
+    """Tidy score rows: values[metric][explainer] = per-sample values; metric names ending in
+    '_low' are lower-is-better."""
+    rows = []
+    for metric, by_explainer in values.items():
+        for explainer, v in by_explainer.items():
+            for i, value in enumerate(v):
+                rows.append(dict(study="scores", task=task, model=model, explainer=explainer,
+                                 params_hash=f"h{explainer}", params="{}", metric=metric,
+                                 metric_params="{}", category=category,
+                                 higher_is_better=not metric.endswith("_low"), sample_id=i, seed=0,
+                                 correct=True, value=float(value)))
+    return pd.DataFrame(rows)
+
+
+def _write_tables(run_dir, scores: pd.DataFrame) -> None:
+    (run_dir / "leaderboard").mkdir(parents=True, exist_ok=True)
+    for (task, model), board in tables.leaderboards(scores).items():
+        board.to_csv(run_dir / "leaderboard" / f"{task}-{model}.csv", index=False)
+    tables.versus_controls(scores).to_csv(run_dir / "versus_controls.csv", index=False)
+
+
+@pytest.fixture
+def separated(tmp_path):
+    """20 samples; `strong` is far better than both controls on both metrics, `weak` is the random
+    control plus noise, `edge` is random plus noise too."""
+    rng = np.random.default_rng(0)
+    n = 20
+    floor = rng.uniform(0.4, 0.6, n)
+    high = {"random": floor, "edge": floor + rng.normal(0, 0.01, n),
+            "strong": floor + 0.3 + rng.normal(0, 0.02, n), "weak": floor + rng.normal(0, 0.02, n)}
+    low = {k: 1 - v for k, v in high.items()}
+    _write_tables(tmp_path, _scores({"zeta_up": high, "omega_low": low}))
+    return tmp_path
+
+
+def _one(found, key, scope=None):
+    hits = [f for f in found if f.key == key and (scope is None or f.scope == scope)]
+    assert len(hits) == 1, [f.answer for f in hits]
+    return hits[0]
+
+
+def test_explainers_that_beat_the_controls_are_named_and_the_others_are_not(separated):
+    found = findings.generate(separated)
+    f = _one(found, "controls", "m_cnn")
+    beaten, _, rest = f.answer.partition("Not better than the controls on any:")
+    assert "1 of 2 explainers beat random and edge" in beaten
+    assert "strong (2/2" in beaten and "weak" not in beaten
+    assert "weak" in rest and "strong" not in rest
+    assert f.source == "versus_controls.csv" and f.short == "1 of 2 beat random and edge"
+    # the per-metric details use the direction the table gives
+    assert any(d.startswith("omega_low (lower is better)") for d in f.details)
+
+
+def test_best_explainer_is_reported_with_its_interval(separated):
+    board = pd.read_csv(separated / "leaderboard" / "mnist-m_cnn.csv")
+    best = board[(board.metric == "zeta_up") & board.best].iloc[0]
+    f = _one(findings.generate(separated), "best", "m_cnn")
+    assert best["explainer"] == "strong"
+    assert f.short == "strong"
+    assert f.answer.startswith("By mean rank over the 2 faithfulness metrics: strong (1)")
+    detail = next(d for d in f.details if d.startswith("zeta_up"))
+    assert findings.interval(best["mean"], best["ci_low"], best["ci_high"]) in detail
+    assert "not significantly different from it: 0 of 3" in detail
+
+
+def test_evidence_says_when_no_difference_can_be_significant(tmp_path):
+    rng = np.random.default_rng(1)
+    few = {"random": rng.uniform(size=4), "a": rng.uniform(size=4) + 1, "b": rng.uniform(size=4)}
+    _write_tables(tmp_path, _scores({"zeta_up": few}))
+    found = findings.generate(tmp_path)
+    f = _one(found, "evidence", "m_cnn")
+    # 4 pairs: exact two-sided Wilcoxon cannot go below 2/2**4 = 0.125; x2 explainers under Holm
+    assert "cannot give p below 0.125" in f.answer and "raises that to 0.25" in f.answer
+    assert "no two explainers can differ significantly" in f.answer
+    controls = _one(found, "controls", "m_cnn")
+    assert controls.answer.startswith("No explainer beats random significantly")
+    assert findings.smallest_wilcoxon_p(8) == pytest.approx(0.0078125)
+
+
+def test_families_group_metrics_when_the_leaderboard_has_them(separated):
+    path = separated / "leaderboard" / "mnist-m_cnn.csv"
+    board = pd.read_csv(path)
+    board["family"] = "removal"  # both metrics one family: counted once
+    board.to_csv(path, index=False)
+    f = _one(findings.generate(separated), "controls", "m_cnn")
+    assert "half of the 1 metric families" in f.answer and "strong (1/1" in f.answer
+
+
+def _csv(run_dir, name, rows):
+    pd.DataFrame(rows).to_csv(run_dir / name, index=False)
+
+
+def test_stability_per_budget_in_budget_order(tmp_path):
+    rows = []
+    for budget, mean in [(1000, 0.8), (100, 0.3), (300, 0.55)]:
+        for metric, higher, shift in [("stab_spearman", True, 0), ("stab_cv", False, 1)]:
+            rows.append(dict(task="mnist", model="m_cnn", explainer="lime", budget_param="n_samples",
+                             budget=budget, metric=metric, higher_is_better=higher, mean=mean + shift,
+                             ci_low=mean + shift - 0.05, ci_high=mean + shift + 0.05, n=8, seeds=5))
+    _csv(tmp_path, "stability_budget.csv", rows)
+    f = _one(findings.generate(tmp_path), "budget", "m_cnn")
+    assert f.question == studies.Q_LIME
+    a = f.answer
+    assert "mean pairwise stab_spearman" in a and "(5 seeds, n = 8)" in a
+    assert a.index("0.3 [0.25, 0.35] at n_samples = 100") < a.index("0.55 [0.5, 0.6] at n_samples = 300") \
+        < a.index("0.8 [0.75, 0.85] at n_samples = 1,000")
+    assert f.details == ("stab_cv (lower is better): 1.3 [1.25, 1.35] at 100 → 1.55 [1.5, 1.6] at 300 → "
+                         "1.8 [1.75, 1.85] at 1,000",)
+
+
+def test_least_stable_skips_controls_and_deterministic_explainers(tmp_path):
+    rows = [dict(explainer=e, mean=m, ci_low=lo, ci_high=hi) for e, m, lo, hi in [
+        ("lime", 0.3, 0.2, 0.4), ("rise", 0.6, 0.5, 0.7), ("smoothgrad", 0.9, 0.85, 0.95),
+        ("kernel_shap", 0.5, 0.4, 0.6), ("saliency", 1.0, 1.0, 1.0), ("random", 0.01, -0.02, 0.04)]]
+    _csv(tmp_path, "stability.csv", [dict(task="mnist", model="m_cnn", metric="stab_spearman",
+                                          higher_is_better=True, n=8, **r) for r in rows])
+    f = _one(findings.generate(tmp_path), "stable", "m_cnn")
+    listed = f.answer.split(";")[0]
+    assert listed.index("lime 0.3") < listed.index("kernel_shap 0.5") < listed.index("rise 0.6")
+    assert "smoothgrad" not in listed and "most stable: smoothgrad 0.9" in f.answer
+    assert "The random control: 0.01" in f.answer and "1 deterministic explainers score exactly 1" in f.answer
+    assert f.short == "lime (0.3)"
+
+
+def test_background_convergence_by_size_and_selection(tmp_path):
+    rows = []
+    for strategy, size, conv in [("random", 1, 0.4), ("random", 5, 0.7), ("random", 20, 1.0),
+                                 ("kmeans", 1, 0.5), ("kmeans", 5, 0.9), ("zeros", 1, 0.2)]:
+        rows.append(dict(task="mnist", model="m_cnn", explainer="gradient_shap", strategy=strategy,
+                         size=size, background_convergence_mean=conv, convergence_ci_low=conv - 0.1,
+                         convergence_ci_high=min(1, conv + 0.1), alpha_mean=0.5,
+                         alpha_change=0.0 if size == 20 else -0.04 * (strategy == "zeros") + 0.01))
+    _csv(tmp_path, "background.csv", rows)
+    f = _one(findings.generate(tmp_path), "background", "m_cnn")
+    a = f.answer
+    assert "largest random background (20) is 0.4 [0.3, 0.5] at size 1 and 0.7 [0.6, 0.8] at size 5" in a
+    assert "At size 1 the selection matters: kmeans comes closest (0.5 [0.4, 0.6]), zeros least " \
+           "close (0.2 [0.1, 0.3])." in a
+    assert "alpha by at most 0.03 (zeros, size 1)" in a
+    # selections side by side at a size they share, best first
+    assert f.details[:2] == ("At size 1: kmeans 0.5 [0.4, 0.6], random 0.4 [0.3, 0.5] and zeros 0.2 [0.1, 0.3].",
+                             "At size 5: kmeans 0.9 [0.8, 1] and random 0.7 [0.6, 0.8].")
+    # overlapping intervals are not called a difference
+    table = pd.read_csv(tmp_path / "background.csv")
+    table.loc[table.strategy == "random", ["background_convergence_mean", "convergence_ci_low"]] = [0.45, 0.35]
+    table.loc[table.strategy == "zeros", ["background_convergence_mean", "convergence_ci_low",
+                                          "convergence_ci_high"]] = [0.45, 0.35, 0.55]
+    table.to_csv(tmp_path / "background.csv", index=False)
+    assert "At size 1 the intervals overlap: kmeans comes closest" in _one(
+        findings.generate(tmp_path), "background", "m_cnn").answer
+
+
+def test_logistic_model_against_its_exact_attributions_and_the_cnn(tmp_path):
+    rng = np.random.default_rng(2)
+    n = 12
+    gt = {"exact": 0.97 + rng.normal(0, 0.005, n), "rough": 0.4 + rng.normal(0, 0.05, n),
+          "random": rng.normal(0, 0.05, n)}
+    order_logreg = {"exact": 0.9, "rough": 0.5, "other": 0.6, "random": 0.2}
+    order_cnn = {"exact": 0.5, "rough": 0.9, "other": 0.6, "random": 0.2}
+    lin = _scores({"linear_ground_truth": gt}, model="m_logreg", category="ground_truth")
+    faith_l = _scores({"zeta_up": {k: v + rng.normal(0, 0.01, n) for k, v in order_logreg.items()}}, model="m_logreg")
+    faith_c = _scores({"zeta_up": {k: v + rng.normal(0, 0.01, n) for k, v in order_cnn.items()}}, model="m_cnn")
+    _write_tables(tmp_path, pd.concat([lin, faith_l, faith_c], ignore_index=True))
+    f = _one(findings.generate(tmp_path), "linear", "m_logreg")
+    a = f.answer
+    assert a.index("closest exact 0.97") < a.index("rough 0.4")
+    assert "1 of 2 explainers have an interval above 0.9" in a and "Control random" in a
+    assert "with m_cnn (zeta_up) correlate with m_cnn's at Spearman 0.2 over 4 explainers" in a
+    # places 1-4 against 3, 2, 1, 4: rho = 1 - 6 * 8 / (4 * 15) = 0.2
+    assert "exact 1 → 3" in a and "rough 3 → 1" in a
+
+
+def test_attention_against_gradients_compared_with_jain_and_wallace(tmp_path):
+    rows = [dict(task="imdb", model="imdb_transformer", metric="agree_spearman", explainer=a, other=b,
+                 mean=m, ci_low=m - 0.05, ci_high=m + 0.05, n=50)
+            for a, b, m in [("attention", "saliency", 0.1), ("integrated_gradients", "attention", 0.3),
+                            ("attention", "occlusion", 0.9), ("saliency", "integrated_gradients", 0.7)]]
+    _csv(tmp_path, "agreement_pairs.csv", rows)
+    f = _one(findings.generate(tmp_path), "attention", "imdb_transformer")
+    a = f.answer
+    # occlusion takes no gradient: left out; the pair is found in either order
+    assert "against the 2 gradient explainers: from 0.1 [0.05, 0.15] (saliency) to 0.3 [0.25, 0.35] " \
+           "(integrated_gradients), mean 0.2" in a
+    assert "occlusion" not in a and "Kendall τ of about 0.44" in a and "Spearman" in a
+    assert "Of our 2 pairs, 2 have an interval below 0.62 and 0 above it" in a and "weaker than theirs" in a
+    # one pair clearly above, one clearly below: no single verdict
+    rows[0]["mean"], rows[0]["ci_low"], rows[0]["ci_high"] = 0.9, 0.85, 0.95
+    _csv(tmp_path, "agreement_pairs.csv", rows)
+    mixed = _one(findings.generate(tmp_path), "attention", "imdb_transformer").answer
+    assert "Of our 2 pairs, 1 have an interval below 0.62 and 1 above it: it depends on the gradient" in mixed
+
+
+def test_kendall_to_spearman_conversion():
+    assert studies.kendall_to_spearman(0.0) == 0.0
+    assert studies.kendall_to_spearman(1.0) == pytest.approx(1.0)
+    assert studies.kendall_to_spearman(0.44) == pytest.approx(0.619, abs=1e-3)
+    # Spearman's rho is larger than Kendall's tau for a positive association
+    assert all(studies.kendall_to_spearman(t) > t for t in (0.1, 0.3, 0.6, 0.9))
+    assert math.isclose(studies.kendall_to_spearman(-0.44), -studies.kendall_to_spearman(0.44))
+
+
+def test_sanity_failures_are_the_flagged_explainers(tmp_path):
+    rows = []
+    for explainer, deepest, flagged in [("guided_backprop", 0.85, True), ("saliency", 0.1, False),
+                                        ("edge", 1.0, True)]:
+        for depth, layer in [(0, "fc2"), (1, "conv1")]:
+            value = 0.95 if depth == 0 else deepest
+            rows.append(dict(task="mnist", model="m_cnn", explainer=explainer, metric="mprt_spearman",
+                             depth=depth, layer=layer, mean=value, ci_low=value - 0.05,
+                             ci_high=min(1, value + 0.05), n=8, flagged=flagged))
+    _csv(tmp_path, "sanity.csv", rows)
+    f = _one(findings.generate(tmp_path), "sanity", "m_cnn")
+    fail, _, passed = f.answer.partition("pass:")
+    assert "2 of 3 fail" in fail and "guided_backprop 0.85 [0.8, 0.9]" in fail
+    assert "edge 1 [0.95, 1] (a control that ignores the model)" in fail and "saliency" not in fail
+    assert "saliency 0.1" in passed and "down to conv1" in f.answer
+    assert f.short == "guided_backprop (and 1 control)"
+
+
+@pytest.mark.parametrize("order, verdict", [
+    (["lime", "anchor", "shap_kernel", "saliency"], "The published claim holds here"),
+    (["saliency", "lime", "anchor", "grad_cam_pp"], "does not hold here: the two least stable are lime and saliency"),
+])
+def test_explanation_styles_claim(tmp_path, order, verdict):
+    rows = [dict(task="mnist", style=s, metric="stability_spearman", higher_is_better=True,
+                 mean=0.2 * (i + 1), ci_low=0.2 * (i + 1) - 0.05, ci_high=0.2 * (i + 1) + 0.05)
+            for i, s in enumerate(order)]
+    rows.append(dict(task="mnist", style="lime", metric="rule_precision", higher_is_better=True,
+                     mean=0.0, ci_low=0.0, ci_high=0.0))  # not a stability measure: ignored
+    _csv(tmp_path, "explanation_styles-image.csv", rows)
+    f = _one(findings.generate(tmp_path), "styles")
+    assert verdict in f.answer and f.source == "explanation_styles-image.csv"
+    assert f.answer.index(order[0]) < f.answer.index(order[-1])
+
+
+def test_a_run_without_data_says_so_for_every_question(tmp_path):
+    (tmp_path / "manifest.json").write_text(json.dumps({"suite": {"name": "empty", "version": 1}}))
+    found = findings.generate(tmp_path)
+    keys = {f.key for f in found}
+    assert {"budget", "stable", "background", "linear", "attention", "sanity", "styles"} <= keys
+    assert all(f.answer.startswith("This run has no data for this question") for f in found)
+    text = findings.write(tmp_path).read_text()
+    assert text.startswith("# Findings: empty")
+    for question in {f.question for f in found}:
+        assert f"## {question}" in text
+
+
+def test_findings_md_carries_every_answer_and_detail(separated):
+    found = findings.generate(separated)
+    text = findings.write(separated, found).read_text()
+    for f in found:
+        assert f.answer in text
+        for d in f.details:
+            assert d in text
+    assert findings.write(separated, found).read_text() == text  # deterministic
