@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from explainbench.bench.findings import (Finding, direction, faithfulness_rows, interval, is_control,
-                                         names, num, plural, read_csv)
+from explainbench.bench.findings_common import (Finding, direction, faithfulness_rows, interval,
+                                                is_control, names, num, plural, read_csv)
 
 Q_LIME = "How much does LIME's explanation move when only the seed changes, per sampling budget?"
 Q_BUDGET = "How much does {name}'s explanation move when only the seed changes, per sampling budget?"

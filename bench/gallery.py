@@ -76,7 +76,7 @@ def figures(run_dir: Path, scores, samples: int = 3, columns: int = 8) -> list[P
     (red: for the explained class, blue: against; each map scaled by its own largest value)."""
     import numpy as np
 
-    from explainbench.bench.plots import _plt, _save
+    from explainbench.bench.figures import _plt, _save
 
     out = []
     for (task, model), items in load(run_dir).items():

@@ -14,53 +14,9 @@ import numpy as np
 import pandas as pd
 
 from explainbench.bench import tables
+from explainbench.bench.figures import _plt, _save
 
 CURVE_METRICS = ("deletion", "insertion", "mif", "lif", "aopc", "road_morf", "road_lerf")
-
-
-def _plt():
-    import warnings
-
-    import matplotlib
-
-    # seaborn 0.13 calls matplotlib APIs that 3.11 deprecates; the figures are unaffected.
-    warnings.filterwarnings("ignore", module="seaborn")
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    sns.set_theme(style="whitegrid", context="paper")
-    # SVG ids are salted with a random string unless told otherwise: keep reruns byte-identical.
-    matplotlib.rcParams["svg.hashsalt"] = "explainbench"
-    return plt, sns
-
-
-def _save(fig, folder: Path, name: str, dpi: int = 100) -> list[Path]:
-    """The figure as PNG and SVG; the report embeds whichever is smaller."""
-    folder.mkdir(parents=True, exist_ok=True)
-    out = []
-    for ext in ("png", "svg"):
-        path = folder / f"{name}.{ext}"
-        # SVGs embed a date unless told not to: keep reruns byte-identical.
-        fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata={"Date": None} if ext == "svg" else None)
-        if ext == "png":
-            _palette_png(path)
-        out.append(path)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return out
-
-
-def _palette_png(path: Path) -> None:
-    """Rewrite a figure's PNG with a 256-colour palette: a third of the bytes or less for plots
-    (flat colours, anti-aliased edges), no visible loss; deterministic, so reruns stay identical."""
-    from PIL import Image
-
-    with Image.open(path) as image:
-        rgb = image.convert("RGB")
-    rgb.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(path, optimize=True)
 
 
 def curve_bands(curves: np.ndarray, resamples: int = 1000, seed: int = 0):
@@ -132,25 +88,3 @@ def curve_figures(run_dir: Path, highlight: int = 3) -> list[Path]:
                      "(band: 95% bootstrap interval)", fontsize=9)
         out += _save(fig, run_dir / "plots", f"curves-{task}-{model}")
     return out
-
-
-def write_all(run_dir: Path, scores: pd.DataFrame) -> list[Path]:
-    run_dir = Path(run_dir)
-    # Figures are derived files: drop the previous report's, so none outlives its data.
-    for old in (run_dir / "plots").glob("*.*") if (run_dir / "plots").is_dir() else []:
-        if old.suffix in (".png", ".svg"):
-            old.unlink()
-    from explainbench.bench import gallery, plots_overview, plots_studies
-
-    out = plots_overview.overview_figures(run_dir)
-    out += curve_figures(run_dir)
-    out += plots_studies.budget_figures(run_dir)
-    out += plots_studies.background_figures(run_dir)
-    out += plots_studies.sanity_figures(run_dir)
-    out += plots_studies.agreement_figures(run_dir, scores)
-    out += gallery.figures(run_dir, scores)
-    return out
-
-
-def _slug(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in text).strip("_")

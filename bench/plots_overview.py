@@ -54,7 +54,7 @@ def column_order(board: pd.DataFrame) -> list[tuple[str, str]]:
 
 
 def row_order(board: pd.DataFrame) -> list[str]:
-    from explainbench.bench.findings import is_control, mean_ranks
+    from explainbench.bench.findings_common import is_control, mean_ranks
 
     ranks = mean_ranks(board)
     everyone = sorted(board["explainer"].unique())
@@ -63,8 +63,8 @@ def row_order(board: pd.DataFrame) -> list[str]:
 
 
 def heatmap(board: pd.DataFrame, title: str):
-    from explainbench.bench.findings import is_control
-    from explainbench.bench.plots import _plt
+    from explainbench.bench.findings_common import is_control
+    from explainbench.bench.figures import _plt
 
     plt, sns = _plt()
     board = comparable(board)
@@ -111,7 +111,7 @@ def heatmap(board: pd.DataFrame, title: str):
 
 
 def overview_figures(run_dir: Path) -> list[Path]:
-    from explainbench.bench.plots import _save, _slug
+    from explainbench.bench.figures import _save, _slug
 
     out = []
     for path in sorted((run_dir / "leaderboard").glob("*.csv")):

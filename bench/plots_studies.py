@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from explainbench.bench import tables
-from explainbench.bench.plots import _plt, _save, _slug
+from explainbench.bench.figures import _plt, _save, _slug
 
 
 def _read(run_dir: Path, name: str) -> pd.DataFrame:

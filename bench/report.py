@@ -71,8 +71,8 @@ def write_all(run_dir: str | Path, *, plots: bool = True) -> list[Path]:
     found = findings.generate(run_dir)
     written.append(findings.write(run_dir, found))
     if plots:
-        from explainbench.bench import html_report, plots as figures
+        from explainbench.bench import html_report, report_figures
 
-        written += figures.write_all(run_dir, scores)
+        written += report_figures.write_all(run_dir, scores)
         written.append(html_report.write(run_dir, found))
     return written

@@ -75,7 +75,9 @@ def test_best_explainer_is_reported_with_its_interval(separated):
     f = _one(findings.generate(separated), "best", "m_cnn")
     assert best["explainer"] == "strong"
     assert f.short == "strong"
-    assert f.answer.startswith("By mean rank over the 2 faithfulness metrics: strong (1)")
+    # the leaderboard records each metric's family: the aggregate counts each family once
+    assert f.answer.startswith("By mean rank over the 2 faithfulness metrics (each metric family "
+                               "once): strong (1)")
     detail = next(d for d in f.details if d.startswith("zeta_up"))
     assert findings.interval(best["mean"], best["ci_low"], best["ci_high"]) in detail
     assert "not significantly different from it: 0 of 3" in detail
