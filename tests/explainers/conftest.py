@@ -23,6 +23,7 @@ FAST = {
     "shap_kernel": {"n_samples": 40, "background_size": 2},
     "shap_partition": {"max_evals": 40},
     "nearest_examples": {"k": 3},
+    "anchor": {"max_anchor_size": 2, "coverage_samples": 200},
 }
 
 
