@@ -4,6 +4,7 @@
     RUN_DIR/leaderboard/<task>-<model>.csv   the leaderboard proper (CI, rank, significance, cost)
     RUN_DIR/stability.csv, background.csv, sanity.csv     study tables (when the run has them)
     RUN_DIR/correct_vs_wrong.csv             every leaderboard score split by prediction correctness
+    RUN_DIR/explanation_styles.csv           the explanation styles side by side (bench/styles_table.py)
     RUN_DIR/agreement/<task>-<model>.csv     explainer x explainer agreement matrices
     RUN_DIR/plots/*.png|svg                  seaborn figures
     RUN_DIR/report.html                      one self-contained page
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from explainbench.bench import tables
+from explainbench.bench import styles_table, tables
 from explainbench.core.errors import BenchError
 from explainbench.bench.store import ResultStore, atomic_write_bytes
 
@@ -45,7 +46,8 @@ def write_all(run_dir: str | Path, *, plots: bool = True) -> list[Path]:
     study_tables = {"stability": tables.study_table(scores, "stability"),
                     "background": background.table(scores, costs),
                     "sanity": sanity.table(scores),
-                    "correct_vs_wrong": tables.correct_vs_wrong(scores)}
+                    "correct_vs_wrong": tables.correct_vs_wrong(scores),
+                    "explanation_styles": styles_table.table(scores)}
     for name, table in study_tables.items():
         if not table.empty:
             written.append(_csv(run_dir / f"{name}.csv", table))
