@@ -152,7 +152,8 @@ class Explainer(ABC):
     @abstractmethod
     def attribute(self, model: nn.Module, task, inputs: Tensor, targets: Tensor, *,
                   seed: int) -> Tensor:
-        """The method itself; `explain` adds the contract around it."""
+        """The method itself; `explain` adds the contract around it. Returns the attributions,
+        or `(attributions, records)` for an explainer that keeps per-sample records."""
 
 
 def params_hash(name: str, params: dict[str, Any]) -> str:

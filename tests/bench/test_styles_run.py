@@ -12,7 +12,7 @@ import pytest
 
 from explainbench.bench import report, runner, suite as suites
 
-ANCHOR = {"name": "anchor", "params": {"max_anchor_size": 2, "coverage_samples": 500}}
+ANCHOR = {"name": "anchor", "params": {"max_anchor_size": 2, "coverage_samples": 500, "tau": 0.5}}
 SUITE = {
     "name": "styles-test",
     "version": 1,

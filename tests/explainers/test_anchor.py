@@ -110,7 +110,7 @@ def test_text_anchors_are_the_words_the_model_reads(text_task, text_inputs, tiny
 
 def test_a_sample_gets_the_same_anchor_whatever_its_batch(cases):
     model, task, inputs = cases["cnn"]
-    explainer = explainers.get("anchor", coverage_samples=500, max_anchor_size=2)
+    explainer = explainers.get("anchor", coverage_samples=500, max_anchor_size=2, tau=0.5)
     both, rec_both = explainer.explain_with_records(model, task, inputs[:2], seed=5,
                                                     sample_ids=[10, 11])
     alone, rec_alone = explainer.explain_with_records(model, task, inputs[1:2], seed=5,
