@@ -65,7 +65,11 @@ def _path(k: str) -> Path:
     return paths.cache_dir() / "attributions" / k[:2] / f"{k}.safetensors"
 
 
-def load(k: str, device) -> tuple[torch.Tensor, dict] | None:
+RECORD = "record."  # prefix of the tensors an explainer keeps beside its map (its records)
+
+
+def load(k: str, device) -> tuple[torch.Tensor, dict, dict[str, torch.Tensor]] | None:
+    """(attributions, cost, records) of a cached explanation, or None."""
     if not enabled():
         return None
     path = _path(k)
@@ -76,12 +80,16 @@ def load(k: str, device) -> tuple[torch.Tensor, dict] | None:
     try:
         with safe_open(str(path), framework="pt") as f:
             cost = json.loads(f.metadata().get("cost", "{}"))
-            return f.get_tensor("attributions").to(device), cost
+            records = {name[len(RECORD):]: f.get_tensor(name).to(device)
+                       for name in f.keys() if name.startswith(RECORD)}
+            return f.get_tensor("attributions").to(device), cost, records
     except Exception:
         return None  # a damaged entry is recomputed
 
 
-def save(k: str, attributions: torch.Tensor, cost: dict) -> None:
+def save(k: str, attributions: torch.Tensor, cost: dict,
+         records: dict[str, torch.Tensor] | None = None) -> None:
+    """One file per explanation: the attributions and each record as `record.<name>`."""
     if not enabled():
         return
     from safetensors.torch import save_file
@@ -89,8 +97,9 @@ def save(k: str, attributions: torch.Tensor, cost: dict) -> None:
     path = _path(k)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file({"attributions": attributions.detach().cpu().contiguous()}, str(tmp),
-              metadata={"cost": json.dumps(cost)})
+    tensors = {"attributions": attributions.detach().cpu().contiguous()}
+    tensors |= {RECORD + name: t.detach().cpu().contiguous() for name, t in (records or {}).items()}
+    save_file(tensors, str(tmp), metadata={"cost": json.dumps(cost)})
     os.replace(tmp, path)
 
 

@@ -165,11 +165,14 @@ def load_chunk(cell: Cell, ctx: RunContext) -> Chunk:
 
 
 def explain_chunk(ctx: RunContext, model_name: str, component: Component, seed: int,
-                  chunk: Chunk, *, model=None, inputs=None, targets=None, use_cache: bool = True):
+                  chunk: Chunk, *, model=None, inputs=None, targets=None, use_cache: bool = True,
+                  records: dict | None = None):
     """(attributions, explainer, cost) of one chunk, from the cache when it has them.
 
     `model`, `inputs` and `targets` override the chunk's (the sanity study explains randomised
     models, which must never be cached under the trained model's digest: pass use_cache=False).
+    `records`: a dict that receives the explainer's per-sample records (Anchor's rules: see
+    `Explainer.explain_with_records`), cached with the attributions.
     """
     from explainbench import explainers
 
@@ -183,20 +186,24 @@ def explain_chunk(ctx: RunContext, model_name: str, component: Component, seed: 
                                 chunk.part.ids, targets, ctx.device)
     cached = attribution_cache.load(key, ctx.device) if use_cache else None
     if cached is not None:
-        attributions, cost = cached
+        attributions, cost, kept = cached
+        if records is not None:
+            records.update(kept)
         return attributions, explainer, cost
     with attribution_cache.count_forward_passes(model) as counter:
         started = time.perf_counter()
         try:
-            attributions = explainer.explain(model, chunk.task, inputs, targets, seed=seed,
-                                             sample_ids=chunk.part.ids)
+            attributions, kept = explainer.explain_with_records(
+                model, chunk.task, inputs, targets, seed=seed, sample_ids=chunk.part.ids)
         except ExplainerError as exc:
             raise ExplainerError(f"{exc} (sample ids {chunk.part.ids.tolist()})") from exc
         seconds = time.perf_counter() - started
     n = len(inputs)
     cost = {"seconds_per_explanation": seconds / n, "forward_passes_per_explanation": counter.rows / n}
     if use_cache:
-        attribution_cache.save(key, attributions, cost)
+        attribution_cache.save(key, attributions, cost, kept)
+    if records is not None:
+        records.update(kept)
     return attributions, explainer, cost
 
 

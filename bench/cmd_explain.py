@@ -3,8 +3,10 @@ an .npz file and, with --plot, draw them.
 
 The .npz holds model, explainer, params (JSON), seed, sample_ids, labels, targets,
 probabilities, inputs, tokens (text only) and either attributions (B, *feature_shape) or, for
-explanation by example, example_ids and similarities (B, k). Strings are stored as numpy
-unicode arrays, so the file loads with `np.load(path)` (no pickle).
+explanation by example, example_ids and similarities (B, k); then the explainer's records under
+their own names (Anchor: anchor_features (B, S) padded with -1, anchor_precision,
+anchor_coverage, anchor_size). Strings are stored as numpy unicode arrays, so the file loads
+with `np.load(path)` (no pickle).
 """
 
 from __future__ import annotations
@@ -108,9 +110,11 @@ def explain(
     labels = torch.as_tensor(chunk.labels, device=device_).long()
     probabilities = task.probabilities(net, inputs, batch_size)
     targets = probabilities.argmax(1) if target == "predicted" else labels
-    result = method.explain(net, task, inputs, targets, seed=seed, sample_ids=chunk.ids)
+    result, records = method.explain_with_records(net, task, inputs, targets, seed=seed,
+                                                  sample_ids=chunk.ids)
 
     arrays = _arrays(model, method, seed, chunk, labels, targets, probabilities, inputs, task, result)
+    arrays |= {name: value.cpu().numpy() for name, value in records.items()}
     out.parent.mkdir(parents=True, exist_ok=True)
     import numpy as np
 

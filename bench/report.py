@@ -4,6 +4,7 @@
     RUN_DIR/leaderboard/<task>-<model>.csv   the leaderboard proper (CI, rank, significance, cost)
     RUN_DIR/stability.csv, background.csv, sanity.csv     study tables (when the run has them)
     RUN_DIR/correct_vs_wrong.csv             every leaderboard score split by prediction correctness
+    RUN_DIR/explanation_styles.csv           the explanation styles side by side (bench/styles_table.py)
     RUN_DIR/agreement/<task>-<model>.csv     explainer x explainer agreement matrices
     RUN_DIR/versus_controls.csv              every explainer against the random and edge controls
     RUN_DIR/stability_budget.csv             stability against the sampling budget
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from explainbench.bench import tables
+from explainbench.bench import styles_table, tables
 from explainbench.core.errors import BenchError
 from explainbench.bench.store import ResultStore, atomic_write_bytes
 
@@ -55,7 +56,8 @@ def write_all(run_dir: str | Path, *, plots: bool = True) -> list[Path]:
                     "correct_vs_wrong": tables.correct_vs_wrong(scores),
                     "versus_controls": tables.versus_controls(scores),
                     "stability_budget": tables.stability_by_budget(scores),
-                    "agreement_pairs": tables.agreement_pairs(scores)}
+                    "agreement_pairs": tables.agreement_pairs(scores),
+                    "explanation_styles": styles_table.table(scores)}
     for name, table in study_tables.items():
         path = run_dir / f"{name}.csv"
         if not table.empty:

@@ -24,7 +24,8 @@ import pandas as pd
 
 BOOTSTRAP_RESAMPLES = 2000
 ALPHA = 0.05
-LEADERBOARD_CATEGORIES = ("faithfulness", "robustness", "complexity", "ground_truth", "examples")
+LEADERBOARD_CATEGORIES = ("faithfulness", "robustness", "complexity", "ground_truth", "examples",
+                          "rules")
 FLOOR = "random"
 
 

@@ -52,6 +52,8 @@ for _name, _target in {
     # class activation maps
     "grad_cam": "explainbench.explainers.cam:GradCam",
     "grad_cam_pp": "explainbench.explainers.cam:GradCamPlusPlus",
+    # rules (Anchor's beam search, anchor-exp)
+    "anchor": "explainbench.explainers.anchor:Anchor",
     # random masks
     "rise": "explainbench.explainers.rise:Rise",
     # the lime and shap packages

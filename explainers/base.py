@@ -38,6 +38,12 @@ class Explainer(ABC):
     # {name: default}, derived from `parameters`; a class may declare only `defaults` (a plugin's
     # shorthand), whose types are then inferred from the defaults.
     defaults: ClassVar[dict[str, Any]] = {}
+    # Records (see `explain_with_records`) that are per-sample scores of the explanation itself,
+    # written as score rows beside the metrics': {record name: higher is better}.
+    record_scores: ClassVar[dict[str, bool]] = {}
+    # The record holding the ids of the features the explanation chose (B, L), padded with -1,
+    # whose overlap across seeds the stability study measures (stability_jaccard).
+    chosen_record: ClassVar[str | None] = None
     # Paper or library the method follows, shown by `bench list`.
     reference: ClassVar[str] = ""
 
@@ -88,6 +94,16 @@ class Explainer(ABC):
         them, so a stochastic method can draw each sample's numbers from its own generator
         (`sample_generator(seed, sample_id)`): then a sample's explanation depends on its seed
         and id only, never on the other samples of its batch or chunk."""
+        return self.explain_with_records(model, task, inputs, targets, seed=seed,
+                                         sample_ids=sample_ids)[0]
+
+    def explain_with_records(self, model: nn.Module, task, inputs: Tensor,
+                             targets: Tensor | None = None, *, seed: int = 0,
+                             sample_ids=None) -> tuple[Tensor, dict[str, Tensor]]:
+        """(attributions as `explain` returns them, records): the per-sample tensors an
+        explainer keeps beside its map (Anchor's rule: its features, precision and coverage),
+        {name: tensor with one row per input}; empty for most explainers. An `attribute` that
+        has records returns `(attributions, records)`."""
         reason = self.supports(model, task)
         if reason:
             raise BenchError(reason)
@@ -105,9 +121,23 @@ class Explainer(ABC):
             raise
         except Exception as exc:
             raise ExplainerError(f"explainer {self.name} failed: {type(exc).__name__}: {exc}") from exc
+        records: dict[str, Tensor] = {}
+        if isinstance(attributions, tuple):
+            attributions, records = attributions
+            records = self._checked_records(records, len(inputs), inputs.device)
         if self.output != "attribution":
-            return attributions  # explanation by example: its own structure, checked by its family
-        return self._checked(attributions, task, inputs)
+            # explanation by example: its own structure, checked by its family
+            return attributions, records
+        return self._checked(attributions, task, inputs), records
+
+    def _checked_records(self, records: dict, n: int, device) -> dict[str, Tensor]:
+        out = {}
+        for name, value in records.items():
+            if not isinstance(value, Tensor) or value.dim() == 0 or len(value) != n:
+                raise ExplainerError(f"explainer {self.name} returned record {name!r} without one "
+                                     f"row per input ({n})")
+            out[name] = value.detach().to(device)
+        return out
 
     def _checked(self, attributions: Tensor, task, inputs: Tensor) -> Tensor:
         expected = (len(inputs), *task.feature_shape)
@@ -128,7 +158,8 @@ class Explainer(ABC):
     @abstractmethod
     def attribute(self, model: nn.Module, task, inputs: Tensor, targets: Tensor, *,
                   seed: int) -> Tensor:
-        """The method itself; `explain` adds the contract around it."""
+        """The method itself; `explain` adds the contract around it. Returns the attributions,
+        or `(attributions, records)` for an explainer that keeps per-sample records."""
 
 
 def params_hash(name: str, params: dict[str, Any]) -> str:

@@ -62,9 +62,11 @@ def design_by_count(counts: Tensor, build: Callable[[int], Tensor]) -> Tensor:
 
 def evaluate(model, task, inputs: Tensor, targets: Tensor, groups: Tensor, design: Tensor, *,
              substrate: str, output: str, batch_size: int) -> Tensor:
-    """The target's `output` ("probability" or "logit") for every input under every pattern,
-    (B, n) float64. Rows are (input, pattern) pairs in input-major order, `batch_size` rows per
-    forward; the perturbed inputs of one forward are built just before it, never all at once."""
+    """The target's `output` ("probability" or "logit"; "kept": 1 where the predicted class is
+    the target, else 0, as Anchor and the rule metrics count) for every input under every
+    pattern, (B, n) float64. Rows are (input, pattern) pairs in input-major order, `batch_size`
+    rows per forward; the perturbed inputs of one forward are built just before it, never all at
+    once."""
     b_count, n, _ = design.shape
     flat_groups = groups.reshape(b_count, -1)
     total = b_count * n
@@ -75,6 +77,9 @@ def evaluate(model, task, inputs: Tensor, targets: Tensor, groups: Tensor, desig
             b, j = rows // n, rows % n
             keep = design[b, j].gather(1, flat_groups[b]).view(len(rows), *task.feature_shape)
             logits = task.forward(model, task.remove(inputs[b], keep, substrate))
+            if output == "kept":
+                values[start : start + len(rows)] = (logits.argmax(dim=-1) == targets[b]).double()
+                continue
             if output == "probability":
                 logits = torch.softmax(logits, dim=-1)
             values[start : start + len(rows)] = logits.gather(1, targets[b, None])[:, 0].double()

@@ -122,6 +122,20 @@ _register("complexity", "explainbench.metrics.complexity:complexity", category="
           summary="Bhatt et al. 2020 (as Quantus): entropy of |attribution| / sum |attribution|; "
                   "lower is simpler")
 
+# ---- rules: any explanation read as "these features hold the prediction" (metrics/rules.py)
+RULE_K = Int(10, 1, 100_000, doc="features of the rule: the top-k marked (nonzero) ones")
+RULE_SAMPLES = Int(1000, 1, 100_000, doc="perturbations per sample")
+_register("rule_precision", "explainbench.metrics.rules:rule_precision", category="rules",
+          higher_is_better=True, k=RULE_K, n_samples=RULE_SAMPLES,
+          segmentation=Choice("slic", ("slic", "grid"), doc="superpixels of an image"),
+          summary="share of perturbations keeping the prediction while the explanation's top-k "
+                  "features stay (Anchor's precision, Ribeiro 2018; others off w.p. 1/2)")
+_register("rule_coverage", "explainbench.metrics.rules:rule_coverage", category="rules",
+          higher_is_better=True, k=RULE_K, n_samples=RULE_SAMPLES,
+          segmentation=Choice("slic", ("slic", "grid"), doc="superpixels of an image"),
+          summary="share of perturbations in which the explanation's top-k features are all "
+                  "present (Anchor's coverage, Ribeiro 2018; expectation 2^-size)")
+
 # ---- ground truth on the linear model (metrics/ground_truth.py)
 _register("linear_ground_truth", "explainbench.metrics.ground_truth:linear_ground_truth",
           category="ground_truth", higher_is_better=True, modalities=IMAGE_ONLY,

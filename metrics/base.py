@@ -12,9 +12,9 @@ from torch import Tensor
 from explainbench.core.params import Param, check_all
 
 
-# What a metric measures; the leaderboard ranks the first five (bench/tables.py).
-CATEGORIES = ("faithfulness", "robustness", "complexity", "ground_truth", "examples", "stability",
-              "sanity", "agreement", "background")
+# What a metric measures; the leaderboard ranks the first six (bench/tables.py).
+CATEGORIES = ("faithfulness", "robustness", "complexity", "ground_truth", "examples", "rules",
+              "stability", "sanity", "agreement", "background")
 
 
 @dataclass

@@ -61,6 +61,8 @@ COSTS: dict[str, Callable[..., Cost]] = {
     "sparseness": lambda p, m, f, e: (0.0, 0.0, {}),
     "complexity": lambda p, m, f, e: (0.0, 0.0, {}),
     "linear_ground_truth": lambda p, m, f, e: (0.0, 0.0, {}),
+    "rule_precision": lambda p, m, f, e: (float(p["n_samples"]), 0.0, {}),
+    "rule_coverage": lambda p, m, f, e: (0.0, 0.0, {}),  # counts features, evaluates no model
 }
 
 

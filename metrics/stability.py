@@ -9,6 +9,10 @@ score is per sample and over the valid features:
             (over features whose |mean| is at least 1% of the sample's largest: the ratio is
             meaningless where the mean attribution is numerically zero)
 A deterministic explainer scores exactly 1, 1, 1, 0.
+
+Explanations that choose a set (Anchor's features, the ids of explanation by example) also get
+  jaccard   mean pairwise Jaccard overlap |A & B| / |A | B| of the chosen sets   1 = identical
+            (two empty sets, e.g. two empty anchors, are identical: 1)
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ STABILITY_METRICS = {  # name -> higher is better
     "stability_topk": True,
     "stability_sign": True,
     "stability_cv": False,
+    "stability_jaccard": True,
 }
 
 
@@ -49,3 +54,26 @@ def seed_stability(stack: Tensor, valid: Tensor | None = None, k_fraction: float
         "stability_sign": similarity.pairwise_mean(stack, similarity.sign_agreement, valid),
         "stability_cv": coefficient_of_variation(stack, valid),
     }
+
+
+def padded_sets(sets: list[Tensor]) -> Tensor:
+    """(K, B, L) long: K tensors of ids (B, L_k), padded with -1 to the widest."""
+    width = max(max(int(t.shape[1]) for t in sets), 1)
+    return torch.stack([torch.nn.functional.pad(t.long(), (0, width - t.shape[1]), value=-1)
+                        for t in sets])
+
+
+def set_jaccard(stack: Tensor) -> Tensor:
+    """(B,) mean pairwise Jaccard overlap of the K sets of every sample, given as ids
+    (K, B, L) padded with -1 (ids within a set are distinct)."""
+    K = stack.shape[0]
+    valid = stack >= 0
+    sizes = valid.sum(dim=2).double()  # (K, B)
+    total = torch.zeros(stack.shape[1], dtype=torch.float64, device=stack.device)
+    for i in range(K):
+        for j in range(i + 1, K):
+            same = (stack[i][:, :, None] == stack[j][:, None, :]) & valid[i][:, :, None]
+            inter = same.any(dim=2).sum(dim=1).double()
+            union = sizes[i] + sizes[j] - inter
+            total += torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+    return total / max(K * (K - 1) // 2, 1)

@@ -32,12 +32,14 @@ class Normalize(nn.Module):
 class MnistCNN(nn.Sequential):
     """Two 3x3 convolutions (32, 64 channels) with max-pooling, then a 128-unit hidden layer.
 
-    `conv2` is the last convolution (14x14 maps) that Grad-CAM reads; `relu3` is the last hidden
-    layer whose activations explanation-by-example compares.
+    `conv2` is the last convolution (14x14 maps) that Grad-CAM reads. Explanation by example
+    compares `flatten` (the 3,136 pooled conv2 activations: the layer after the last convolution,
+    ExMatchina's choice) or `relu3` (the last hidden layer).
     """
 
     gradcam_layer = "conv2"
     hidden_layer = "relu3"
+    example_layers = {"flatten": "flatten", "hidden": "relu3"}
     output_layer = "fc2"
 
     def __init__(self, dropout: float = 0.25):
@@ -64,6 +66,7 @@ class MnistLogReg(nn.Sequential):
     exact attributions are known in closed form (input x gradient = W[c] * x)."""
 
     hidden_layer = "flatten"
+    example_layers = {"flatten": "flatten", "hidden": "flatten"}  # no hidden layer: the pixels
     output_layer = "linear"
 
     def __init__(self):
@@ -99,6 +102,13 @@ class TextClassifier(nn.Module):
 
     def hidden(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Last hidden layer (the classifier's input), for explanation by example."""
+        return self.example_representation(input_ids, "hidden")[0]
+
+    def example_representation(self, input_ids: torch.Tensor,
+                               layer: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(activations, logits) in one pass, for explanation by example: `layer` "flatten" is
+        the output of the feature extractor, the part the last convolution plays in ExMatchina's
+        CNNs; "hidden" is the classifier's input."""
         raise NotImplementedError
 
 
@@ -137,9 +147,16 @@ class TransformerClassifier(TextClassifier):
                         output_attentions=True)
         return out.attentions
 
-    def hidden(self, input_ids):
+    def example_representation(self, input_ids, layer):
+        """"flatten": the [CLS] state the last encoder block outputs (the encoder is the feature
+        extractor; the pooler's dense + tanh on it is the first layer of the classification
+        head, as the CNN's fc1 + relu3 is); "hidden": the pooler's output, the classifier's
+        input. The logits are the classifier's, as `forward` computes them (dropout is off in
+        eval mode)."""
         out = self.bert.bert(input_ids=input_ids, attention_mask=self.attention_mask(input_ids))
-        return out.pooler_output
+        logits = self.bert.classifier(self.bert.dropout(out.pooler_output))
+        activations = out.last_hidden_state[:, 0] if layer == "flatten" else out.pooler_output
+        return activations, logits
 
 
 class LSTMClassifier(TextClassifier):
@@ -178,5 +195,10 @@ class LSTMClassifier(TextClassifier):
     def forward_embeds(self, embeds, attention_mask):
         return self.classifier(self._encode(embeds, attention_mask))
 
-    def hidden(self, input_ids):
-        return self._encode(self.embedding(input_ids), self.attention_mask(input_ids))
+    def example_representation(self, input_ids, layer):
+        """Both layers are the masked mean and max of the LSTM's states: the LSTM is the feature
+        extractor and its pooling feeds the linear classifier directly, so the layer after the
+        feature extractor is the classifier's input (as the pooled, flattened maps of a CNN
+        without dense layers would be)."""
+        pooled = self._encode(self.embedding(input_ids), self.attention_mask(input_ids))
+        return pooled, self.classifier(pooled)

@@ -43,9 +43,6 @@ def demands(cell: Cell) -> Demands:
     return Demands(cached=[(cell.explainer, cell.seed)], metrics=list(cell.experiment.metrics))
 
 
-EXAMPLE_METRICS = {"example_label_agreement": True, "example_similarity": True}
-
-
 def execute(cell: Cell, suite, ctx) -> CellOutput:
     from explainbench import explainers
     from explainbench import metrics
@@ -55,7 +52,9 @@ def execute(cell: Cell, suite, ctx) -> CellOutput:
     chunk = load_chunk(cell, ctx)
     if explainers.get_class(cell.explainer.name).output == "examples":
         return _example_scores(cell, suite, ctx, model, chunk, started)
-    attributions, explainer, cost = explain_chunk(ctx, cell.model, cell.explainer, cell.seed, chunk)
+    records: dict = {}
+    attributions, explainer, cost = explain_chunk(ctx, cell.model, cell.explainer, cell.seed, chunk,
+                                                  records=records)
     frames, curves = [], []
     shared: dict = {}  # evaluations the metrics of this explanation share (e.g. removal curves)
     common = dict(model_sha256=model.card["checkpoint_sha256"], explainer_name=explainer.name,
@@ -72,6 +71,13 @@ def execute(cell: Cell, suite, ctx) -> CellOutput:
                                      values=values, **common))
             if curve is not None:
                 curves.append(_curve_rows(frames[-1], curve, result.extras.get("fractions")))
+    # the explainer's own per-sample estimates (Anchor's precision, coverage and size)
+    for name, higher in type(explainer).record_scores.items():
+        frames.append(score_rows(suite, cell, chunk, model_sha256=model.card["checkpoint_sha256"],
+                                 explainer_name=explainer.name, params=explainer.params,
+                                 params_hash=explainer.params_hash, metric=name, metric_params={},
+                                 category="rules", higher_is_better=higher, values=records[name],
+                                 family=name))
     extras = {}
     if cell.chunk == 0 and cell.seed == cell.experiment.seeds[0]:
         from explainbench.bench import gallery
@@ -105,11 +111,12 @@ def _curve_rows(rows: pd.DataFrame, curve, fractions=None) -> pd.DataFrame:
 
 
 def _example_scores(cell: Cell, suite, ctx, model, chunk, started: float) -> CellOutput:
-    """Explanation by example has no feature map for the removal metrics; its own scores are
-    `example_label_agreement` (share of the k nearest training examples whose label is the
-    explained class: do the examples support the decision?) and `example_similarity` (their mean
-    cosine similarity: how close are they?)."""
-    from explainbench import explainers
+    """Explanation by example has no feature map for the removal metrics; its own scores
+    (metrics/examples.py) are the examples' similarity, whether the nearest unfiltered example
+    disagrees with the explained class, their true-label agreement where the filter leaves it
+    open, and their overlap with the examples of the experiment's other models of the task."""
+    from explainbench import explainers, models
+    from explainbench.metrics.examples import EXAMPLE_METRICS, example_scores
 
     explainer = explainers.get(cell.explainer.name, batch_size=ctx.batch_for(chunk.task),
                                **cell.explainer.params)
@@ -117,12 +124,18 @@ def _example_scores(cell: Cell, suite, ctx, model, chunk, started: float) -> Cel
     found = explainer.explain(model, chunk.task, chunk.inputs, chunk.targets, seed=cell.seed,
                               sample_ids=chunk.part.ids)
     seconds = time.perf_counter() - t0
+    others = []
+    for name in cell.experiment.models:
+        if name == cell.model or models.task_of(name).name != chunk.task.name:
+            continue
+        other = ctx.model(name)
+        preds = chunk.task.probabilities(other, chunk.inputs, ctx.batch_for(chunk.task)).argmax(1)
+        targets = preds if cell.experiment.target == "predicted" else chunk.labels
+        others.append(explainer.explain(other, chunk.task, chunk.inputs, targets, seed=cell.seed,
+                                        sample_ids=chunk.part.ids).ids)
     _, train_labels = chunk.task.train_split()
-    neighbour_labels = train_labels.to(found.ids.device)[found.ids]
-    values = {
-        "example_label_agreement": (neighbour_labels == chunk.targets[:, None]).double().mean(1),
-        "example_similarity": found.similarity.double().mean(1),
-    }
+    values = example_scores(found, chunk.targets, train_labels, explainer.params["label_filter"],
+                            others)
     frames = [score_rows(suite, cell, chunk, model_sha256=model.card["checkpoint_sha256"],
                          explainer_name=explainer.name, params=explainer.params,
                          params_hash=explainer.params_hash, metric=name,

@@ -12,6 +12,8 @@ function of the explainer's sampling budget.
 
 Rows: `stability_*` metrics with seed -1 (computed across seeds); metric_params hold the seeds, k
 and, for a budget sweep, `budget_param` (the swept parameter, whose value is in `params`).
+Explainers that choose a set (Anchor's features: its `chosen_record`) also get
+`stability_jaccard`; explanation by example, named in `explainers`, gets only that, over its ids.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def _settings(options: dict, exp, where: str = "stability") -> list[tuple[Compon
 
     from explainbench.bench.studies.common import resolve_explainers
 
-    comps = resolve_explainers(options["explainers"], exp, where=where,
+    comps = resolve_explainers(options["explainers"], exp, where=where, attribution_only=False,
                                predicate=None if options["explainers"] else (lambda c: c.stochastic))
     K = options["seeds"] or (len(exp.seeds) if len(exp.seeds) >= 2 else 5)
     seeds = tuple(exp.seeds[:K]) if len(exp.seeds) >= K else tuple(range(K))
@@ -107,19 +109,32 @@ def demands(cell: Cell) -> Demands:
 def execute(cell: Cell, suite, ctx) -> CellOutput:
     import torch
 
-    from explainbench.metrics.stability import STABILITY_METRICS, seed_stability
+    from explainbench import explainers
+    from explainbench.metrics.stability import (STABILITY_METRICS, padded_sets, seed_stability,
+                                                set_jaccard)
 
     started = time.perf_counter()
     model = ctx.model(cell.model)
     chunk = load_chunk(cell, ctx)
     seeds = thaw(cell.option("seeds"))
-    stack, costs = [], []
-    for seed in seeds:
-        attributions, explainer, cost = explain_chunk(ctx, cell.model, cell.explainer, seed, chunk)
-        stack.append(attributions)
-        costs.append(cost_record(cell, explainer, cost, seed))
-    scores = seed_stability(torch.stack(stack), chunk.task.feature_mask(chunk.inputs),
-                            k_fraction=float(cell.option("k")))
+    cls = explainers.get_class(cell.explainer.name)
+    if cls.output == "examples":
+        sets, costs, explainer = _example_sets(cell, ctx, model, chunk, seeds)
+        scores = {"stability_jaccard": set_jaccard(padded_sets(sets))}
+    else:
+        stack, sets, costs = [], [], []
+        for seed in seeds:
+            records: dict = {}
+            attributions, explainer, cost = explain_chunk(ctx, cell.model, cell.explainer, seed,
+                                                          chunk, records=records)
+            stack.append(attributions)
+            if cls.chosen_record:  # Anchor: the features it chose
+                sets.append(records[cls.chosen_record])
+            costs.append(cost_record(cell, explainer, cost, seed))
+        scores = seed_stability(torch.stack(stack), chunk.task.feature_mask(chunk.inputs),
+                                k_fraction=float(cell.option("k")))
+        if sets:
+            scores["stability_jaccard"] = set_jaccard(padded_sets(sets))
     metric_params = {"seeds": list(seeds), "k": cell.option("k"),
                      "budget_param": cell.option("budget_param")}
     frames = [score_rows(suite, cell, chunk, model_sha256=model.card["checkpoint_sha256"],
@@ -129,3 +144,21 @@ def execute(cell: Cell, suite, ctx) -> CellOutput:
                          higher_is_better=STABILITY_METRICS[name], values=values)
               for name, values in scores.items()]
     return CellOutput(pd.concat(frames, ignore_index=True), None, costs, time.perf_counter() - started)
+
+
+def _example_sets(cell: Cell, ctx, model, chunk, seeds):
+    """The example ids explanation by example returns under each seed (it has no map to cache)."""
+    from explainbench import explainers
+
+    explainer = explainers.get(cell.explainer.name, batch_size=ctx.batch_for(chunk.task),
+                               **cell.explainer.params)
+    sets, costs = [], []
+    for seed in seeds:
+        t0 = time.perf_counter()
+        found = explainer.explain(model, chunk.task, chunk.inputs, chunk.targets, seed=seed,
+                                  sample_ids=chunk.part.ids)
+        cost = {"seconds_per_explanation": (time.perf_counter() - t0) / cell.n_samples,
+                "forward_passes_per_explanation": 1.0}
+        sets.append(found.ids)
+        costs.append(cost_record(cell, explainer, cost, seed))
+    return sets, costs, explainer

@@ -76,6 +76,32 @@ def test_nearest_examples_npz_and_plot(ci_model, tmp_path):
     assert png.stat().st_size > 5_000
 
 
+@pytest.mark.parametrize("model, params", [
+    ("mnist_cnn", ()),
+    # the first two reviews at a small budget (one-word anchors, a loose KL-LUCB tolerance): a
+    # long review's search over ~200 words costs minutes at the defaults on a CPU (README)
+    ("imdb_transformer", ("-p", "max_anchor_size=1", "-p", "tau=0.9", "-p", "coverage_samples=500")),
+])
+def test_anchor_npz_is_the_same_for_the_same_seed(ci_model, tmp_path, model, params):
+    ci_model(model)
+    runs = []
+    for name in ("a.npz", "b.npz"):
+        result = bench("explain", "-m", model, "-e", "anchor", "--n", "2", *params,
+                       "-o", str(tmp_path / name))
+        assert result.returncode == 0, result.stderr
+        runs.append(np.load(tmp_path / name))
+    first, again = runs
+    records = {"anchor_features", "anchor_precision", "anchor_coverage", "anchor_size"}
+    assert set(first.files) >= {*COMMON, "attributions", *records}
+    for name in ("attributions", *records):
+        assert np.array_equal(first[name], again[name]), name
+    # the map is the anchor: its features' positions, weighted 1, (s-1)/s, ... by order added
+    size = first["anchor_size"].astype(int)
+    levels = [np.unique(a[a > 0]) for a in first["attributions"]]
+    assert [len(v) for v in levels] == list(size)
+    assert all(np.allclose(np.sort(v)[::-1], np.arange(s, 0, -1) / s) for v, s in zip(levels, size))
+
+
 @pytest.mark.parametrize("args, message", [
     (("-m", "mnist_cnn", "-e", "gradcam"), "unknown explainer 'gradcam'. Did you mean 'grad_cam'"),
     (("-m", "mnist_logreg", "-e", "grad_cam"), "needs a convolutional layer"),

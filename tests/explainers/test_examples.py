@@ -1,4 +1,5 @@
-"""nearest_examples: cosine nearest neighbours of last-hidden-layer activations."""
+"""nearest_examples: ExMatchina, cosine nearest neighbours at the layer after the last convolution
+among the training examples the model predicts as the explained class."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 
 from explainbench import explainers
-from explainbench.explainers.examples import ExampleExplanation, hidden_activations, nearest
+from explainbench.explainers.examples import ExampleExplanation, nearest
 
 
 def _brute_force(queries, keys, k):
@@ -25,23 +26,119 @@ def test_blockwise_top_k_equals_brute_force():
     exp_ids, exp_sim = _brute_force(queries.double().numpy(), keys.double().numpy(), 7)
     assert np.array_equal(ids.numpy(), exp_ids)
     assert np.allclose(sim.numpy(), exp_sim, atol=1e-6)
+    # with labels, each query sees only its own label's keys, across block boundaries
+    key_labels, query_labels = torch.arange(1000) % 3, torch.tensor([0, 1, 2, 1, 0])
+    ids, sim = nearest(queries, keys, k=7, block=64, query_labels=query_labels,
+                       key_labels=key_labels)
+    for i in range(5):
+        allowed = (key_labels == query_labels[i]).nonzero()[:, 0].numpy()
+        exp_ids, exp_sim = _brute_force(queries[i : i + 1].double().numpy(),
+                                        keys[allowed].double().numpy(), 7)
+        assert np.array_equal(ids[i].numpy(), allowed[exp_ids[0]])
+        assert np.allclose(sim[i].numpy(), exp_sim[0], atol=1e-6)
+
+
+def _upto(model, name, x):
+    """The output of the child module `name` of a Sequential model, run child by child."""
+    for child, module in model.named_children():
+        x = module(x)
+        if child == name:
+            return x
+    raise KeyError(name)
+
+
+def _flatten_layer(model, x):
+    """The layer after the last convolution, computed without the explainer's code paths."""
+    from explainbench.models.architectures import LSTMClassifier, MnistCNN, TransformerClassifier
+
+    with torch.no_grad():
+        if isinstance(model, MnistCNN):
+            return _upto(model, "flatten", x)
+        if isinstance(model, TransformerClassifier):
+            out = model.bert(input_ids=x, attention_mask=(x != model.pad_id).long(),
+                             output_hidden_states=True)
+            return out.hidden_states[-1][:, 0]
+        if isinstance(model, LSTMClassifier):
+            return model._encode(model.embedding(x), (x != model.pad_id).long())
+        return x.flatten(1)  # logistic regression: the pixels
 
 
 @pytest.mark.parametrize("model_name", ["cnn", "logreg", "transformer", "lstm"])
-def test_nearest_examples_on_every_model(cases, model_name):
+def test_exmatchina_on_every_model(cases, model_name):
+    """Default: the layer after the last convolution, among the training examples the model
+    predicts as the explained class, against a brute force over those alone."""
     model, task, inputs = cases[model_name]
-    out = explainers.get("nearest_examples", k=3).explain(model, task, inputs)
+    k = 1 if model_name == "logreg" else 3  # logreg predicts some classes once in the 32 examples
+    out = explainers.get("nearest_examples", k=k).explain(model, task, inputs)
     assert isinstance(out, ExampleExplanation)
-    assert out.ids.shape == out.similarity.shape == (len(inputs), 3)
-    assert out.ids.dtype == torch.long
+    assert out.ids.shape == out.similarity.shape == (len(inputs), k)
     assert (out.similarity[:, :-1] >= out.similarity[:, 1:]).all()  # most similar first
     train, _ = task.train_split()
-    exp_ids, exp_sim = _brute_force(hidden_activations(model, task, inputs, 64).double().numpy(),
-                                    hidden_activations(model, task, train, 64).double().numpy(), 3)
+    with torch.no_grad():
+        targets, train_pred = model(inputs).argmax(1), model(train).argmax(1)
+    queries, keys = _flatten_layer(model, inputs).double(), _flatten_layer(model, train).double()
+    assert (train_pred[out.ids] == targets[:, None]).all()  # the filter: ExMatchina's labels
+    for i in range(len(inputs)):
+        allowed = (train_pred == targets[i]).nonzero()[:, 0]
+        exp_ids, exp_sim = _brute_force(queries[i : i + 1].numpy(), keys[allowed].numpy(), k)
+        assert np.allclose(out.similarity[i].numpy(), exp_sim[0], atol=1e-5)
+        # ties (equal activations) may order differently; the similarities must agree regardless
+        agree = (out.ids[i].numpy() == allowed.numpy()[exp_ids[0]]) | np.isclose(
+            out.similarity[i].numpy(), exp_sim[0], atol=1e-6)
+        assert agree.all()
+    # the nearest example without the filter, and its (predicted) label
+    first, first_sim = _brute_force(queries.numpy(), keys.numpy(), 1)
+    assert np.allclose(out.nearest_similarity.numpy(), first_sim[:, 0], atol=1e-5)
+    assert torch.equal(out.nearest_label, train_pred[out.nearest_id])
+
+
+@pytest.mark.parametrize("model_name", ["cnn", "transformer", "lstm"])
+def test_the_earlier_behaviour_stays_reachable(cases, model_name):
+    """layer=hidden, label_filter=none: the last hidden layer over every training example."""
+    model, task, inputs = cases[model_name]
+    out = explainers.get("nearest_examples", k=3, layer="hidden", label_filter="none").explain(
+        model, task, inputs)
+    train, train_labels = task.train_split()
+    with torch.no_grad():
+        if model_name == "cnn":
+            hidden = lambda x: _upto(model, "relu3", x)
+        elif model_name == "transformer":
+            hidden = lambda x: model.bert.bert(input_ids=x, attention_mask=(x != model.pad_id).long()
+                                               ).pooler_output
+        else:
+            hidden = lambda x: _flatten_layer(model, x)
+        exp_ids, exp_sim = _brute_force(hidden(inputs).double().numpy(),
+                                        hidden(train).double().numpy(), 3)
     assert np.allclose(out.similarity.numpy(), exp_sim, atol=1e-5)
-    # Ties (equal activations) may order differently; the similarities must agree regardless.
-    agree = (out.ids.numpy() == exp_ids) | np.isclose(out.similarity.numpy(), exp_sim, atol=1e-6)
-    assert agree.all()
+    assert torch.equal(out.nearest_id, out.ids[:, 0])
+    assert torch.equal(out.nearest_label, train_labels[out.ids[:, 0]])  # true labels for none
+
+
+def test_the_true_label_filter(cases):
+    model, task, inputs = cases["cnn"]
+    _, train_labels = task.train_split()
+    targets = torch.arange(len(inputs)) % task.num_classes
+    out = explainers.get("nearest_examples", k=3, label_filter="label").explain(
+        model, task, inputs, targets)
+    assert (train_labels[out.ids] == targets[:, None]).all()
+
+
+@pytest.mark.parametrize("model_name", ["transformer", "lstm"])
+def test_text_models_give_their_logits_with_the_activations(cases, model_name):
+    model, task, inputs = cases[model_name]
+    with torch.no_grad():
+        for layer in ("flatten", "hidden"):
+            _, logits = model.example_representation(inputs, layer)
+            assert torch.allclose(logits, model(inputs), atol=1e-5)
+
+
+def test_too_few_examples_of_a_class_is_an_error(cases):
+    from explainbench.core.errors import ExplainerError
+
+    model, task, inputs = cases["cnn"]  # 32 training examples, labels 0..9: 3 or 4 per class
+    with pytest.raises(ExplainerError, match="only 3 training examples pass the 'label' filter"):
+        explainers.get("nearest_examples", k=4, label_filter="label").explain(
+            model, task, inputs[:1], torch.tensor([9]))
 
 
 def test_a_training_example_finds_itself(tiny_cnn, synthetic_image_task):
@@ -52,7 +149,8 @@ def test_a_training_example_finds_itself(tiny_cnn, synthetic_image_task):
 
 
 def test_logreg_compares_raw_pixels(logreg, images, synthetic_image_task):
-    out = explainers.get("nearest_examples", k=2).explain(logreg, synthetic_image_task, images)
+    out = explainers.get("nearest_examples", k=2, label_filter="none").explain(
+        logreg, synthetic_image_task, images)
     train, _ = synthetic_image_task.train_split()
     exp_ids, _ = _brute_force(images.flatten(1).double().numpy(), train.flatten(1).double().numpy(), 2)
     assert np.array_equal(out.ids.numpy(), exp_ids)
@@ -64,13 +162,16 @@ def test_training_activations_are_cached_per_checkpoint(tiny_cnn, images, synthe
     tiny_cnn.card = {"checkpoint_sha256": "ab" * 32}
     first = explainers.get("nearest_examples").explain(tiny_cnn, synthetic_image_task, images)
     files = list((tmp_path / "examples").glob("*.safetensors"))
-    assert len(files) == 1 and files[0].name.startswith("abababababababab-mnist-train-")
+    assert len(files) == 1 and files[0].name.startswith("abababababababab-mnist-flatten-train-")
     again = explainers.get("nearest_examples").explain(tiny_cnn, synthetic_image_task, images)
     assert torch.equal(first.ids, again.ids) and torch.equal(first.similarity, again.similarity)
     # the cached tensor is what is read: a different checkpoint digest is a different entry
     tiny_cnn.card = {"checkpoint_sha256": "cd" * 32}
     explainers.get("nearest_examples").explain(tiny_cnn, synthetic_image_task, images)
     assert len(list((tmp_path / "examples").glob("*.safetensors"))) == 2
+    # and so is another layer
+    explainers.get("nearest_examples", layer="hidden").explain(tiny_cnn, synthetic_image_task, images)
+    assert len(list((tmp_path / "examples").glob("*.safetensors"))) == 3
 
 
 def test_k_larger_than_the_training_split_is_an_error(tiny_cnn, images, synthetic_image_task):

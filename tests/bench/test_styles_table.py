@@ -1,0 +1,46 @@
+"""explanation_styles.csv on hand-made score rows: seeds averaged per sample, intervals from
+bench.tables.bootstrap_ci, budget sweeps and the random floor left out, shared styles named."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from explainbench.bench import styles_table, tables
+from tests.bench.test_tables import rows
+
+
+def test_one_row_per_style_and_measure_with_bootstrap_intervals():
+    lime0 = [0.1, 0.2, 0.3, 0.4]
+    lime1 = [0.3, 0.4, 0.5, 0.6]  # seed 1: the per-sample means are 0.2, 0.3, 0.4, 0.5
+    frame = pd.concat([
+        rows("lime", "deletion", lime0, seed=0), rows("lime", "deletion", lime1, seed=1),
+        rows("anchor", "rule_precision", [1.0, 0.9, 1.0, 0.95], category="rules",
+             metric_params={"k": 10}, higher=True),
+        rows("anchor", "stability_jaccard", [1.0, 0.5, 0.0, 0.5], seed=-1, study="stability",
+             category="stability", metric_params={"seeds": [0, 1], "budget_param": None}),
+        # a budget sweep's stability and the floor are not styles at the experiment's settings
+        rows("lime", "stability_spearman", [0.0] * 4, seed=-1, study="stability",
+             category="stability", params={"n_samples": 100},
+             metric_params={"seeds": [0, 1], "budget_param": "n_samples"}),
+        rows("random", "deletion", [0.5] * 4),
+    ])
+    table = styles_table.table(frame)
+    assert list(table.columns) == styles_table.COLUMNS
+    assert table[["style", "measure"]].values.tolist() == [
+        ["LIME", "deletion"], ["Anchor", "rule_precision"], ["Anchor", "stability_jaccard"]]
+    lime = table.iloc[0]
+    per_sample = np.array([0.2, 0.3, 0.4, 0.5])
+    assert np.isclose(lime["mean"], 0.35) and lime["n"] == 4
+    assert (lime["ci_low"], lime["ci_high"]) == tables.bootstrap_ci(per_sample)
+    assert table.iloc[2]["mean"] == 0.5
+
+
+def test_two_explainers_of_one_style_are_told_apart():
+    frame = pd.concat([rows("lime", "deletion", [0.1, 0.2]),
+                       rows("lime_batched", "deletion", [0.3, 0.4])])
+    assert set(styles_table.table(frame)["style"]) == {"LIME (lime)", "LIME (lime_batched)"}
+
+
+def test_a_run_without_styles_gives_an_empty_table():
+    assert styles_table.table(rows("integrated_gradients", "deletion", [0.1])).empty
