@@ -16,8 +16,8 @@ Three parts, from one run on one machine (ratios, not seconds, are what carries 
    batch size of this machine, measured over a sweep. Ratios: method / floor (1.0 = nothing but
    forward passes) and reference / ours.
 3. The `quick` suite end to end (`bench run --suite quick`, attribution cache off, models cached):
-   wall time and peak resident memory of the run, and the projected wall time of `full` on this
-   machine from the quick run's per-cell timings (see `project_full`).
+   wall time and peak resident memory of the run, beside `bench plan`'s forecast of it (the
+   forecast of any suite, `full` included, is `bench plan --suite NAME`).
 
 Requires the cached full-profile models (`bench train`) and BENCH_DATA_DIR.
 """
@@ -37,7 +37,6 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from benchmarks.metrics_speed import best_time, sweep, timed
@@ -174,77 +173,11 @@ def run_quick(device: str) -> tuple[float, float, Path]:
     return wall, peak_kib / 2**20, out
 
 
-def budget(explainer_name: str, params: dict) -> float:
-    return float(np.prod([float(params[k]) for k in BUDGET_KEYS.get(explainer_name, ())
-                          if k in params] or [1.0]))
-
-
-def project_full(quick_run: Path) -> tuple[dict[str, float], int, int]:
-    """(projected seconds per cell kind, cells, cells without a quick counterpart) of the full
-    suite.
-
-    Every full cell is priced from the quick run's cells of the same kind, model and explainer:
-    its samples times the quick cells' seconds per sample, the explaining share (from costs.csv)
-    scaled by the ratio of the sampling budgets (BUDGET_KEYS) and the scoring share by
-    SCORING_SCALE. A cell whose explainer quick never ran in that kind (e.g. full's shap_kernel
-    background sweep) is priced in two parts: explaining from the explainer's own seconds per
-    explanation in quick's scores cell of that model, budget-scaled; the rest from the mean
-    non-explaining seconds per sample of quick's cells of that kind and model. Only a cell with
-    neither takes the mean seconds per sample of its kind and model, budget-scaled."""
-    import pandas as pd
-
-    from explainbench import explainers
-    from explainbench.bench import runner, suite as suites
-
-    timings = pd.read_csv(quick_run / "timings.csv")
-    timings["per_sample"] = timings["seconds"] / timings["samples"]
-    costs = pd.read_csv(quick_run / "costs.csv")
-    quick_cells = {c.id: c for c in runner.plan(suites.load("quick"))}
-    timings["budget"] = [budget(quick_cells[i].explainer.name,
-                                {**explainers.REGISTRY.load(quick_cells[i].explainer.name).defaults,
-                                 **dict(quick_cells[i].explainer.params)})
-                         if quick_cells.get(i) and quick_cells[i].explainer else 1.0
-                         for i in timings["cell_id"]]
-    explain_share = costs.groupby(["model", "explainer"])["seconds_per_explanation"].mean()
-    # per (model, explainer): quick's explaining cost and budget in its scores cells
-    scores = timings[timings["kind"] == "scores"].assign(
-        name=lambda t: t["explainer"].str.split("(").str[0])
-    own_budget = scores.groupby(["model", "name"])["budget"].mean()
-    own_cost = costs[costs["cell_id"].isin(scores["cell_id"])].groupby(
-        ["model", "explainer"])["seconds_per_explanation"].mean()
-    # per (kind, model): quick's seconds per sample that are not explaining
-    explained = costs.groupby("cell_id")["seconds_per_explanation"].sum()
-    rest = timings.assign(rest=timings["per_sample"] - timings["cell_id"].map(explained).fillna(0.0))
-    rest_by_kind = rest.groupby(["kind", "model"])["rest"].mean().clip(lower=0.0)
-
-    total: dict[str, float] = {}
-    unmatched = 0
-    cells = runner.plan(suites.load("full"))
-    for cell in cells:
-        name = cell.explainer.name if cell.explainer else ""
-        same = timings[(timings["kind"] == cell.kind) & (timings["model"] == cell.model)]
-        exact = same[same["explainer"].str.split("(").str[0] == name] if name else same
-        if len(exact) == 0:
-            unmatched += 1
-            if name and (cell.model, name) in own_cost.index and (cell.kind, cell.model) in rest_by_kind.index:
-                full_params = {**explainers.REGISTRY.load(name).defaults, **dict(cell.explainer.params)}
-                scale = budget(name, full_params) / float(own_budget[(cell.model, name)])
-                total[cell.kind] = total.get(cell.kind, 0.0) + cell.n_samples * (
-                    float(own_cost[(cell.model, name)]) * scale + float(rest_by_kind[(cell.kind, cell.model)]))
-                continue
-            exact = same if len(same) else timings[timings["kind"] == cell.kind]
-        if len(exact) == 0:
-            continue
-        ratio = 1.0
-        if name:
-            full_params = {**explainers.REGISTRY.load(name).defaults, **dict(cell.explainer.params)}
-            ratio = budget(name, full_params) / float(exact["budget"].mean())
-        per_sample = float(exact["per_sample"].mean())
-        explaining = float(explain_share.get((cell.model, name), 0.0)) if cell.kind == "scores" else 0.0
-        explaining = min(explaining, per_sample)
-        scoring = (per_sample - explaining) * (SCORING_SCALE if cell.kind == "scores" else ratio)
-        total[cell.kind] = total.get(cell.kind, 0.0) + cell.n_samples * (explaining * ratio + scoring)
-    return total, len(cells), unmatched
+def plan_seconds(suite: str, device: str) -> float:
+    """`bench plan`'s projected seconds for a suite on this machine."""
+    done = subprocess.run([sys.executable, "-m", "explainbench.bench", "plan", "--suite", suite,
+                           "--device", device, "--json"], capture_output=True, text=True, check=True)
+    return float(json.loads(done.stdout)["projected_seconds"])
 
 
 def hms(seconds: float) -> str:
@@ -263,8 +196,6 @@ def main(argv=None) -> None:
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-surrogates", action="store_true")
     parser.add_argument("--skip-suite", action="store_true", help="do not run the quick suite")
-    parser.add_argument("--project-only", type=Path, metavar="QUICK_RUN",
-                        help="only project full from an existing quick run folder")
     parser.add_argument("--json", type=Path, help="also write every measurement here")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
@@ -272,11 +203,6 @@ def main(argv=None) -> None:
 
     from explainbench import explainers
 
-    if args.project_only:
-        by_kind, n_cells, unmatched = project_full(args.project_only)
-        print(f"full: {hms(sum(by_kind.values()))} for {n_cells} cells ({unmatched} priced from "
-              "their kind's mean); " + ", ".join(f"{k} {hms(v)}" for k, v in sorted(by_kind.items())))
-        return
     device = torch.device(args.device)
     n_images, n_reviews = (4, 2) if args.quick else (args.n_images, args.n_reviews)
     probe = 0.5 if args.quick else 2.0
@@ -313,15 +239,12 @@ def main(argv=None) -> None:
 
     if not args.skip_suite:
         print("\n3. the quick suite end to end (attribution cache off)", flush=True)
+        forecast = plan_seconds("quick", args.device)
         wall, peak, out = run_quick(args.device)
-        by_kind, n_cells, unmatched = project_full(out)
         report["suite"] = {"quick_wall_s": wall, "quick_peak_rss_gib": peak, "quick_run": str(out),
-                           "full_projected_s": by_kind, "full_cells": n_cells,
-                           "full_cells_unmatched": unmatched}
-        print(f"quick: wall {hms(wall)}, peak RSS {peak:.2f} GiB ({out})")
-        print(f"full (projected from quick's timings): {hms(sum(by_kind.values()))} for {n_cells} "
-              f"cells ({unmatched} priced from their kind's mean); by kind: "
-              + ", ".join(f"{k} {hms(v)}" for k, v in sorted(by_kind.items())))
+                           "quick_forecast_s": forecast}
+        print(f"quick: wall {hms(wall)}, peak RSS {peak:.2f} GiB ({out}); bench plan forecast "
+              f"{hms(forecast)}, measured / forecast {wall / forecast:.2f}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, default=str))
 

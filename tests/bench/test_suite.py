@@ -50,14 +50,28 @@ def test_every_builtin_suite_validates_and_plans(name):
 
 
 def test_the_builtin_suites_include_the_reference_and_study_suites():
-    assert {"smoke", "quick", "full", "lime-seeds", "background-ablation", "model-complexity",
-            "correct-vs-wrong", "attention-vs-gradients"} <= set(suites.builtin_names())
-    full = suites.load("full")
-    sizes = {e.slice.label for e in full.experiments}
-    assert {"mnist-test-n1000-s0", "imdb-test-n500-s0"} <= sizes
-    assert all(len(e.seeds) >= 10 for e in full.experiments)
-    studies = {name for e in full.experiments for name, _ in e.studies}
-    assert studies == {"stability", "background", "sanity", "agreement"}
+    assert {"smoke", "quick", "standard", "full", "lime-seeds", "explanation-styles",
+            "background-ablation", "model-complexity", "correct-vs-wrong",
+            "attention-vs-gradients"} <= set(suites.builtin_names())
+    from explainbench import explainers, metrics
+
+    for name, images, reviews in (("full", 1000, 500), ("standard", 200, 100)):
+        suite = suites.load(name)
+        sizes = {e.slice.label for e in suite.experiments}
+        assert {f"mnist-test-n{images}-s0", f"imdb-test-n{reviews}-s0"} <= sizes
+        studies = {name for e in suite.experiments for name, _ in e.studies}
+        assert studies == {"stability", "background", "sanity", "agreement"}
+        # every explainer and every metric somewhere in the suite
+        named = {c.name for e in suite.experiments for c in e.explainers}
+        assert named >= set(explainers.names()) - {"random"}  # the floor joins by itself
+        assert any(e.floor for e in suite.experiments)
+        assert {c.name for e in suite.experiments for c in e.metrics} >= set(metrics.names())
+        # the stability study runs 10 seeds, on prefixes whose chunks are the leaderboard's
+        stability = [e for e in suite.experiments if "stability" in dict(e.studies)]
+        assert stability and all(len(e.seeds) == 10 for e in stability)
+        leaderboard = {e.slice.dataset: e for e in suite.experiments if e.metrics and
+                       e.slice.size in (images, reviews)}
+        assert all(e.chunk_size == leaderboard[e.slice.dataset].chunk_size for e in stability)
 
 
 def test_parse_builds_frozen_components_and_a_stable_hash():

@@ -55,5 +55,7 @@ def test_an_explanation_does_not_depend_on_the_rest_of_the_batch(name, params, c
     assert (alone - together[2:3]).abs().max() <= tolerance
     if (name, params.get("background")) in UNSEEDED or case == "transformer":
         return  # the tiny transformer's outputs barely move: seeds differ by float noise there
+    if name == "anchor":
+        return  # a search that converges finds the same anchor under any seed (its estimates move)
     other = explainer.explain(model, task, x, targets, seed=8, sample_ids=ids)
     assert (other - together).abs().max() > 10 * tolerance
