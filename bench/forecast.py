@@ -30,13 +30,20 @@ from explainbench.core.tokenizer import SPECIAL_TOKENS
 
 # Seconds outside the model per explanation (explainers) or per sample (metrics), measured on the
 # 2-core CPU VM these numbers were made on (see README, Speed): what the forward-pass count misses.
-EXPLAIN_OVERHEAD_S = {
-    "lime": 0.012, "kernel_shap": 0.020, "shap_kernel": 0.060, "shap_partition": 0.080,
-    "shap_deep": 0.010, "shap_gradient": 0.015, "lime_batched": 0.004, "kernel_shap_batched": 0.004,
+# (Measured from quick's costs.csv on an idle machine: seconds per explanation minus its forward
+# passes at the calibrated throughput.)
+EXPLAIN_OVERHEAD_S = {  # (explainer, modality) -> seconds
+    ("lime", "image"): 0.035, ("lime", "text"): 0.09, ("kernel_shap", "image"): 0.05,
+    ("kernel_shap", "text"): 0.02, ("shap_partition", "image"): 0.35,
+    ("shap_partition", "text"): 0.01, ("shap_kernel", "image"): 0.02,
+    ("shap_deep", "image"): 0.02, ("shap_gradient", "image"): 0.015,
+    ("lime_batched", "image"): 0.01, ("kernel_shap_batched", "image"): 0.01,
 }
 IMAGE_SEGMENTATION_S = 0.003  # one SLIC segmentation of a 28 x 28 digit
 METRIC_OVERHEAD_S = {"road": 0.004, "faithfulness_correlation": 0.0005}
 CELL_OVERHEAD_S = 0.08  # loading the chunk, building the rows, writing the parts
+# `bench report` at the end of a run: measured 50 s for quick (4 models, 4 studies)
+REPORT_BASE_S, REPORT_PER_MODEL_S, REPORT_PER_STUDY_S = 15.0, 6.0, 3.0
 SEGMENTED = ("lime", "lime_batched", "kernel_shap", "kernel_shap_batched", "shap_kernel")
 CALIBRATION_WORDS = 230  # about the mean length of the IMDB test reviews, in words
 
@@ -102,7 +109,7 @@ class Planner:
             cost = explainer.cost(modality, features)
             if cost is None:
                 return Work(explanations=count * n, unknown={comp.name})
-            overhead = EXPLAIN_OVERHEAD_S.get(comp.name, 0.0)
+            overhead = EXPLAIN_OVERHEAD_S.get((comp.name, modality), 0.0)
             if modality == "image" and comp.name in SEGMENTED:
                 overhead += IMAGE_SEGMENTATION_S
             return Work(count * n, count * n * cost[0], count * n * cost[1], count * n * overhead)
@@ -244,19 +251,61 @@ def plan_cells(cells: list[Cell]) -> list[tuple[Cell, dict[str, Work]]]:
     return [(cell, planner.cell(cell)) for cell in cells]
 
 
+def setup_work(cells: list[Cell]) -> dict[str, Work]:
+    """Once per run and model: the training split's activations that explanation by example
+    indexes (cached per checkpoint, so only where the cache does not hold them yet)."""
+    from explainbench import models
+
+    out = {}
+    for model in sorted({c.model for c in cells if c.explainer is not None
+                         and c.explainer.name == "nearest_examples"}):
+        task = models.spec(model).task
+        if not _examples_cached(model, task):
+            out[model] = Work(forward=60_000.0 if task == "mnist" else 25_000.0)
+    return out
+
+
+def _examples_cached(model: str, task: str) -> bool:
+    from explainbench import models
+    from explainbench.core import paths
+
+    card = models.card(model)
+    folder = paths.cache_dir() / "examples"
+    return bool(card) and folder.is_dir() and any(
+        folder.glob(f"{card['checkpoint_sha256'][:16]}-{task}-*"))
+
+
+def report_seconds(cells: list[Cell]) -> float:
+    """The report written at the end of a run: tables, figures, the page."""
+    pairs = {(c.experiment.slice.dataset, c.model) for c in cells}
+    kinds = {c.kind for c in cells} - {"scores"}
+    return REPORT_BASE_S + REPORT_PER_MODEL_S * len(pairs) + REPORT_PER_STUDY_S * len(kinds)
+
+
 def forecast(cells: list[Cell], throughput: dict[str, Throughput], device: str) -> Forecast:
+    """Rows per (experiment, kind, model, component), the run's set-up and report included."""
     rows: dict = {}
+
+    def row(experiment: str, kind: str, model: str, component: str) -> dict:
+        key = (experiment, kind, model, component)
+        return rows.setdefault(key, dict(zip(("experiment", "kind", "model", "component"), key),
+                                         cells=0, explanations=0.0, forward=0.0, backward=0.0,
+                                         seconds=0.0, unknown=set()))
+
+    for model, w in setup_work(cells).items():
+        r = row("(setup)", "setup", model, "example index")
+        r["forward"] += w.forward
+        r["seconds"] += w.forward * throughput[model].forward_s
+    if cells:
+        row("(report)", "report", "-", "report")["seconds"] += report_seconds(cells)
     for cell, work in plan_cells(cells):
+        t = throughput[cell.model]
         for component, w in work.items():
-            key = (cell.experiment.name, cell.kind, cell.model, component)
-            row = rows.setdefault(key, dict(zip(("experiment", "kind", "model", "component"), key),
-                                            cells=0, explanations=0.0, forward=0.0, backward=0.0,
-                                            seconds=0.0, unknown=set()))
-            row["cells"] += component == "predict"
-            row["explanations"] += w.explanations
-            row["forward"] += w.forward
-            row["backward"] += w.backward
-            t = throughput[cell.model]
-            row["seconds"] += w.forward * t.forward_s + w.backward * t.backward_s + w.overhead_s
-            row["unknown"] |= w.unknown
+            r = row(cell.experiment.name, cell.kind, cell.model, component)
+            r["cells"] += component == "predict"
+            r["explanations"] += w.explanations
+            r["forward"] += w.forward
+            r["backward"] += w.backward
+            r["seconds"] += w.forward * t.forward_s + w.backward * t.backward_s + w.overhead_s
+            r["unknown"] |= w.unknown
     return Forecast(list(rows.values()), throughput, device)
