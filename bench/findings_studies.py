@@ -354,29 +354,41 @@ def sanity(run_dir: Path) -> list[Finding]:
 # ---------------------------------------------------------------------------- explanation styles
 
 
+def _style_key(style: str) -> str:
+    """'LIME', 'LIME (lime_batched)', 'lime' -> 'lime': the style a row is, for the claim."""
+    return base_name(style).split(" (")[0].strip().lower()
+
+
 def styles(run_dir: Path) -> list[Finding]:
-    """Reads any *styles*.csv in the run folder: long format (style or explainer, metric, mean,
-    ci_low, ci_high, higher_is_better), the layout of the other study tables."""
+    """Reads the explanation-styles table (explanation_styles.csv, bench/styles_table.py: task,
+    model, style, measure, mean, ci_low, ci_high, n) or any other *styles*.csv in that long
+    format (a `metric` column in place of `measure`, `explainer` in place of `style`), one finding
+    per (task, model)."""
     paths = sorted(p for p in run_dir.rglob("*styles*.csv"))
     out = []
     for path in paths:
         table = pd.read_csv(path, comment="#")
+        if "measure" in table.columns and "metric" not in table.columns:
+            table = table.rename(columns={"measure": "metric"})
         who = "style" if "style" in table.columns else "explainer"
-        if not {who, "metric", "mean"} <= set(table.columns):
+        if not {who, "metric", "mean"} <= set(table.columns) or table.empty:
             continue
-        scope = "task" if "task" in table.columns else "modality" if "modality" in table.columns else None
+        scope = [c for c in ("task", "model") if c in table.columns] or (
+            ["modality"] if "modality" in table.columns else [])
         for key, g in (table.groupby(scope, sort=True) if scope else [("", table)]):
-            stab = g[g["metric"].str.contains("stability")]
+            key = " ".join(map(str, key)) if isinstance(key, tuple) else key
+            stab = g[g["metric"].astype(str).str.contains("stability")]
             if stab.empty:
                 continue
             lead = primary_measure(stab["metric"])
             rows = stab[stab["metric"] == lead]
-            higher = bool(rows["higher_is_better"].iloc[0]) if "higher_is_better" in rows else True
+            higher = (bool(rows["higher_is_better"].iloc[0]) if "higher_is_better" in rows
+                      else not lead.endswith("_cv"))  # the coefficient of variation: lower
             rows = rows.sort_values("mean", ascending=higher)
             ci = {"ci_low", "ci_high"} <= set(rows.columns)
             listed = [f"{r[who]} " + (interval(r["mean"], r["ci_low"], r["ci_high"]) if ci else num(r["mean"]))
                       for _, r in rows.iterrows()]
-            two = {base_name(s) for s in rows[who].head(2)}
+            two = {_style_key(s) for s in rows[who].head(2)}
             holds = two == {"lime", "anchor"}
             verdict = ("The published claim holds here: LIME and Anchor are the two least stable."
                        if holds else f"The published claim does not hold here: the two least stable "

@@ -273,3 +273,25 @@ def test_findings_md_carries_every_answer_and_detail(separated):
         for d in f.details:
             assert d in text
     assert findings.write(separated, found).read_text() == text  # deterministic
+
+
+def test_explanation_styles_claim_on_the_styles_tables_own_layout(tmp_path):
+    """explanation_styles.csv as bench/styles_table.py writes it (its COLUMNS: `style` names,
+    `measure`, one block per task and model): LIME and Anchor least stable on the CNN only."""
+    from explainbench.bench.styles_table import COLUMNS
+
+    rows = []
+    for model, order in (("mnist_cnn", ["Anchor", "LIME (lime)", "SHAP (kernel)", "saliency"]),
+                         ("mnist_logreg", ["SHAP (kernel)", "LIME (lime)", "Anchor", "saliency"])):
+        for i, style in enumerate(order):
+            for measure, value in (("stability_spearman", 0.2 * (i + 1)),
+                                   ("stability_cv", 1 - 0.2 * (i + 1))):
+                rows.append(dict(task="mnist", model=model, style=style, measure=measure,
+                                 mean=value, ci_low=value - 0.05, ci_high=value + 0.05, n=20))
+    (tmp_path / "explanation_styles.csv").write_text(pd.DataFrame(rows)[COLUMNS].to_csv(index=False))
+    found = [f for f in findings.generate(tmp_path) if f.key == "styles"]
+    by_model = {f.scope: f for f in found}
+    assert set(by_model) == {"mnist mnist_cnn", "mnist mnist_logreg"}
+    assert "The published claim holds here" in by_model["mnist mnist_cnn"].answer
+    assert "by stability_spearman" in by_model["mnist mnist_cnn"].answer
+    assert "does not hold here" in by_model["mnist mnist_logreg"].answer
