@@ -91,15 +91,19 @@ class BackgroundExplainer(Explainer):
             return f"background {self.params['background']!r} is defined for images only"
         return reason
 
-    def explain(self, model, task, inputs, targets=None, *, seed=0, sample_ids=None):
+    def explain_with_records(self, model, task, inputs, targets=None, *, seed=0,
+                             sample_ids=None):
         if self.params["background"] not in PER_SAMPLE:
-            return super().explain(model, task, inputs, targets, seed=seed, sample_ids=sample_ids)
+            return super().explain_with_records(model, task, inputs, targets, seed=seed,
+                                                sample_ids=sample_ids)
         # A reference derived from each sample (its blurred copy): the libraries take one
-        # background set per call, so each sample is explained against its own.
+        # background set per call, so each sample is explained against its own. (Here, not in
+        # `explain`: the runner calls explain_with_records, and `explain` goes through it.)
         keys = sample_keys(inputs, sample_ids)
-        return torch.cat([super(BackgroundExplainer, self).explain(
+        parts = [super(BackgroundExplainer, self).explain_with_records(
             model, task, inputs[i : i + 1], None if targets is None else targets[i : i + 1],
-            seed=seed, sample_ids=keys[i : i + 1]) for i in range(len(inputs))])
+            seed=seed, sample_ids=keys[i : i + 1])[0] for i in range(len(inputs))]
+        return torch.cat(parts), {}
 
     def references(self) -> float:
         """References each sample is explained against: the background's size (blur: its own)."""

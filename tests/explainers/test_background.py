@@ -82,3 +82,18 @@ def test_background_explainers_take_every_strategy(tiny_cnn, images):
             e = explainers.get(name, background=strategy, background_size=size, **extra)
             a = e.explain(tiny_cnn, task, images[:3], targets, seed=0)
             assert a.shape == (3, 28, 28) and torch.isfinite(a).all(), (name, strategy)
+
+
+@pytest.mark.parametrize("name", ["deeplift_shap", "shap_deep"])
+def test_a_blurred_reference_is_each_samples_own_on_the_runners_path(logreg, images, name):
+    """`blur` explains each sample against its own blurred copy: on the linear model exactly
+    W[c] * (x - blur(x)). Checked through explain_with_records, the method the runner calls."""
+    from explainbench.core.tasks import ImageTask
+
+    task = ImageTask(train=(images, torch.zeros(len(images)).long()))
+    targets = torch.arange(8) % 10
+    explainer = explainers.get(name, background="blur", background_size=1)
+    out, _ = explainer.explain_with_records(logreg, task, images, targets, seed=0)
+    w = logreg.weight.detach()[targets].view(-1, 28, 28)
+    expected = w * (images[:, 0] - gaussian_blur(images, 11, 5.0)[:, 0])
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-6 * expected.abs().max().item())
