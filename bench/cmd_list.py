@@ -43,7 +43,13 @@ def _parameter_table(title: str, owner_column: str, owners) -> object:
     """One row per (owner, parameter): its default and what is allowed."""
     from explainbench.core.params import brief
 
-    table = _table(title, owner_column, "parameter", "default", "allowed")
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column(owner_column, no_wrap=True, style="bold")
+    table.add_column("parameter", no_wrap=True)  # the names users type: whole
+    table.add_column("default")
+    table.add_column("allowed")
     for name, parameters in owners:
         for i, (pname, p) in enumerate(parameters.items()):
             table.add_row(name if i == 0 else "", pname, str(p.default), brief(p))
