@@ -104,6 +104,9 @@ def test_bench_plan_json_has_the_totals_and_a_breakdown(real_data):
     payload = json.loads(done.stdout)
     assert isinstance(payload["forward_passes"], int) and payload["forward_passes"] > 0
     assert isinstance(payload["projected_seconds"], float) and payload["forecast"] is True
-    assert {e["experiment"] for e in payload["experiments"]} == {"mnist", "imdb"}
+    # one row per experiment plus the report's own row (rendering costs time, no passes)
+    assert {e["experiment"] for e in payload["experiments"]} == {"mnist", "imdb", "(report)"}
+    report = [e for e in payload["experiments"] if e["experiment"] == "(report)"]
+    assert report[0]["forward"] == 0 and report[0]["seconds"] > 0
     assert sum(e["forward"] for e in payload["experiments"]) == pytest.approx(
         payload["forward_passes"], abs=1)
