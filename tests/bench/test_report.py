@@ -207,9 +207,12 @@ def test_figures_are_byte_identical_on_a_rerun(run_dir):
 
 
 def test_publish_copies_leaderboards_with_provenance_and_the_findings(run_dir, tmp_path):
-    report.write_all(run_dir, plots=False)
+    (tmp_path / "report.html").write_text("a page from an earlier run")
+    (run_dir / "report.html").unlink(missing_ok=True)  # a run without a page (plots=False) ...
+    report.write_all(run_dir, plots=False)  # ... must not leave the earlier page published
     published = publish_leaderboards(run_dir, tmp_path / "leaderboard")
     assert {p.name for p in published} == {"mnist-mnist_cnn.csv", "imdb-imdb_lstm.csv", "FINDINGS.md"}
+    assert not (tmp_path / "report.html").exists()
     text = published[0].read_text()
     assert text.startswith("# explainbench leaderboard") and "checkpoint sha256" in text
     table = pd.read_csv(published[0], comment="#")
@@ -217,6 +220,13 @@ def test_publish_copies_leaderboards_with_provenance_and_the_findings(run_dir, t
     assert (tmp_path / "FINDINGS.md").read_text() == (run_dir / "FINDINGS.md").read_text()
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert (tmp_path / "FINDINGS.md").read_text().startswith(f"# Findings: {manifest['suite']['name']}")
+
+
+def test_publish_copies_the_report_page_with_the_boards(run_dir, tmp_path):
+    report.write_all(run_dir)
+    published = publish_leaderboards(run_dir, tmp_path / "leaderboard")
+    assert tmp_path / "report.html" in published
+    assert (tmp_path / "report.html").read_bytes() == (run_dir / "report.html").read_bytes()
 
 
 def test_report_of_a_folder_without_scores_is_a_clear_error(tmp_path):
