@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from explainbench.bench.provenance import describe_commits
 from explainbench.core.errors import BenchError
 
 leaderboard_app = typer.Typer(no_args_is_help=True, help="The published leaderboard.")
@@ -60,7 +61,7 @@ def publish_leaderboards(run_dir: Path, dest: Path) -> list[Path]:
         header = [
             f"# explainbench leaderboard {board.stem}",
             f"# suite: {suite.get('name')} v{suite.get('version')} (hash {suite.get('hash')})",
-            f"# git commit: {manifest.get('git_commit')}",
+            f"# git commit: {describe_commits(manifest)}",
             f"# model: {model} checkpoint sha256 {card.get('checkpoint_sha256')} "
             f"(profile {card.get('profile')}, test accuracy {card.get('test_accuracy')})",
             f"# slices: {json.dumps(manifest.get('slices', {}), sort_keys=True)}",

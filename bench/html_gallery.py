@@ -10,6 +10,7 @@ import pandas as pd
 
 from explainbench.bench.findings import is_control
 from explainbench.bench.html_parts import cell, esc, figures, frame_table, note, table
+from explainbench.bench.provenance import describe_commits
 
 TEXT_SAMPLES = 2
 TEXT_WORDS = 60
@@ -85,7 +86,7 @@ def manifest_section(run_dir: Path) -> str:
     suite = manifest.get("suite", {})
     facts = [
         ("suite", f"{suite.get('name')} v{suite.get('version')} (hash {suite.get('hash')})"),
-        ("git commit", manifest.get("git_commit")),
+        ("git commit", describe_commits(manifest)),
         ("device", json.dumps(manifest.get("device"))),
         ("start / end (UTC)", f"{manifest.get('start_utc')} / {manifest.get('end_utc')}"),
         ("seeds", ", ".join(map(str, manifest.get("seeds", [])))),

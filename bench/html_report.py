@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from explainbench.bench.html_parts import esc
+from explainbench.bench.provenance import describe_commits
 from explainbench.bench.store import atomic_write_bytes
 
 SECTIONS = ("summary", "overview", "leaderboards", "curves", "stability", "background", "sanity",
@@ -127,7 +128,7 @@ def write(run_dir: str | Path, found=None) -> Path:
     sections = "".join(
         f'<section id="{name}"><h2>{esc(TITLES.get(name, name.capitalize().replace("-", " ")))}</h2>'
         f"{bodies[name]}</section>" for name in SECTIONS)
-    facts = (f"run {manifest.get('start_utc', '')[:16]} UTC · commit {str(manifest.get('git_commit'))[:10]}"
+    facts = (f"run {manifest.get('start_utc', '')[:16]} UTC · commit {describe_commits(manifest, 10)}"
              f" · {esc(run_dir.name)}")
     page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'

@@ -39,6 +39,20 @@ def git_commit() -> str:
     return (commit + ("-dirty" if dirty else "")) if commit else "unknown"
 
 
+def run_commits(manifest: dict) -> list[str]:
+    """Every commit the run's sittings ran at, in order: a resumed run may span several, and its
+    provenance must name them all, not only the first."""
+    commits = [s.get("git_commit") for s in manifest.get("sessions", []) if s.get("git_commit")]
+    commits = commits or [manifest.get("git_commit") or "unknown"]
+    return list(dict.fromkeys(commits))
+
+
+def describe_commits(manifest: dict, width: int | None = None) -> str:
+    """'abc' for one commit, 'abc, then def (resumed)' for a run resumed at another commit."""
+    commits = [c[:width] if width else c for c in run_commits(manifest)]
+    return commits[0] if len(commits) == 1 else ", then ".join(commits) + " (resumed)"
+
+
 def device_info(device: torch.device) -> dict:
     info = {"type": device.type, "torch_threads": torch.get_num_threads(),
             "cpu": platform.processor() or platform.machine()}

@@ -244,3 +244,27 @@ def test_an_explanation_styles_table_is_shown_with_the_stability_study(tmp_path)
     assert 'Explanation styles (<a href="explanation_styles-image.csv">' in section
     assert section.index("lime") < section.index("anchor") < section.index("saliency")
     assert 'data-v="0.31"' in section  # sortable by value
+
+
+def test_a_resumed_run_names_every_commit_it_ran_at(run_dir, tmp_path):
+    from explainbench.bench.provenance import describe_commits, run_commits
+
+    manifest = {"git_commit": "aaa111", "sessions": [{"git_commit": "aaa111"},
+                                                       {"git_commit": "bbb222"},
+                                                       {"git_commit": "bbb222"}]}
+    assert run_commits(manifest) == ["aaa111", "bbb222"]
+    assert describe_commits(manifest, 3) == "aaa, then bbb (resumed)"
+    assert describe_commits({"git_commit": "ccc333"}) == "ccc333"  # manifests without sessions
+    # the published header names both sittings' commits
+    path = run_dir / "manifest.json"
+    original = path.read_text()
+    stored = json.loads(original)
+    stored["sessions"] = stored["sessions"][:1] + [dict(stored["sessions"][0], git_commit="bbb222")]
+    path.write_text(json.dumps(stored))
+    try:
+        report.write_all(run_dir, plots=False)
+        board = publish_leaderboards(run_dir, tmp_path / "leaderboard")[0].read_text()
+        assert f"# git commit: {stored['sessions'][0]['git_commit']}, then bbb222 (resumed)" in board
+        assert "then bbb222 (resumed)" in (run_dir / "FINDINGS.md").read_text()
+    finally:
+        path.write_text(original)
