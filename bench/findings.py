@@ -160,8 +160,13 @@ def _control_detail(rows: pd.DataFrame, metric: str, controls: list[str]) -> str
         ci = sorted(mc[(mc["diff_ci_low"] > 0) & ~mc["better"]]["explainer"])
         worse = sorted(mc[mc["diff_ci_high"] < 0]["explainer"])
         floor = mc["control_mean"].iloc[0]
-        parts.append(f"vs {c} ({num(floor)}): significantly better {names(better, 5)}; interval "
-                     f"only {names(ci, 5)}; worse {names(worse, 5)}")
+        # empty clauses are left out: "worse none" reads as a claim about nothing
+        clauses = [f"significantly better {names(better, 5)}"]
+        if ci:
+            clauses.append(f"better by the interval only (not after Holm) {names(ci, 5)}")
+        if worse:
+            clauses.append(f"worse {names(worse, 5)}")
+        parts.append(f"vs {c} ({num(floor)}): " + ", ".join(clauses))
     return f"{metric} ({direction(higher)}): " + "; ".join(parts) + "."
 
 

@@ -295,3 +295,17 @@ def test_explanation_styles_claim_on_the_styles_tables_own_layout(tmp_path):
     assert "The published claim holds here" in by_model["mnist mnist_cnn"].answer
     assert "by stability_spearman" in by_model["mnist mnist_cnn"].answer
     assert "does not hold here" in by_model["mnist mnist_logreg"].answer
+
+
+def test_control_details_leave_out_empty_clauses():
+    rows = pd.DataFrame([
+        {"metric": "deletion", "higher_is_better": False, "control": "random", "explainer": e,
+         "better": b, "diff_ci_low": lo, "diff_ci_high": hi, "control_mean": 0.6}
+        for e, b, lo, hi in [("saliency", True, 0.1, 0.2), ("lime", False, 0.01, 0.3),
+                             ("edge", False, -0.1, 0.1)]])
+    text = findings._control_detail(rows, "deletion", ["random"])
+    assert text == ("deletion (lower is better): vs random (0.6): significantly better saliency, "
+                    "better by the interval only (not after Holm) lime.")
+    rows = rows[rows["explainer"] != "lime"]
+    assert "interval" not in findings._control_detail(rows, "deletion", ["random"])
+    assert "worse" not in findings._control_detail(rows, "deletion", ["random"])
