@@ -75,3 +75,22 @@ def test_bad_device_is_one_line():
     result = bench("run", "--suite", "smoke", "--device", "tpu", "--out", "/tmp/never-written")
     assert result.returncode == 2 and "Valid choices: auto, cpu, cuda" in result.stderr
     assert not Path("/tmp/never-written/scores.parquet").exists()
+
+
+def test_the_progress_bar_keeps_its_numbers_at_80_columns():
+    from rich.console import Console
+
+    from explainbench.bench.provenance import progress
+
+    cell = "scores: imdb_transformer · integrated_gradients(n_steps=32) · seed 0 · chunk 3"
+    with progress(True) as bar:
+        bar.add_task("forward passes", total=679100, completed=123456, current=cell,
+                     rate="89.4 samples/s")
+        screen = Console(width=80, record=True, force_terminal=False, file=open(os.devnull, "w"))
+        screen.print(bar.get_renderable())
+        bar.stop()
+    lines = screen.export_text().splitlines()
+    assert len(lines) == 2 and all(len(line) <= 80 for line in lines)
+    # the counts, the ETA and the rate are never the part that is cut; the cell's name may be
+    assert "123456/679100" in lines[0] and "ETA" in lines[0] and "89.4 samples/s" in lines[0]
+    assert lines[1].strip().startswith("scores: imdb_transformer · integrated_gradients")
