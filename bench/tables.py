@@ -112,12 +112,18 @@ def per_sample(scores: pd.DataFrame, extra_keys: tuple[str, ...] = ()) -> pd.Dat
             .reset_index())
 
 
+def leaderboard_samples(scores: pd.DataFrame) -> pd.DataFrame:
+    """`per_sample` of the leaderboard's rows (the scores study, leaderboard categories): what
+    every ranking, control comparison and correct/wrong split is computed from."""
+    scores = scores[(scores["study"] == "scores") & scores["category"].isin(LEADERBOARD_CATEGORIES)]
+    return per_sample(scores) if not scores.empty else pd.DataFrame()
+
+
 def leaderboards(scores: pd.DataFrame, costs: pd.DataFrame | None = None) -> dict[tuple, pd.DataFrame]:
     """{(task, model): leaderboard}: one row per explainer and metric."""
-    scores = scores[(scores["study"] == "scores") & scores["category"].isin(LEADERBOARD_CATEGORIES)]
-    if scores.empty:
+    samples = leaderboard_samples(scores)
+    if samples.empty:
         return {}
-    samples = per_sample(scores)
     cost = _cost_table(costs)
     boards = {}
     for (task, model), group in samples.groupby(["task", "model"], sort=True):
@@ -222,10 +228,9 @@ def correct_vs_wrong(scores: pd.DataFrame) -> pd.DataFrame:
     the means, counts, difference and a two-sided Mann-Whitney U test (independent samples)."""
     from scipy.stats import mannwhitneyu
 
-    scores = scores[(scores["study"] == "scores") & scores["category"].isin(LEADERBOARD_CATEGORIES)]
-    if scores.empty:
+    samples = leaderboard_samples(scores)
+    if samples.empty:
         return pd.DataFrame()
-    samples = per_sample(scores)
     out = []
     keys = ["task", "model", "explainer_label", "metric_label", "higher_is_better"]
     for key, g in samples.groupby(keys, sort=True):
@@ -293,10 +298,9 @@ def versus_controls(scores: pd.DataFrame, controls: tuple[str, ...] = CONTROLS) 
     difference over the samples both scored (signed so that > 0 is better than the control), its
     95% bootstrap CI, the Wilcoxon signed-rank p and its Holm correction across the explainers
     compared with that control on that metric; `better` / `worse` when the corrected p < ALPHA."""
-    scores = scores[(scores["study"] == "scores") & scores["category"].isin(LEADERBOARD_CATEGORIES)]
-    if scores.empty:
+    samples = leaderboard_samples(scores)
+    if samples.empty:
         return pd.DataFrame()
-    samples = per_sample(scores)
     out = []
     keys = ["task", "model", "metric_label", "category", "higher_is_better"]
     for (task, model, metric, category, higher), m in samples.groupby(keys, sort=True):
