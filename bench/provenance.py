@@ -11,8 +11,6 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-import torch
-
 PACKAGES = ("explainbench-xai", "torch", "captum", "shap", "lime", "quantus", "numpy", "pandas",
             "scipy", "transformers", "tokenizers", "safetensors", "pyarrow")
 
@@ -53,7 +51,9 @@ def describe_commits(manifest: dict, width: int | None = None) -> str:
     return commits[0] if len(commits) == 1 else ", then ".join(commits) + " (resumed)"
 
 
-def device_info(device: torch.device) -> dict:
+def device_info(device) -> dict:
+    import torch  # here, not at the top: the CLI imports this module and must start fast
+
     info = {"type": device.type, "torch_threads": torch.get_num_threads(),
             "cpu": platform.processor() or platform.machine()}
     if device.type == "cuda":

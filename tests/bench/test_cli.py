@@ -94,3 +94,12 @@ def test_the_progress_bar_keeps_its_numbers_at_80_columns():
     # the counts, the ETA and the rate are never the part that is cut; the cell's name may be
     assert "123456/679100" in lines[0] and "ETA" in lines[0] and "89.4 samples/s" in lines[0]
     assert lines[1].strip().startswith("scores: imdb_transformer · integrated_gradients")
+
+
+def test_the_cli_starts_without_importing_torch():
+    # `bench --help`, `bench list` and the one-line errors must not wait 1-2 s for torch
+    done = subprocess.run([sys.executable, "-c", "import sys, explainbench.bench.cli; "
+                           "print(sorted(m for m in ('torch', 'captum', 'shap', 'pandas') "
+                           "if m in sys.modules))"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
