@@ -1,4 +1,4 @@
-"""The result store: one folder per run, one set of part files per finished cell, each written
+"""The run folder's format, written by the run stage and read by the report: one folder per run, one set of part files per finished cell, each written
 atomically, and a digest file that marks the cell finished.
 
     RUN_DIR/
@@ -48,6 +48,23 @@ SCORE_COLUMNS = [
     "slice_hash", "cell_id",
 ]
 CURVE_KEY = [c for c in KEY_COLUMNS] + ["step"]
+
+
+def encode_params(params: dict) -> str:
+    """A row's `params` / `metric_params`: the settings as canonical JSON (a string column keeps
+    scores.parquet one flat table that any Parquet reader opens)."""
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+def decode_params(text: str) -> dict:
+    """The settings a row's `params` / `metric_params` string holds; every reader decodes here."""
+    return json.loads(text)
+
+
+def setting(column: pd.Series, name: str, default=None) -> list:
+    """One setting of every row, from its `params` or `metric_params` column (`default` where a
+    row's settings do not name it)."""
+    return [decode_params(text).get(name, default) for text in column]
 
 
 class RunLockedError(BenchError):
@@ -315,3 +332,17 @@ class ResultStore:
     def write_manifest(self, manifest: dict) -> None:
         atomic_write_bytes(self.root / "manifest.json",
                            json.dumps(manifest, indent=2, sort_keys=True, default=str).encode())
+
+
+def run_commits(manifest: dict) -> list[str]:
+    """Every commit the run's sittings ran at, in order: a resumed run may span several, and its
+    provenance must name them all, not only the first."""
+    commits = [s.get("git_commit") for s in manifest.get("sessions", []) if s.get("git_commit")]
+    commits = commits or [manifest.get("git_commit") or "unknown"]
+    return list(dict.fromkeys(commits))
+
+
+def describe_commits(manifest: dict, width: int | None = None) -> str:
+    """'abc' for one commit, 'abc, then def (resumed)' for a run resumed at another commit."""
+    commits = [c[:width] if width else c for c in run_commits(manifest)]
+    return commits[0] if len(commits) == 1 else ", then ".join(commits) + " (resumed)"

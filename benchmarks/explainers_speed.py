@@ -86,7 +86,7 @@ def load_setting(model_name: str, n: int, device, batch_sizes) -> Setting:
 
 def explain_timed(explainer, s: Setting, device, n: int | None = None) -> tuple[float, float]:
     """(seconds per explanation, forward passes per explanation) on the first n inputs."""
-    from explainbench.bench.attribution_cache import count_forward_passes
+    from explainbench.bench.cells.attribution_cache import count_forward_passes
 
     x, t = s.inputs[:n], s.targets[:n]
     explainer.explain(s.model, s.task, x[:1], t[:1], seed=0)  # warm-up

@@ -61,8 +61,8 @@ from torch import Tensor
 from explainbench.core.params import Float, Int
 from explainbench.explainers.base import Explainer, sample_generator, sample_seed
 from explainbench.explainers.seeding import global_rng
-from explainbench.explainers.superpixels import SEGMENTATION
-from explainbench.explainers.surrogate import evaluate, feature_groups, spread
+from explainbench.core.superpixels import SEGMENTATION
+from explainbench.core.surrogate import evaluate, feature_groups, spread
 
 EPSILON_STOP = 0.05  # anchor_beam's default: the tolerance of the final precision check
 # anchor-exp's front ends' batch sizes, taken when `sample_batch` is null

@@ -34,7 +34,7 @@ from torch import Tensor
 
 from explainbench.core.params import Int
 from explainbench.explainers.base import seeded_generator
-from explainbench.explainers.superpixels import SEGMENTATION
+from explainbench.core.superpixels import SEGMENTATION
 from explainbench.explainers.surrogate import BatchedSurrogate, design_by_count, ranks, weighted_linear_fit
 
 INF_WEIGHT = 1e6  # captum.attr.KernelShap.inf_weight

@@ -33,7 +33,7 @@ from torch import Tensor
 
 from explainbench.core.params import Int
 from explainbench.explainers.base import seeded_generator
-from explainbench.explainers.superpixels import SEGMENTATION
+from explainbench.core.superpixels import SEGMENTATION
 from explainbench.explainers.surrogate import BatchedSurrogate, design_by_count, ranks, weighted_linear_fit
 
 KERNEL_WIDTH = 0.25  # LimeImageExplainer's default; LimeTextExplainer's 25 on distances x 100

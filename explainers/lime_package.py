@@ -25,7 +25,7 @@ import torch
 from explainbench.explainers.base import Explainer, sample_seed
 from explainbench.explainers.seeding import numpy_random_state
 from explainbench.core.params import Int
-from explainbench.explainers.superpixels import SEGMENTATION, segment
+from explainbench.core.superpixels import SEGMENTATION, segment
 
 WORD_SEPARATOR = " "
 MASK_WORD = "[MASK]"

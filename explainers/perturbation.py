@@ -17,7 +17,7 @@ from explainbench.explainers.base import Explainer, sample_seed
 from explainbench.explainers.gradients import chunks
 from explainbench.explainers.seeding import global_rng
 from explainbench.core.params import Int, ParameterError
-from explainbench.explainers.superpixels import SEGMENTATION, segment_batch
+from explainbench.core.superpixels import SEGMENTATION, segment_batch
 
 
 def reference(task, inputs: Tensor) -> Tensor:

@@ -24,7 +24,7 @@ from explainbench.explainers.quiet import SHAP_DEEP, quiet
 from explainbench.explainers.seeding import global_rng
 from explainbench.core.params import Int
 from explainbench.explainers.background import BACKGROUND, background_size
-from explainbench.explainers.superpixels import SEGMENTATION, segment
+from explainbench.core.superpixels import SEGMENTATION, segment
 
 
 class TargetLogit(nn.Module):

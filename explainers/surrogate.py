@@ -5,13 +5,13 @@ A surrogate explainer switches interpretable features (superpixels, words) on an
 the model on every pattern, and fits a weighted linear model of the output on the patterns. The
 reference packages do this one input at a time; here a whole batch is explained at once:
 
-- `feature_groups`: which interpretable feature every position belongs to, and how many each
-  input has (the same superpixels as the `lime`/`kernel_shap` wrappers; the same word positions).
+- `feature_groups` (core/surrogate.py, shared with Anchor and the rule metrics): which
+  interpretable feature every position belongs to, and how many each input has.
 - `design_by_count`: the binary design (B, n, F). A design depends only on the seed and the input's
   feature count (as in the wrappers, which draw every input's patterns from a fresh generator
   seeded with `seed`), so it is built once per distinct count and shared.
-- `evaluate`: all inputs x all patterns through the model in forward batches of `batch_size` rows,
-  switched-off features removed by `task.remove` (the zero substrate for pixels, [MASK] for words).
+- `evaluate` (core/surrogate.py): all inputs x all patterns through the model in forward
+  batches, switched-off features removed by `task.remove`.
 - `weighted_linear_fit`: sklearn's weighted least squares with an unpenalised intercept (weighted
   centring, then ridge or minimum-norm least squares), batched over inputs in float64.
 """
@@ -24,25 +24,11 @@ import torch
 from torch import Tensor
 
 from explainbench.explainers.base import Explainer
-from explainbench.explainers.superpixels import segment_batch
+from explainbench.core.surrogate import evaluate, feature_groups, spread
 
 # Elements of one float64 (inputs, patterns, features) block of the solve: bounds its memory
 # (64 MiB per temporary) whatever the batch, so a 1,000-input chunk of 255-word reviews fits.
 SOLVE_BLOCK = 2**23
-
-
-def feature_groups(task, inputs: Tensor, segmentation: str) -> tuple[Tensor, Tensor]:
-    """(groups (B, *feature_shape) long, counts (B,) long): the interpretable feature of every
-    position and the number of features of every input. Images: superpixels (`segment_batch`,
-    labels 0..S-1). Text: word k of a review is feature k; [CLS] and [PAD] positions get 0, which
-    is harmless because `task.remove` never touches them."""
-    if task.modality == "image":
-        groups = segment_batch(inputs, segmentation)
-        counts = groups.flatten(1).max(dim=1).values + 1
-        return groups, counts
-    words = task.feature_mask(inputs)
-    groups = ((torch.cumsum(words.long(), dim=1) - 1).clamp(min=0) * words).long()
-    return groups, words.sum(dim=1)
 
 
 def design_by_count(counts: Tensor, build: Callable[[int], Tensor]) -> Tensor:
@@ -58,32 +44,6 @@ def design_by_count(counts: Tensor, build: Callable[[int], Tensor]) -> Tensor:
             design = torch.zeros(len(counts_cpu), rows.shape[0], width, dtype=torch.bool)
         design[counts_cpu == m, :, : int(m)] = rows
     return design.to(counts.device)
-
-
-def evaluate(model, task, inputs: Tensor, targets: Tensor, groups: Tensor, design: Tensor, *,
-             substrate: str, output: str, batch_size: int) -> Tensor:
-    """The target's `output` ("probability" or "logit"; "kept": 1 where the predicted class is
-    the target, else 0, as Anchor and the rule metrics count) for every input under every
-    pattern, (B, n) float64. Rows are (input, pattern) pairs in input-major order, `batch_size`
-    rows per forward; the perturbed inputs of one forward are built just before it, never all at
-    once."""
-    b_count, n, _ = design.shape
-    flat_groups = groups.reshape(b_count, -1)
-    total = b_count * n
-    values = torch.empty(total, dtype=torch.float64, device=inputs.device)
-    with torch.no_grad():
-        for start in range(0, total, batch_size):
-            rows = torch.arange(start, min(start + batch_size, total), device=inputs.device)
-            b, j = rows // n, rows % n
-            keep = design[b, j].gather(1, flat_groups[b]).view(len(rows), *task.feature_shape)
-            logits = task.forward(model, task.remove(inputs[b], keep, substrate))
-            if output == "kept":
-                values[start : start + len(rows)] = (logits.argmax(dim=-1) == targets[b]).double()
-                continue
-            if output == "probability":
-                logits = torch.softmax(logits, dim=-1)
-            values[start : start + len(rows)] = logits.gather(1, targets[b, None])[:, 0].double()
-    return values.view(b_count, n)
 
 
 def weighted_linear_fit(design: Tensor, y: Tensor, weights: Tensor, *, alpha: float,
@@ -122,12 +82,6 @@ def weighted_linear_fit(design: Tensor, y: Tensor, weights: Tensor, *, alpha: fl
         coefs.append(coef)
         intercepts.append(y_mean - (x_mean * coef).sum(dim=1))
     return torch.cat(coefs), torch.cat(intercepts)
-
-
-def spread(coef: Tensor, groups: Tensor, feature_shape: tuple[int, ...]) -> Tensor:
-    """Every position gets its feature's coefficient: (B, F) -> (B, *feature_shape) float32."""
-    b_count = len(coef)
-    return coef.gather(1, groups.reshape(b_count, -1)).view(b_count, *feature_shape).float()
 
 
 def ranks(values: Tensor, descending: bool = False) -> Tensor:

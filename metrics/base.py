@@ -12,7 +12,7 @@ from torch import Tensor
 from explainbench.core.params import Param, check_all
 
 
-# What a metric measures; the leaderboard ranks the first six (bench/tables.py).
+# What a metric measures; the leaderboard ranks the first six (bench/report/tables.py).
 CATEGORIES = ("faithfulness", "robustness", "complexity", "ground_truth", "examples", "rules",
               "stability", "sanity", "agreement", "background")
 
@@ -44,7 +44,7 @@ class MetricSpec:
     summary: str = ""
     modalities: frozenset[str] = frozenset({"image", "text"})
     # Metrics of one family measure one idea (MIF, LIF, SRG are pixel flipping; ROAD's outputs
-    # are ROAD): the aggregate rank counts each family once (bench/tables.py).
+    # are ROAD): the aggregate rank counts each family once (bench/report/tables.py).
     family: str = ""
     outputs: dict[str, bool] | None = None  # output name -> higher is better (several rows)
 

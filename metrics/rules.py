@@ -3,7 +3,7 @@
 
 The rule of a sample is its top features: the `k` features of highest attribution among those the
 explanation marks (nonzero), fewer when it marks fewer. Features are the interpretable features
-of LIME and Anchor (explainers.surrogate.feature_groups): superpixels for images, where a
+of LIME and Anchor (core.surrogate.feature_groups): superpixels for images, where a
 pixel map is first averaged over each superpixel (a superpixel-constant map such as Anchor's or
 LIME's keeps its values), and words for text. An anchor's map is nonzero exactly on its own
 features, so with k at least its size (the default k = 10 is above every anchor seen on
@@ -32,7 +32,7 @@ import math
 import torch
 from torch import Tensor
 
-from explainbench.explainers.surrogate import evaluate, feature_groups
+from explainbench.core.surrogate import evaluate, feature_groups
 from explainbench.metrics.base import MetricResult
 
 

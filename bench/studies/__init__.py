@@ -1,11 +1,15 @@
-"""Kinds of cells beyond plain scoring. A study module provides
+"""Kinds of cells beyond plain scoring, each a study that owns its whole path. A study module provides
 
     validate(options: dict, experiment, where: str) -> dict   # normalised options, one-line errors
     plan(suite, experiment, options: dict) -> list[Cell]
+    demands(cell) -> Demands                                   # what `bench plan` counts
     execute(cell, suite, ctx) -> CellOutput
+    REPORT: Contribution                                       # its tables, findings, figures, section
 
 and is named in a suite experiment's `studies:` mapping. `scores` (explain, then every metric) is
-the kind every experiment with metrics gets; it is not named in `studies:`.
+the kind every experiment with metrics gets; it is not named in `studies:`. Adding a study: its
+module here and one line in the registry below; the run stage plans and executes it and the
+report collects its `REPORT` through `contributions()`.
 """
 
 from __future__ import annotations
@@ -26,3 +30,13 @@ def module(kind: str):
         return importlib.import_module("explainbench.bench.studies.scores")
     STUDIES.check(kind)
     return importlib.import_module(STUDIES.entry(kind).target.partition(":")[0])
+
+
+def contributions() -> list:
+    """[(study name, Contribution)] of every registered study that declares one."""
+    out = []
+    for name in STUDIES.names():
+        report = getattr(module(name), "REPORT", None)
+        if report is not None:
+            out.append((name, report))
+    return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from explainbench.core.errors import BenchError
 from explainbench.core.params import Param, Seq, check_all
-from explainbench.bench.spec import Component
+from explainbench.bench.cells.spec import Component
 
 
 EXPLAINER_NAMES = Seq(None, Param(None, "str"), nullable=True,

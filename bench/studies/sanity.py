@@ -13,7 +13,8 @@ random-logit test, per (model, explainer, chunk).
 Rows: `mprt_spearman` / `mprt_ssim` with metric_params {layer, depth, granularity}, and
 `random_logit_spearman` / `random_logit_ssim`. Lower similarity is better: the explanation should
 change when the model does. An explainer whose mean Spearman at the deepest randomisation stays
-above FLAG_THRESHOLD is flagged in sanity.csv.
+above FLAG_THRESHOLD is flagged in sanity.csv; the report gets that table, a finding, the cascade's
+figure and a section (REPORT, at the end).
 """
 
 from __future__ import annotations
@@ -23,11 +24,15 @@ import time
 
 import pandas as pd
 
-from explainbench.bench.cells import (Cell, CellOutput, Demands, cost_record, explain_chunk,
-                                     load_chunk, score_rows, unsupported_reason)
+from explainbench.bench.cells.cell import Cell, Demands, chunks, unsupported_reason
+from explainbench.bench.cells.context import CellOutput, cost_record, explain_chunk, load_chunk, score_rows
+from explainbench.bench.cells.spec import Component, freeze, thaw
+from explainbench.bench.present import html
+from explainbench.bench.present.finding import (Finding, interval, is_control, names, num, plural,
+                                                primary_measure)
 from explainbench.bench.studies.common import EXPLAINER_NAMES
+from explainbench.bench.studies.contribution import Contribution, Section
 from explainbench.core.params import Bool, Choice, Int
-from explainbench.bench.spec import Component, freeze, thaw
 
 PARAMETERS = {"explainers": EXPLAINER_NAMES,
               "granularity": Choice(None, ("layer", "block"), nullable=True),
@@ -56,8 +61,7 @@ def plan(suite, exp, options: dict) -> list[Cell]:
         for comp in _study_explainers(options, exp):
             if unsupported_reason(model, comp):
                 continue
-            for chunk, start in enumerate(range(0, exp.slice.size, exp.chunk_size)):
-                stop = min(exp.slice.size, start + exp.chunk_size)
+            for chunk, start, stop in chunks(exp):
                 cells.append(Cell("sanity", exp, model, comp, exp.seeds[0], chunk, start, stop,
                                   (("settings", freeze(options)),)))
     return cells
@@ -129,30 +133,139 @@ def execute(cell: Cell, suite, ctx) -> CellOutput:
                       [cost_record(cell, explainer, cost, cell.seed)], time.perf_counter() - started)
 
 
+# ---------------------------------------------------------------------------- report
+
+
 def table(scores: pd.DataFrame) -> pd.DataFrame:
     """sanity.csv: per (task, model, explainer, metric, depth): mean similarity with its CI, and
     whether the explainer is flagged (its map barely changes under full randomisation)."""
-    import json
-
-    from explainbench.bench import tables
+    from explainbench.bench.present.stats import aggregate, explainer_labels, per_sample
+    from explainbench.bench.store import setting
 
     rows = scores[scores["study"] == "sanity"]
     if rows.empty:
         return pd.DataFrame()
-    params = rows["metric_params"].map(json.loads)
-    rows = rows.assign(depth=[p.get("depth", -1) for p in params],
-                       layer=[p.get("layer", "random logit") for p in params],
-                       explainer_label=tables.explainer_labels(rows))
-    per = (rows.groupby(["task", "model", "explainer_label", "metric", "depth", "layer", "sample_id"])
-           ["value"].mean().reset_index())
-    out = []
-    for key, g in per.groupby(["task", "model", "explainer_label", "metric", "depth", "layer"]):
-        low, high = tables.bootstrap_ci(g["value"].to_numpy())
-        out.append(dict(zip(["task", "model", "explainer", "metric", "depth", "layer"], key),
-                        mean=g["value"].mean(), ci_low=low, ci_high=high, n=len(g)))
-    table = pd.DataFrame(out)
+    rows = rows.assign(depth=setting(rows["metric_params"], "depth", -1),
+                       layer=setting(rows["metric_params"], "layer", "random logit"))
+    keys = ["task", "model", "explainer_label", "metric", "depth", "layer"]
+    per = (rows.assign(explainer_label=explainer_labels(rows))
+           .groupby(keys + ["sample_id"])["value"].mean().reset_index())
+    table = aggregate(per, keys, ["task", "model", "explainer", "metric", "depth", "layer"])
     deepest = (table[table["metric"] == "mprt_spearman"].sort_values("depth")
                .groupby(["task", "model", "explainer"]).tail(1))
     flagged = {(r.task, r.model, r.explainer) for r in deepest.itertuples() if r.mean > FLAG_THRESHOLD}
     table["flagged"] = [(r.task, r.model, r.explainer) in flagged for r in table.itertuples()]
     return table
+
+
+Q_SANITY = "Which explainers fail the model-parameter randomisation sanity check?"
+
+
+def findings(folder) -> list[Finding]:
+    table = folder.table("sanity.csv")
+    if table.empty or "flagged" not in table.columns:
+        return [Finding("sanity", Q_SANITY, "This run has no data for this question: it has no "
+                        "sanity study.", "sanity.csv")]
+    out = []
+    for (task, model), g in table.groupby(["task", "model"], sort=True):
+        cascade = g[g["depth"] >= 0]
+        lead = primary_measure(cascade["metric"]) if len(cascade) else primary_measure(g["metric"])
+        deepest = (cascade[cascade["metric"] == lead].sort_values("depth")
+                   .groupby("explainer").tail(1).sort_values("mean", ascending=False))
+        flagged = set(g[g["flagged"].astype(bool)]["explainer"])
+
+        def item(r):
+            tag = " (a control that ignores the model)" if is_control(r.explainer) else ""
+            return f"{r.explainer} {interval(r.mean, r.ci_low, r.ci_high)}{tag}"
+
+        fail = [item(r) for r in deepest.itertuples() if r.explainer in flagged]
+        ok = [item(r) for r in deepest.itertuples() if r.explainer not in flagged]
+        layer = deepest["layer"].iloc[0] if len(deepest) else "?"
+        text = (f"An explainer fails when its map for the model with every layer randomised (from the "
+                f"output down to {layer}) still has a mean {lead} above {num(FLAG_THRESHOLD)} with "
+                f"its map for the trained model: "
+                + (f"{len(fail)} of {len(deepest)} fail: {names(fail, 6)}; pass: {names(ok, 6)}."
+                   if fail else f"none of the {len(deepest)} fails ({names(ok, 6)})."))
+        real = sorted(e for e in flagged if not is_control(e))
+        controls = len(flagged) - len(real)
+        short = (names(real, 3) if real else "none") + (f" (and {plural(controls, 'control')})" if controls else "")
+        out.append(Finding("sanity", Q_SANITY, text, "sanity.csv", task, model,
+                           short=short if flagged else "none fail"))
+    return out
+
+
+def figures(folder) -> list:
+    """Cascading randomisation: one panel per similarity measure, one line per explainer, from the
+    intact model (left) to every layer randomised (right); flagged explainers dashed."""
+    from explainbench.bench.present.figure import errorbars, pyplot, save
+
+    table = folder.table("sanity.csv")
+    if table.empty:
+        return []
+    table = table[table["depth"] >= 0]
+    plt, sns = pyplot()
+    out = []
+    for (task, model), g in table.groupby(["task", "model"], sort=True):
+        measures = sorted(g["metric"].unique())
+        explainers = sorted(g["explainer"].unique())
+        colours = dict(zip(explainers, sns.color_palette("tab10", len(explainers))))
+        flagged = set(g[g["flagged"].astype(bool)]["explainer"]) if "flagged" in g.columns else set()
+        fig, axes = plt.subplots(1, len(measures), figsize=(4.2 * len(measures), 3.1), squeeze=False)
+        for ax, measure in zip(axes[0], measures):
+            m = g[g["metric"] == measure]
+            for explainer in explainers:
+                e = m[m["explainer"] == explainer]
+                label = explainer + (" (fails)" if explainer in flagged else "")
+                errorbars(ax, e, "depth", label, colours[explainer],
+                          linestyle="--" if explainer in flagged else "-")
+            layers = m.groupby("depth")["layer"].first()
+            ax.set_xticks(layers.index, layers.values, rotation=35, ha="right", fontsize=7)
+            if "spearman" in measure:
+                ax.axhline(FLAG_THRESHOLD, color="#cf222e", lw=0.8, ls=":")
+            ax.set(xlabel="randomised from the output down to", ylabel="similarity to the original map",
+                   title=measure)
+            ax.title.set_fontsize(8.5)
+        axes[0, -1].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1))
+        fig.suptitle(f"{model}: model-parameter randomisation, cascading (red line: the flag threshold)",
+                     fontsize=9, y=1.02)
+        fig.tight_layout()
+        out += save(fig, folder.root / "plots", f"sanity-{task}-{model}")
+    return out
+
+
+def section(folder) -> str:
+    table_ = folder.table("sanity.csv")
+    figs = html.figures(folder.root, "sanity-", css="figs")
+    if table_.empty and not figs:
+        return html.note("This run has no sanity study.")
+    parts = ["<p>Does the explanation depend on the model's weights? The model's layers are "
+             "randomised one by one from the output down (Adebayo et al. 2018); a faithful "
+             "explanation should change, so lower similarity is better.</p>", figs]
+    for (task, model), g in table_.groupby(["task", "model"], sort=True) if len(table_) else []:
+        last = g[g["depth"] >= 0].sort_values("depth").groupby(["explainer", "metric"]).tail(1)
+        logit = g[g["depth"] < 0]
+        columns = [("all randomised: " + m, last[last["metric"] == m]) for m in sorted(last["metric"].unique())]
+        columns += [(m, logit[logit["metric"] == m]) for m in sorted(logit["metric"].unique())]
+        flagged = set(g[g["flagged"].astype(bool)]["explainer"]) if "flagged" in g.columns else set()
+        rows = []
+        for e in sorted(g["explainer"].unique(), key=lambda e: (e not in flagged, e)):
+            row = [html.cell(e, css="control" if is_control(e) else ""),
+                   html.cell("fails" if e in flagged else "passes", float(e in flagged),
+                             "below" if e in flagged else "")]
+            for _, c in columns:
+                hit = c[c["explainer"] == e]
+                row.append(html.interval_cell(hit.iloc[0]) if len(hit) else html.cell(""))
+            rows.append(row)
+        parts.append(f"<h3>{html.esc(model)}</h3>"
+                     + html.table(["explainer", "check"] + [html.breakable(n) for n, _ in columns], rows))
+    parts.append(f'<p class="note">Table: {html.link(folder.root, "sanity.csv")}.</p>')
+    return "".join(parts)
+
+
+REPORT = Contribution(
+    tables=lambda scores, costs: {"sanity.csv": table(scores)},
+    findings=((80, findings),),
+    glance={"sanity": (4, "fail the randomisation check")},
+    figures=figures,
+    section=Section(60, "sanity", "Sanity", section),
+)

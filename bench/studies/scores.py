@@ -6,8 +6,10 @@ import time
 
 import pandas as pd
 
-from explainbench.bench.cells import (Cell, CellOutput, Demands, cost_record, explain_chunk, load_chunk,
-                                     score_rows, unsupported_reason)
+from explainbench.bench.cells.cell import Cell, Demands, chunks, unsupported_reason
+from explainbench.bench.cells.context import (CellOutput, cost_record, explain_chunk,
+                                              explained_classes, load_chunk, score_rows)
+from explainbench.bench.cells.spec import Component, bound_metric
 
 FLOOR = "random"  # the control every explainer must beat; added to every scored experiment
 
@@ -19,8 +21,6 @@ def plan(suite, exp) -> list[Cell]:
         return []
     components = list(exp.explainers)
     if exp.floor and FLOOR in explainers.REGISTRY and FLOOR not in {c.name for c in components}:
-        from explainbench.bench.spec import Component
-
         components.append(Component(FLOOR))
     cells = []
     for model in exp.models:
@@ -29,8 +29,7 @@ def plan(suite, exp) -> list[Cell]:
             if unsupported_reason(model, comp):
                 continue  # e.g. attention on an LSTM
             for seed in exp.seeds if cls.stochastic else exp.seeds[:1]:
-                for chunk, start in enumerate(range(0, exp.slice.size, exp.chunk_size)):
-                    stop = min(exp.slice.size, start + exp.chunk_size)
+                for chunk, start, stop in chunks(exp):
                     cells.append(Cell("scores", exp, model, comp, seed, chunk, start, stop))
     return cells
 
@@ -45,7 +44,6 @@ def demands(cell: Cell) -> Demands:
 
 def execute(cell: Cell, suite, ctx) -> CellOutput:
     from explainbench import explainers
-    from explainbench import metrics
 
     started = time.perf_counter()
     model = ctx.model(cell.model)
@@ -60,7 +58,7 @@ def execute(cell: Cell, suite, ctx) -> CellOutput:
     common = dict(model_sha256=model.card["checkpoint_sha256"], explainer_name=explainer.name,
                   params=explainer.params, params_hash=explainer.params_hash)
     for comp in cell.experiment.metrics:
-        metric = metrics.get(comp.name, **comp.params)
+        metric = bound_metric(comp)
         result = metric(model, chunk.task, chunk.inputs, attributions, chunk.targets,
                         seed=cell.seed, explainer=explainer, batch_size=ctx.batch_for(chunk.task),
                         shared=shared)
@@ -80,7 +78,7 @@ def execute(cell: Cell, suite, ctx) -> CellOutput:
                                  family=name))
     extras = {}
     if cell.chunk == 0 and cell.seed == cell.experiment.seeds[0]:
-        from explainbench.bench import gallery
+        from explainbench.bench.cells import gallery
 
         extras["gallery.safetensors"] = gallery.encode(
             chunk.task.name, cell.model, cell.explainer.label, chunk.inputs, attributions,
@@ -130,7 +128,7 @@ def _example_scores(cell: Cell, suite, ctx, model, chunk, started: float) -> Cel
             continue
         other = ctx.model(name)
         preds = chunk.task.probabilities(other, chunk.inputs, ctx.batch_for(chunk.task)).argmax(1)
-        targets = preds if cell.experiment.target == "predicted" else chunk.labels
+        targets = explained_classes(cell.experiment.target, preds, chunk.labels)
         others.append(explainer.explain(other, chunk.task, chunk.inputs, targets, seed=cell.seed,
                                         sample_ids=chunk.part.ids).ids)
     _, train_labels = chunk.task.train_split()

@@ -14,6 +14,8 @@ Rows: `stability_*` metrics with seed -1 (computed across seeds); metric_params 
 and, for a budget sweep, `budget_param` (the swept parameter, whose value is in `params`).
 Explainers that choose a set (Anchor's features: its `chosen_record`) also get
 `stability_jaccard`; explanation by example, named in `explainers`, gets only that, over its ids.
+What the report shows of it (tables, findings, the budget figure, a section, and the explanation
+styles side by side) is in stability_results.py and styles.py, declared in REPORT at the end.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ import time
 
 import pandas as pd
 
-from explainbench.bench.cells import (Cell, CellOutput, Demands, cost_record, explain_chunk,
-                                     load_chunk, score_rows, unsupported_reason)
+from explainbench.bench.cells.cell import Cell, Demands, chunks, unsupported_reason
+from explainbench.bench.cells.context import CellOutput, cost_record, explain_chunk, load_chunk, score_rows
+from explainbench.bench.cells.spec import Component, thaw
+from explainbench.bench.studies import stability_results
 from explainbench.bench.studies.common import EXPLAINER_NAMES
+from explainbench.bench.studies.contribution import Contribution, Section
 from explainbench.core.errors import BenchError
 from explainbench.core.params import Any_, Bool, Float, Int
-from explainbench.bench.spec import Component, thaw
 
 PARAMETERS = {"explainers": EXPLAINER_NAMES, "seeds": Int(None, 2, 1000, nullable=True),
               "budgets": Any_({}), "k": Float(0.1, 0, 1, low_open=True), "controls": Bool(True)}
@@ -94,8 +98,7 @@ def plan(suite, exp, options: dict) -> list[Cell]:
         for comp, seeds, budget_param in _settings(options, exp):
             if unsupported_reason(model, comp):
                 continue
-            for chunk, start in enumerate(range(0, exp.slice.size, exp.chunk_size)):
-                stop = min(exp.slice.size, start + exp.chunk_size)
+            for chunk, start, stop in chunks(exp):
                 cells.append(Cell("stability", exp, model, comp, ACROSS_SEEDS, chunk, start, stop,
                                   (("budget_param", budget_param), ("k", options["k"]),
                                    ("seeds", seeds))))
@@ -162,3 +165,13 @@ def _example_sets(cell: Cell, ctx, model, chunk, seeds):
         sets.append(found.ids)
         costs.append(cost_record(cell, explainer, cost, seed))
     return sets, costs, explainer
+
+
+REPORT = Contribution(
+    tables=stability_results.tables,
+    findings=((40, stability_results.budget_findings), (41, stability_results.least_stable),
+              (90, stability_results.styles_findings)),
+    glance={"stable": (3, "least stable across seeds")},
+    figures=stability_results.figures,
+    section=Section(40, "stability", "Stability", stability_results.section),
+)

@@ -8,8 +8,8 @@ import pandas as pd
 import torch
 
 from explainbench import models
-from explainbench.bench import execute, runner, suite as suites
-from explainbench.bench.cells import RunContext
+from explainbench.bench.run import execute, runner, suite as suites
+from explainbench.bench.cells.context import RunContext
 from tests.bench.test_runner import TINY
 
 

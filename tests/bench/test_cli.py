@@ -80,7 +80,7 @@ def test_bad_device_is_one_line():
 def test_the_progress_bar_keeps_its_numbers_at_80_columns():
     from rich.console import Console
 
-    from explainbench.bench.provenance import progress
+    from explainbench.bench.run.progress import bar as progress
 
     cell = "scores: imdb_transformer · integrated_gradients(n_steps=32) · seed 0 · chunk 3"
     with progress(True) as bar:

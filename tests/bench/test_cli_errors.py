@@ -75,8 +75,8 @@ def test_bad_input_is_one_line_and_a_documented_exit_code(case, files, tmp_path)
 def test_a_bug_is_one_line_with_the_path_of_its_traceback(tmp_path):
     """An exception the code does not expect: exit 70, one line naming the log file, and the
     log file holds the traceback."""
-    script = ("import sys; from explainbench.bench import cli, runner\n"
-              "runner.plan = lambda *a, **k: 1 / 0\n"
+    script = ("import sys; from explainbench.bench import cli\nfrom explainbench.bench.run import suite_cells\n"
+              "suite_cells.plan = lambda *a, **k: 1 / 0\n"
               "sys.argv = ['bench', 'validate', 'smoke']\ncli.main()\n")
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
                           text=True, timeout=300)

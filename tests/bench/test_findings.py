@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from explainbench.bench import findings, findings_studies as studies, tables
+from explainbench.bench.report import findings, tables
+from explainbench.bench.studies import agreement, stability_results
 
 
 def _scores(values: dict[str, dict[str, np.ndarray]], model="m_cnn", task="mnist",
@@ -119,7 +120,7 @@ def test_stability_per_budget_in_budget_order(tmp_path):
                              ci_low=mean + shift - 0.05, ci_high=mean + shift + 0.05, n=8, seeds=5))
     _csv(tmp_path, "stability_budget.csv", rows)
     f = _one(findings.generate(tmp_path), "budget", "m_cnn")
-    assert f.question == studies.Q_LIME
+    assert f.question == stability_results.Q_LIME
     a = f.answer
     assert "mean pairwise stab_spearman" in a and "(5 seeds, n = 8)" in a
     assert a.index("0.3 [0.25, 0.35] at n_samples = 100") < a.index("0.55 [0.5, 0.6] at n_samples = 300") \
@@ -211,12 +212,12 @@ def test_attention_against_gradients_compared_with_jain_and_wallace(tmp_path):
 
 
 def test_kendall_to_spearman_conversion():
-    assert studies.kendall_to_spearman(0.0) == 0.0
-    assert studies.kendall_to_spearman(1.0) == pytest.approx(1.0)
-    assert studies.kendall_to_spearman(0.44) == pytest.approx(0.619, abs=1e-3)
+    assert agreement.kendall_to_spearman(0.0) == 0.0
+    assert agreement.kendall_to_spearman(1.0) == pytest.approx(1.0)
+    assert agreement.kendall_to_spearman(0.44) == pytest.approx(0.619, abs=1e-3)
     # Spearman's rho is larger than Kendall's tau for a positive association
-    assert all(studies.kendall_to_spearman(t) > t for t in (0.1, 0.3, 0.6, 0.9))
-    assert math.isclose(studies.kendall_to_spearman(-0.44), -studies.kendall_to_spearman(0.44))
+    assert all(agreement.kendall_to_spearman(t) > t for t in (0.1, 0.3, 0.6, 0.9))
+    assert math.isclose(agreement.kendall_to_spearman(-0.44), -agreement.kendall_to_spearman(0.44))
 
 
 def test_sanity_failures_are_the_flagged_explainers(tmp_path):
@@ -276,9 +277,9 @@ def test_findings_md_carries_every_answer_and_detail(separated):
 
 
 def test_explanation_styles_claim_on_the_styles_tables_own_layout(tmp_path):
-    """explanation_styles.csv as bench/styles_table.py writes it (its COLUMNS: `style` names,
+    """explanation_styles.csv as bench/studies/styles.py writes it (its COLUMNS: `style` names,
     `measure`, one block per task and model): LIME and Anchor least stable on the CNN only."""
-    from explainbench.bench.styles_table import COLUMNS
+    from explainbench.bench.studies.styles import COLUMNS
 
     rows = []
     for model, order in (("mnist_cnn", ["Anchor", "LIME (lime)", "SHAP (kernel)", "saliency"]),

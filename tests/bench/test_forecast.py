@@ -11,8 +11,8 @@ import sys
 import pandas as pd
 import pytest
 
-from explainbench.bench import forecast, planning, runner, suite as suites
-from explainbench.bench.forecast import Throughput
+from explainbench.bench.run import forecast, runner, suite as suites, suite_cells as planning
+from explainbench.bench.run.forecast import Throughput
 from tests.bench.test_runner import TINY
 
 # explainers whose forward passes are exact (no adaptive refinement), metrics sharing a curve

@@ -16,7 +16,8 @@ import sys
 import pandas as pd
 import pytest
 
-from explainbench.bench import report, runner, store as store_module, suite as suites
+from explainbench.bench import report, store as store_module
+from explainbench.bench.run import runner, suite as suites
 from explainbench.bench.store import ResultStore, StorageError
 from explainbench.core.errors import BenchError
 from tests.bench.test_runner import TINY

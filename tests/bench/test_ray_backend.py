@@ -8,7 +8,7 @@ import sys
 import pandas as pd
 import pytest
 
-from explainbench.bench import runner, suite as suites
+from explainbench.bench.run import runner, suite as suites
 from explainbench.core.errors import BenchError
 from tests.bench.test_runner import TINY
 

@@ -15,9 +15,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from explainbench.bench import findings, report, runner, suite as suites
-from explainbench.bench.cmd_report import publish_leaderboards
-from explainbench.bench.html_report import SECTIONS
+from explainbench.bench import report
+from explainbench.bench.report import findings
+from explainbench.bench.run import runner, suite as suites
+from explainbench.bench.report.publish import publish_leaderboards
+from explainbench.bench.report.html_page import section_ids
 from explainbench.core.errors import BenchError
 
 # controls (random is added as the floor, edge listed), a stochastic explainer swept over its
@@ -161,8 +163,8 @@ def test_report_reads_well_in_headless_chromium(run_dir, tmp_path):
     assert [line for line in result.stderr.splitlines() if "CONSOLE" in line] == []
     dom = result.stdout
     assert 'data-ready="1"' in dom  # the page's script ran
-    assert f'data-sections="{len(SECTIONS)}"' in dom
-    for section in SECTIONS:
+    assert f'data-sections="{len(section_ids())}"' in dom
+    for section in section_ids():
         assert re.search(rf'<section id="{section}">\s*<h2>', dom), section
     # the layout, measured in the browser by a probe added to a copy of the page
     probed = tmp_path / "probed.html"
@@ -186,7 +188,7 @@ def test_report_reads_well_in_headless_chromium(run_dir, tmp_path):
 
 
 def test_normalised_scores_put_random_at_zero_and_the_best_at_one():
-    from explainbench.bench.plots_overview import normalised
+    from explainbench.bench.report.overview_figures import normalised
 
     board = pd.DataFrame({
         "metric": ["up"] * 3 + ["down"] * 3,
@@ -235,19 +237,20 @@ def test_report_of_a_folder_without_scores_is_a_clear_error(tmp_path):
 
 
 def test_an_explanation_styles_table_is_shown_with_the_stability_study(tmp_path):
-    from explainbench.bench import html_sections
+    from explainbench.bench.report.reader import RunFolder
+    from explainbench.bench.studies import stability_results
 
-    assert "no stability study" in html_sections.stability_section(tmp_path)
+    assert "no stability study" in stability_results.section(RunFolder(tmp_path))
     pd.DataFrame({"style": ["lime", "anchor", "saliency"], "metric": ["stability_spearman"] * 3,
                   "mean": [0.31, 0.42, 1.0]}).to_csv(tmp_path / "explanation_styles-image.csv", index=False)
-    section = html_sections.stability_section(tmp_path)
+    section = stability_results.section(RunFolder(tmp_path))
     assert 'Explanation styles (<a href="explanation_styles-image.csv">' in section
     assert section.index("lime") < section.index("anchor") < section.index("saliency")
     assert 'data-v="0.31"' in section  # sortable by value
 
 
 def test_a_resumed_run_names_every_commit_it_ran_at(run_dir, tmp_path):
-    from explainbench.bench.provenance import describe_commits, run_commits
+    from explainbench.bench.store import describe_commits, run_commits
 
     manifest = {"git_commit": "aaa111", "sessions": [{"git_commit": "aaa111"},
                                                        {"git_commit": "bbb222"},

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from explainbench.bench import runner, suite as suites
+from explainbench.bench.run import runner, suite as suites
 from tests.bench.test_runner import TINY
 
 ROOT = Path(__file__).resolve().parents[2]

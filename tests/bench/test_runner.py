@@ -7,8 +7,9 @@ import copy
 import pandas as pd
 import pytest
 
-from explainbench.bench import runner, suite as suites
-from explainbench.bench.cells import RunContext
+from explainbench.bench import report
+from explainbench.bench.run import runner, suite as suites
+from explainbench.bench.cells.context import RunContext
 from explainbench.core.errors import BenchError
 from explainbench.bench.store import SCORE_COLUMNS, ResultStore, RunLockedError
 
@@ -47,6 +48,7 @@ def tiny_suite():
 def test_run_writes_scores_manifest_and_leaderboard(tmp_path, tiny_suite, real_data):
     summary = runner.run(tiny_suite, tmp_path / "run", device="cpu", show_progress=False)
     assert summary.ok and summary.total == 2 * 2 + 1 and summary.done == 5
+    report.write_all(summary.out, plots=False)  # `bench run` writes the report after the cells
     scores = pd.read_parquet(tmp_path / "run" / "scores.parquet")
     assert list(scores.columns) == SCORE_COLUMNS
     # 5 images x 2 explainers x 2 metrics + 2 reviews x 1 x 1
@@ -110,6 +112,7 @@ def test_the_random_floor_is_scored_beside_every_experiment(tmp_path, real_data)
     assert {c.explainer.name for c in runner.plan(suite)} == {"saliency", "integrated_gradients",
                                                             "random"}
     runner.run(suite, tmp_path, device="cpu", show_progress=False)
+    report.write_all(tmp_path, plots=False)
     board = pd.read_csv(tmp_path / "leaderboard" / "mnist-mnist_cnn.csv")
     deletion = board[board.metric == "deletion"].set_index("explainer")
     floor = deletion.loc["random", "mean"]

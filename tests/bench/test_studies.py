@@ -7,7 +7,8 @@ import copy
 import pandas as pd
 import pytest
 
-from explainbench.bench import report, runner, suite as suites
+from explainbench.bench import report
+from explainbench.bench.run import runner, suite as suites
 
 STUDY_SUITE = {
     "name": "studies",
@@ -35,6 +36,7 @@ def study_run(tmp_path_factory, real_data):
     summary = runner.run(suites.parse(copy.deepcopy(STUDY_SUITE)), out, device="cpu",
                          show_progress=False)
     assert summary.ok, summary.failed
+    report.write_all(out, plots=False)
     return out
 
 

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from explainbench.bench import report, runner, suite as suites
+from explainbench.bench import report
+from explainbench.bench.run import runner, suite as suites
 
 ANCHOR = {"name": "anchor", "params": {"max_anchor_size": 2, "coverage_samples": 500, "tau": 0.5}}
 SUITE = {

@@ -1,12 +1,13 @@
 """explanation_styles.csv on hand-made score rows: seeds averaged per sample, intervals from
-bench.tables.bootstrap_ci, budget sweeps and the random floor left out, shared styles named."""
+bench/present/stats.bootstrap_ci, budget sweeps and the random floor left out, shared styles named."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from explainbench.bench import styles_table, tables
+from explainbench.bench.present import stats as tables
+from explainbench.bench.studies import styles as styles_table
 from tests.bench.test_tables import rows
 
 

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from explainbench.bench import suite as suites
+from explainbench.bench.run import suite as suites
 from explainbench.core.errors import UnknownNameError
 
 BASE = {
@@ -43,7 +43,7 @@ def test_builtin_smoke_suite_parses():
 
 @pytest.mark.parametrize("name", suites.builtin_names())
 def test_every_builtin_suite_validates_and_plans(name):
-    from explainbench.bench import runner
+    from explainbench.bench.run import runner
 
     suite = suites.load(name)
     assert suite.name == name and runner.plan(suite)

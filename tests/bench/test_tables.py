@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from scipy.stats import wilcoxon
 
-from explainbench.bench import tables
+from explainbench.bench.present import stats
+from explainbench.bench.report import tables
 from explainbench.bench.store import SCORE_COLUMNS
 
 
@@ -30,17 +31,17 @@ def rows(explainer, metric, values, *, higher=False, seed=0, params=None, metric
 
 def test_bootstrap_ci_is_deterministic_and_brackets_the_mean():
     values = np.random.default_rng(1).normal(size=50)
-    low, high = tables.bootstrap_ci(values)
-    assert (low, high) == tables.bootstrap_ci(values)
+    low, high = stats.bootstrap_ci(values)
+    assert (low, high) == stats.bootstrap_ci(values)
     assert low < values.mean() < high
     # the interval shrinks like 1/sqrt(n)
-    wide = tables.bootstrap_ci(values[:12])
+    wide = stats.bootstrap_ci(values[:12])
     assert (wide[1] - wide[0]) > (high - low)
 
 
 def test_holm_matches_hand_computation():
-    assert tables.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
-    assert tables.holm([0.5]) == [0.5]
+    assert stats.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert stats.holm([0.5]) == [0.5]
 
 
 def test_leaderboard_ranks_by_direction_and_tests_against_the_best():
@@ -90,8 +91,8 @@ def test_labels_name_only_the_parameters_that_differ():
         rows("lime", "deletion", [0.2], params={"n_samples": 500, "kernel": 0.25},
              metric_params={"steps": 4, "substrate": "blur"}),
     ], ignore_index=True)
-    assert tables.explainer_labels(scores).tolist() == ["lime[n_samples=100]", "lime[n_samples=500]"]
-    assert tables.metric_labels(scores).tolist() == ["deletion[substrate=zero]", "deletion[substrate=blur]"]
+    assert stats.explainer_labels(scores).tolist() == ["lime[n_samples=100]", "lime[n_samples=500]"]
+    assert stats.metric_labels(scores).tolist() == ["deletion[substrate=zero]", "deletion[substrate=blur]"]
 
 
 def test_study_rows_stay_out_of_the_leaderboard():
@@ -149,6 +150,6 @@ def test_identical_within_rounding_is_judged_on_the_metric_scale():
     rng = np.random.default_rng(3)
     a = rng.uniform(1e-9, 2e-9, 30)
     b = a + rng.uniform(0.5e-9, 1e-9, 30)  # b always worse, by half the scale
-    assert tables.wilcoxon_p(a, b) == pytest.approx(wilcoxon(a, b, zero_method="zsplit").pvalue)
-    assert tables.wilcoxon_p(a, b) < 1e-5
-    assert tables.wilcoxon_p(a, a * (1 + 1e-12)) == 1.0  # rounding, relative to the scale
+    assert stats.wilcoxon_p(a, b) == pytest.approx(wilcoxon(a, b, zero_method="zsplit").pvalue)
+    assert stats.wilcoxon_p(a, b) < 1e-5
+    assert stats.wilcoxon_p(a, a * (1 + 1e-12)) == 1.0  # rounding, relative to the scale

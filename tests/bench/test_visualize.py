@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from explainbench.bench.visualize import text_html
+from explainbench.bench.report.pictures import text_html
 
 
 def _rgb(span: str) -> tuple[int, int, int]:

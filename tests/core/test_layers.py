@@ -1,4 +1,5 @@
-"""The package's shape: one import package, layers whose imports point down only, no import circles.
+"""The package's shape: one import package, layers whose imports point down only, no import circles,
+and inside the harness, stages whose imports point down too (docs/ARCHITECTURE.md).
 
 Every import statement counts, module-level or inside a function (a lazy import still ties the
 modules together), read from the source with `ast`, so the test needs nothing imported.
@@ -75,7 +76,7 @@ def test_the_walk_sees_the_whole_package():
     assert {"explainbench.core.tasks", "explainbench.bench.cli", "explainbench.metrics.road",
             "explainbench.explainers.gradients", "explainbench.models.zoo"} <= set(graph)
     # lazy imports inside functions count: the runner imports the Ray backend only when asked
-    assert "explainbench.bench.ray_backend" in graph["explainbench.bench.runner"]
+    assert "explainbench.bench.run.ray_backend" in graph["explainbench.bench.run.runner"]
 
 
 def test_imports_point_down_only():
@@ -84,6 +85,68 @@ def test_imports_point_down_only():
     wrong = [f"{a} -> {b}" for a, edges in import_graph().items() for b in edges
              if _layer(b) not in allowed[_layer(a)]]
     assert not wrong, "imports against the layers:\n" + "\n".join(sorted(wrong))
+
+
+# The harness's stages, highest first. A module may import its own stage and the stages below;
+# never one above, never a sibling (run and report read each other's files, not each other's code;
+# cells and present share nothing).
+STAGES = {
+    "main": 6, "cli": 5, "run": 4, "report": 4, "studies": 3, "cells": 2, "present": 2,
+    "store": 1, "package": 0,
+}
+
+
+def _stage(module: str) -> str:
+    parts = module.split(".")
+    if parts[:2] != [PACKAGE, "bench"]:
+        return ""
+    if len(parts) == 2:
+        return "package"
+    return {"__main__": "main", "suites": "package"}.get(parts[2], parts[2])
+
+
+def test_the_harness_is_grouped_by_stage():
+    """Every harness module is in a stage package (or is the run folder's format, store.py)."""
+    stages = {_stage(m) for m in import_graph() if m.startswith(HARNESS)}
+    assert stages <= set(STAGES), stages - set(STAGES)
+    assert {"cli", "run", "report", "studies", "cells", "present", "store"} <= stages
+
+
+def test_harness_stages_import_downwards_only():
+    wrong = []
+    for a, edges in import_graph().items():
+        for b in edges:
+            sa, sb = _stage(a), _stage(b)
+            if not sa or not sb or sa == sb:
+                continue
+            if STAGES[sb] >= STAGES[sa] and sb != "package":
+                wrong.append(f"{a} ({sa}) -> {b} ({sb})")
+    assert not wrong, "imports against the stages:\n" + "\n".join(sorted(wrong))
+
+
+def test_the_report_reads_run_folders_and_studies_never_import_the_report():
+    graph = import_graph()
+    report_to_run = [f"{a} -> {b}" for a, e in graph.items() for b in e
+                     if _stage(a) == "report" and _stage(b) == "run"]
+    studies_up = [f"{a} -> {b}" for a, e in graph.items() for b in e
+                  if _stage(a) == "studies" and _stage(b) in ("report", "run", "cli")]
+    assert not report_to_run and not studies_up, report_to_run + studies_up
+
+
+def test_no_report_module_names_a_study():
+    """A study's report side is its own (REPORT, collected through the study registry): no report
+    module imports a particular study, so adding one touches no report file."""
+    named = [f"{a} -> {b}" for a, e in import_graph().items() for b in e
+             if _stage(a) == "report" and _stage(b) == "studies"
+             and b not in (f"{HARNESS}.studies", f"{HARNESS}.studies.contribution")]
+    assert not named, named
+
+
+def test_metrics_never_import_explainers():
+    graph = import_graph()
+    wrong = [f"{a} -> {b}" for a, e in graph.items() for b in e
+             if a.startswith(f"{PACKAGE}.metrics") and b.startswith(f"{PACKAGE}.explainers")]
+    assert not wrong, wrong
 
 
 def test_there_are_no_import_circles():

@@ -59,7 +59,8 @@ def test_the_readme_has_the_worked_example():
 @pytest.mark.integration
 def test_the_readme_plugin_scores_exactly_what_the_builtin_saliency_scores(tmp_path, real_data,
                                                                           forget_plugins):
-    from explainbench.bench import runner, suite as suites
+    from explainbench.bench import report
+    from explainbench.bench.run import runner, suite as suites
 
     for name, content in readme_examples().items():
         (tmp_path / name).write_text(content)
@@ -67,6 +68,7 @@ def test_the_readme_plugin_scores_exactly_what_the_builtin_saliency_scores(tmp_p
     assert suite.plugins == ("my_saliency.py",)
     summary = runner.run(suite, tmp_path / "run", device="cpu", show_progress=False)
     assert summary.ok
+    report.write_all(summary.out)
     scores = pd.read_parquet(tmp_path / "run" / "scores.parquet")
     wide = scores.pivot_table(index=["metric", "sample_id"], columns="explainer", values="value")
     assert len(wide) == 3 * 16

@@ -11,7 +11,7 @@ from scipy.stats import spearmanr
 
 from explainbench.explainers.kernel_shap_batched import coalition_sizes, shapley_weights
 from explainbench.explainers.lime_batched import lime_kernel
-from explainbench.explainers.superpixels import segment_batch
+from explainbench.core.superpixels import segment_batch
 from explainbench.explainers.surrogate import weighted_linear_fit
 from tests.explainers.conftest import fast
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from explainbench import explainers
-from explainbench.explainers.superpixels import segment
+from explainbench.core.superpixels import segment
 
 
 def _w_times_x(model, x, targets):

@@ -11,7 +11,7 @@ import torch
 from explainbench.core.errors import BenchError, UnknownNameError
 from explainbench.explainers.background import select_background
 from explainbench.explainers.seeding import global_rng
-from explainbench.explainers.superpixels import segment, segment_batch
+from explainbench.core.superpixels import segment, segment_batch
 
 
 def test_background_is_a_seeded_sample_of_the_training_split(synthetic_image_task):

@@ -1,0 +1,85 @@
+"""`bench plan`: a suite's cells, explanations and forward/backward passes per experiment, cell kind
+and component, and its projected wall time on this machine, without running anything heavy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from explainbench.bench.cli.options import DataDir, Plugins, console, setup
+
+# Nominal rows per second of one H200, used only when `--device cuda` is asked for on a machine
+# without one: an assumption (small models, large batches, memory-bound), printed as such.
+ASSUMED_GPU_ROWS_PER_S = {"mnist_cnn": 400_000.0, "mnist_logreg": 2_000_000.0,
+                          "imdb_transformer": 40_000.0, "imdb_lstm": 25_000.0}
+
+
+def plan(
+    suite: str = typer.Option(..., "--suite", "-s", help="Built-in suite name or path to a YAML file."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Model evaluations per forward batch (default: per task and device)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+    data_dir: Optional[Path] = DataDir,
+    plugin: Optional[list[str]] = Plugins,
+) -> None:
+    """Forecast a suite: cells, explanations, forward and backward passes, and wall time."""
+    import torch
+
+    from explainbench import models
+    from explainbench.bench.run import forecast, suite as suites, suite_cells
+
+    setup(data_dir, plugin)
+    spec = suites.load(suite)
+    cells = suite_cells.plan(spec)
+    names = {c.model for c in cells}
+    for name in names:
+        models.spec(name)
+    if device == "cuda" and not torch.cuda.is_available():
+        throughput = {n: forecast.Throughput(1 / ASSUMED_GPU_ROWS_PER_S.get(n, 20_000.0),
+                                             2 / ASSUMED_GPU_ROWS_PER_S.get(n, 20_000.0))
+                      for n in names}
+        basis = "ASSUMED H200 throughput (no GPU here to calibrate on)"
+        device_name = "cuda"
+    else:
+        resolved = models.resolve_device(device)
+        throughput = forecast.calibrate(names, resolved, batch_size)
+        basis = f"throughput calibrated on this {resolved.type}"
+        device_name = resolved.type
+    result = forecast.forecast(cells, throughput, device_name)
+    if as_json:
+        payload = result.to_json()
+        payload.update(suite=spec.name, cells=len(cells), basis=basis)
+        print(json.dumps(payload, indent=2, default=sorted))
+        return
+    _print_tables(spec, cells, result, basis)
+
+
+def _print_tables(spec, cells, result, basis: str) -> None:
+    from rich.table import Table
+
+    from explainbench.bench.run.forecast import format_seconds
+
+    out = console()
+    table = Table(title=f"{spec.name}: {len(cells)} cells (forecast)")
+    for column in ("experiment", "kind", "cells", "expl.", "forward", "backward", "time"):
+        table.add_column(column, justify="left" if column in ("experiment", "kind") else "right")
+    for row in sorted(result.by("experiment", "kind"), key=lambda r: (r["experiment"], r["kind"])):
+        table.add_row(row["experiment"], row["kind"], f"{row['cells']:,}",
+                      f"{row['explanations']:,.0f}", f"{row['forward']:,.0f}",
+                      f"{row['backward']:,.0f}", format_seconds(row["seconds"]))
+    out.print(table)
+    parts = Table(title="by component (explaining, and each metric)")
+    for column in ("component", "forward", "backward", "time"):
+        parts.add_column(column, justify="left" if column == "component" else "right")
+    for row in sorted(result.by("component"), key=lambda r: -r["forward"]):
+        parts.add_row(row["component"], f"{row['forward']:,.0f}", f"{row['backward']:,.0f}",
+                      format_seconds(row["seconds"]))
+    out.print(parts)
+    unknown = sorted({u for r in result.rows for u in r["unknown"]})
+    if unknown:
+        out.print(f"[yellow]not forecast[/] (no declared cost): {', '.join(unknown)}")
+    out.print(f"total: {result.forward_passes:,} forward and {result.backward_passes:,} backward "
+              f"passes, about {format_seconds(result.projected_seconds)} ({basis}; a forecast)")

@@ -1,0 +1,37 @@
+"""The run's progress bar: forward passes done and left, elapsed, ETA and rate on one line, the
+cell being computed on the line below, readable at 80 columns."""
+
+from __future__ import annotations
+
+import contextlib
+
+
+@contextlib.contextmanager
+def bar(enabled: bool = True):
+    """The run's progress bar: forward passes done and left, elapsed, ETA and the last cell's
+    rate on one line, the cell being computed on the line below (so both fit 80 columns)."""
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.table import Column
+    from rich.text import Text
+
+    class CellProgress(Progress):
+        def get_renderables(self):
+            yield self.make_tasks_table(self.tasks)
+            for task in self.tasks:
+                if task.fields.get("current"):
+                    yield Text(f"  {task.fields['current']}", style="dim", no_wrap=True,
+                               overflow="ellipsis")
+
+    def fixed():  # never cut: the numbers are what a reader looks for
+        return Column(no_wrap=True)
+
+    bar = CellProgress(
+        TextColumn("[bold]{task.description}", table_column=fixed()), BarColumn(bar_width=None),
+        MofNCompleteColumn(table_column=fixed()), TimeElapsedColumn(table_column=fixed()),
+        TextColumn("ETA", table_column=fixed()), TimeRemainingColumn(table_column=fixed()),
+        TextColumn("{task.fields[rate]}", table_column=fixed()),
+        disable=not enabled, expand=True,
+    )
+    with bar:
+        yield bar

@@ -1,0 +1,133 @@
+"""Scoring attributions made elsewhere (by `bench explain` or by a user's own code) with one
+metric: the library side of `bench score`.
+
+The file is the `.npz` that `bench explain` writes; only `inputs`, `sample_ids`, `targets` and
+`attributions` are required (`explainer` and `params` are read when a metric re-explains).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from explainbench.core.errors import BenchError
+
+REQUIRED = ("inputs", "sample_ids", "targets", "attributions")
+CSV_COLUMNS = ["sample_id", "target", "metric", "value", "higher_is_better", "model",
+               "model_sha256", "metric_params", "seed"]
+
+
+@dataclass
+class ScoredFile:
+    rows: object  # pandas.DataFrame in CSV_COLUMNS, one row per (output, sample)
+    outputs: list[tuple[str, bool]]  # (output name, higher is better) in the metric's order
+    metric: object  # the bound metric
+    out: Path  # where the rows were written
+
+
+def score_file(model: str, attributions: Path, metric: str, *, params: dict | None = None,
+               steps: int | None = None, substrate: str | None = None,
+               explainer: str | None = None, seed: int = 0, out: Path | None = None,
+               device: str = "auto", batch_size: int = 256) -> ScoredFile:
+    """Score the attributions in `attributions` on `model` with `metric`; write one row per
+    sample (and output) to `out` (default <attributions>.<metric>.csv). Every argument is checked
+    before the model is loaded."""
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from explainbench import metrics, models
+    from explainbench.bench.store import encode_params
+
+    params = dict(params or {})
+    spec = metrics.spec(metric)
+    for flag, key, value in (("--steps", "steps", steps), ("--substrate", "substrate", substrate)):
+        if value is not None:
+            if key not in spec.defaults:
+                raise BenchError(f"metric {metric!r} takes no {flag}; its parameters: "
+                                 f"{', '.join(sorted(spec.defaults)) or 'none'}")
+            params[key] = value
+    bound = metrics.get(metric, **params)
+    models.spec(model)
+    task = models.task_of(model)
+    reason = bound.supports(task)
+    if reason:
+        raise BenchError(reason)
+    if bound.params.get("substrate") is not None:
+        task.check_substrate(bound.params["substrate"])
+    arrays = read_attributions(attributions)
+    if "model" in arrays and str(arrays["model"]) != model:
+        raise BenchError(f"{attributions} explains model {str(arrays['model'])!r}, not {model!r}")
+    check_shapes(arrays, task, attributions)
+    chosen = metric_explainer(bound, arrays, explainer)
+
+    net = models.load(model, device=device)
+    dev = next(net.parameters()).device
+    inputs = torch.as_tensor(arrays["inputs"]).to(dev)
+    inputs = inputs.float() if task.modality == "image" else inputs.long()
+    result = bound(net, task, inputs, torch.as_tensor(arrays["attributions"]).float().to(dev),
+                   torch.as_tensor(arrays["targets"]).long().to(dev), seed=seed, explainer=chosen,
+                   batch_size=batch_size)
+    outputs = result.outputs(bound.spec)  # one (name, higher is better, scores, curve) per row set
+    rows = pd.concat([pd.DataFrame({
+        "sample_id": arrays["sample_ids"].astype(np.int64), "target": arrays["targets"].astype(np.int64),
+        "metric": name, "value": values.detach().double().cpu().numpy(), "higher_is_better": higher,
+        "model": model, "model_sha256": net.card["checkpoint_sha256"],
+        "metric_params": encode_params(bound.params), "seed": seed,
+    }) for name, higher, values, _ in outputs], ignore_index=True)[CSV_COLUMNS]
+    out = out or attributions.with_suffix(f".{metric}.csv")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows.to_csv(out, index=False)
+    return ScoredFile(rows, [(name, higher) for name, higher, _, _ in outputs], bound, out)
+
+
+def read_attributions(path: Path) -> dict:
+    """The arrays of an attribution file, without pickles; one-line errors for what is missing."""
+    import numpy as np
+
+    if not path.is_file():
+        raise BenchError(f"attribution file {path} not found")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError) as exc:
+        raise BenchError(f"{path} is not a readable .npz attribution file ({exc})") from None
+    missing = [k for k in REQUIRED if k not in arrays]
+    if missing:
+        raise BenchError(f"{path} lacks {', '.join(missing)}; an attribution file holds "
+                         f"{', '.join(REQUIRED)} (as `bench explain` writes)")
+    return arrays
+
+
+def check_shapes(arrays: dict, task, path: Path) -> None:
+    n = len(arrays["inputs"])
+    inputs_shape = (n, 1, 28, 28) if task.modality == "image" else (n, *task.feature_shape)
+    expected = {"inputs": inputs_shape, "sample_ids": (n,), "targets": (n,),
+                "attributions": (n, *task.feature_shape)}
+    for key, shape in expected.items():
+        if tuple(arrays[key].shape) != shape:
+            raise BenchError(f"{path}: {key} has shape {tuple(arrays[key].shape)}, expected {shape} "
+                             f"for task {task.name}")
+    targets = arrays["targets"]
+    if targets.size and (targets.min() < 0 or targets.max() >= task.num_classes):
+        raise BenchError(f"{path}: targets must be classes 0..{task.num_classes - 1} of {task.name}")
+
+
+def metric_explainer(metric, arrays: dict, name: Optional[str]):
+    """The explainer a re-explaining metric needs: --explainer, else the file's `explainer`."""
+    if not metric.needs_explainer:
+        return None
+    from explainbench import explainers
+    from explainbench.bench.store import decode_params
+
+    recorded = str(arrays["explainer"]) if "explainer" in arrays else None
+    name = name or recorded
+    if name is None:
+        raise BenchError(f"metric {metric.name!r} re-explains perturbed inputs and needs the "
+                         f"explainer that made the attributions: pass --explainer NAME "
+                         f"(one of {', '.join(explainers.names())})")
+    params = {}
+    if name == recorded and "params" in arrays:
+        params = decode_params(str(arrays["params"]))
+    return explainers.get(name, **params)

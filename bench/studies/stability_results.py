@@ -1,0 +1,192 @@
+"""What the stability study shows: stability.csv and stability_budget.csv, the findings on seed
+variance (per sampling budget, and the least stable explainers), the budget figure and the page's
+stability section. Declared in stability.py's REPORT; see bench/studies/contribution.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from explainbench.bench.present import html
+from explainbench.bench.present.finding import (Finding, direction, interval, is_control, names,
+                                                num, primary_measure)
+from explainbench.bench.present.stats import aggregate, per_sample
+from explainbench.bench.store import decode_params, setting
+from explainbench.bench.studies import styles
+
+Q_LIME = "How much does LIME's explanation move when only the seed changes, per sampling budget?"
+Q_BUDGET = "How much does {name}'s explanation move when only the seed changes, per sampling budget?"
+Q_STABLE = "Which stochastic explainers are the least stable across seeds?"
+
+
+def tables(scores: pd.DataFrame, costs) -> dict[str, pd.DataFrame]:
+    return {"stability.csv": stability_table(scores), "stability_budget.csv": by_budget(scores),
+            "explanation_styles.csv": styles.table(scores)}
+
+
+def stability_table(scores: pd.DataFrame, study: str = "stability") -> pd.DataFrame:
+    """Per (task, model, explainer setting, metric setting): mean, std, 95% CI, n over samples."""
+    rows = scores[scores["study"] == study]
+    if rows.empty:
+        return pd.DataFrame()
+    # a study's metric settings (its seeds, k) are not alternatives to tell apart: plain names
+    samples = per_sample(rows.assign(metric_params="{}"))
+    keys = ["task", "model", "explainer_label", "metric_label", "higher_is_better"]
+    return aggregate(samples, keys, ["task", "model", "explainer", "metric", "higher_is_better"],
+                     spread=True)
+
+
+def by_budget(scores: pd.DataFrame) -> pd.DataFrame:
+    """The stability rows of a budget sweep (metric_params `budget_param`), per (task, model,
+    explainer, budget parameter, budget value, measure): mean, 95% CI and n over samples."""
+    rows = scores[scores["study"] == "stability"]
+    if rows.empty:
+        return pd.DataFrame()
+    param = pd.Series(setting(rows["metric_params"], "budget_param"), index=rows.index)
+    rows = rows.assign(budget_param=param)[param.notna()]
+    if rows.empty:
+        return pd.DataFrame()
+    params = [decode_params(p) for p in rows["params"]]
+    rows = rows.assign(budget=[p.get(k) for p, k in zip(params, rows["budget_param"])],
+                       seeds=[len(s or []) for s in setting(rows["metric_params"], "seeds")])
+    keys = ["task", "model", "explainer", "budget_param", "budget", "metric", "higher_is_better"]
+    per = (rows.groupby(keys + ["sample_id"], sort=True)
+           .agg(value=("value", "mean"), seeds=("seeds", "max")).reset_index())
+    return aggregate(per, keys, extra={"seeds": lambda g: int(g["seeds"].max())})
+
+
+def budget_findings(folder) -> list[Finding]:
+    sweeps = folder.table("stability_budget.csv")
+    out = []
+    for (task, model, explainer, param), g in (sweeps.groupby(["task", "model", "explainer", "budget_param"],
+                                                              sort=True) if len(sweeps) else []):
+        lead = primary_measure(g["metric"])
+        rows = g[g["metric"] == lead].sort_values("budget")
+        steps = [f"{interval(r.mean, r.ci_low, r.ci_high)} at {param} = {num(r.budget)}"
+                 for r in rows.itertuples()]
+        first, last = rows.iloc[0], rows.iloc[-1]
+        text = (f"Explained twice with different seeds, {explainer}'s attributions have a mean pairwise "
+                f"{lead} ({direction(bool(first['higher_is_better']))}; 1 = identical) of "
+                f"{names(steps, 10)} ({int(rows['seeds'].max())} seeds, n = {int(rows['n'].min())}).")
+        details = tuple(f"{m} ({direction(bool(h['higher_is_better'].iloc[0]))}): "
+                        + " → ".join(f"{interval(r.mean, r.ci_low, r.ci_high)} at {num(r.budget)}"
+                                     for r in h.sort_values("budget").itertuples())
+                        for m, h in g[g["metric"] != lead].groupby("metric"))
+        question = Q_LIME if explainer.startswith("lime") else Q_BUDGET.format(name=explainer)
+        out.append(Finding("budget", question, text, "stability_budget.csv", task, model,
+                           short=f"{lead} {num(first['mean'])} → {num(last['mean'])}", details=details))
+    if not any(f.question == Q_LIME for f in out):
+        out.insert(0, Finding("budget", Q_LIME, "This run has no data for this question: it has no "
+                              "stability study of LIME over sampling budgets (a `budgets:` sweep "
+                              "of lime in the stability study).", "stability_budget.csv"))
+    return out
+
+
+def least_stable(folder) -> list[Finding]:
+    table = folder.table("stability.csv")
+    if table.empty:
+        return [Finding("stable", Q_STABLE, "This run has no data for this question: it has no "
+                        "stability study.", "stability.csv")]
+    out = []
+    for (task, model), g in (table.groupby(["task", "model"], sort=True) if len(table) else []):
+        lead = primary_measure(g["metric"])
+        rows = g[g["metric"] == lead]
+        higher = bool(rows["higher_is_better"].iloc[0])
+        exact = 1.0 if higher else 0.0
+        deterministic = rows[np.isclose(rows["mean"], exact) & np.isclose(rows["ci_low"], rows["ci_high"])]
+        controls = rows[rows["explainer"].map(is_control) & ~rows.index.isin(deterministic.index)]
+        moving = rows[~rows.index.isin(deterministic.index) & ~rows.index.isin(controls.index)]
+        moving = moving.sort_values("mean", ascending=higher)
+        if moving.empty:
+            text = f"No stochastic explainer was studied on {model}."
+            out.append(Finding("stable", Q_STABLE, text, "stability.csv", task, model, short="n/a"))
+            continue
+        listed = [f"{r.explainer} {interval(r.mean, r.ci_low, r.ci_high)}" for r in moving.head(3).itertuples()]
+        most = moving.iloc[-1]
+        text = (f"Least stable by mean pairwise {lead} between seeds ({direction(higher)}): "
+                f"{names(listed)}")
+        text += (f"; most stable: {most['explainer']} {interval(most['mean'], most['ci_low'], most['ci_high'])}."
+                 if len(moving) > len(listed) else ".")
+        for r in controls.itertuples():
+            text += f" The {r.explainer} control: {interval(r.mean, r.ci_low, r.ci_high)}."
+        if len(deterministic):
+            text += (f" {len(deterministic)} deterministic explainers score exactly {num(exact)}, "
+                     "as they must.")
+        out.append(Finding("stable", Q_STABLE, text, "stability.csv", task, model,
+                           short=f"{moving.iloc[0]['explainer']} ({num(moving.iloc[0]['mean'])})"))
+    return out
+
+
+def styles_findings(folder) -> list[Finding]:
+    return styles.findings(folder)
+
+
+def figures(folder) -> list:
+    """Stability against the sampling budget: one panel per stability measure, one line per swept
+    explainer, mean over samples with its 95% interval."""
+    from explainbench.bench.present.figure import errorbars, pyplot, save
+
+    table = folder.table("stability_budget.csv")
+    if table.empty:
+        return []
+    plt, sns = pyplot()
+    out = []
+    for (task, model), g in table.groupby(["task", "model"], sort=True):
+        measures = sorted(g["metric"].unique())
+        fig, axes = plt.subplots(1, len(measures), figsize=(2.9 * len(measures), 2.8), squeeze=False)
+        lines = sorted(g.groupby(["explainer", "budget_param"]).groups)
+        colours = sns.color_palette("colorblind", len(lines))
+        for ax, measure in zip(axes[0], measures):
+            m = g[g["metric"] == measure]
+            for colour, (explainer, param) in zip(colours, lines):
+                e = m[(m["explainer"] == explainer) & (m["budget_param"] == param)]
+                errorbars(ax, e, "budget", f"{explainer} ({param})", colour)
+            higher = bool(m["higher_is_better"].iloc[0])
+            budgets = sorted(m["budget"].unique())
+            ax.set(xscale="log", xlabel="sampling budget", title=f"{measure} ({'↑' if higher else '↓'})")
+            ax.set_xticks(budgets, [f"{int(b):,}" for b in budgets])
+            ax.minorticks_off()
+            ax.title.set_fontsize(8.5)
+        axes[0, -1].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1))
+        fig.suptitle(f"{model}: stability across seeds against the sampling budget (95% intervals)",
+                     fontsize=9, y=1.03)
+        fig.tight_layout()
+        out += save(fig, folder.root / "plots", f"budget-{task}-{model}")
+    return out
+
+
+def section(folder) -> str:
+    run_dir = folder.root
+    table_ = folder.table("stability.csv")
+    budget = html.figures(run_dir, "budget-", css="stack")
+    if table_.empty and not budget and not any(run_dir.rglob("*styles*.csv")):
+        return html.note("This run has no stability study.")
+    parts = ["<p>How much does an explanation move when only the seed changes? Per sample, over the "
+             "seeds: mean pairwise Spearman, top-k intersection and sign agreement (1 = identical) "
+             "and the per-feature coefficient of variation (0 = identical); mean over samples "
+             "[95% interval]. Least stable first.</p>"]
+    for (task, model), g in table_.groupby(["task", "model"], sort=True) if len(table_) else []:
+        higher = g.drop_duplicates("metric").set_index("metric")["higher_is_better"].astype(bool)
+        lead = next((m for m in sorted(higher.index) if "spearman" in m), sorted(higher.index)[0])
+        measures = sorted(higher.index, key=lambda m: (m != lead, not higher[m], m))
+        wide = g.set_index(["explainer", "metric"])
+        exact = g[(g["ci_low"] == g["ci_high"]) & g["metric"].eq(lead) & g["mean"].eq(1.0)]["explainer"]
+        moving = g[g["metric"].eq(lead) & ~g["explainer"].isin(exact)].sort_values("mean")["explainer"]
+        rows = [[html.cell(e, css="control" if is_control(e) else "")]
+                + [html.interval_cell(wide.loc[(e, m)]) if (e, m) in wide.index else html.cell("") for m in measures]
+                for e in moving]
+        parts.append(f"<h3>{html.esc(model)}</h3>")
+        head = [f"{html.breakable(m)} {'↑' if higher[m] else '↓'}" for m in measures]
+        parts.append(html.table(["explainer"] + head, rows))
+        if len(exact):
+            parts.append(html.note(f"Deterministic, identical under every seed (as they must be): "
+                              f"{', '.join(sorted(exact))}."))
+    if budget:
+        parts.append("<h3>Against the sampling budget</h3>" + budget)
+    for path in sorted(run_dir.rglob("*styles*.csv")):  # the explanation-styles study's tables
+        rel = path.relative_to(run_dir).as_posix()
+        parts.append(f"<h3>Explanation styles ({html.link(run_dir, rel)})</h3>"
+                     + html.frame_table(folder.table(rel)))
+    parts.append(f"<p class=\"note\">Tables: {html.link(run_dir, 'stability.csv')}, "
+                 f"{html.link(run_dir, 'stability_budget.csv')}.</p>")
+    return "".join(parts)
