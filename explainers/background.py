@@ -7,11 +7,14 @@ One function selects them, so that the study of how attributions depend on the b
 the task's training split, never from the samples being explained, except `blur`, which is the
 explained sample itself, blurred.
 
-  random      a uniform sample without replacement (seeded)
+  random      a uniform sample without replacement, drawn anew for every size (seeded by the
+              seed and the size: a small background is not a prefix of a larger one, which
+              would make the small one converge to the large one by construction)
   kmeans      shap.kmeans centroids (images) of a seeded sample of 20 x size training images
               (at most 10,000; shap rounds each centroid pixel to a value the data has); shap's
               cluster weights are dropped: every centroid counts once
-  stratified  a class-balanced seeded sample (the slices' stratified selection)
+  stratified  a class-balanced seeded sample (the slices' stratified selection), drawn anew for
+              every size like `random`
   zeros       one reference: a black image, or a review whose every word is [MASK]
   blur        one reference per explained sample: that sample under the RISE blur (Gaussian,
               11 x 11, sigma 5); images only
@@ -69,13 +72,20 @@ def select_background(task, size: int, strategy: str = "random", seed: int = 0,
                                                                         task.tokenizer.cls_id)
     if not 0 < size <= len(x):
         raise BenchError(f"background size must be in 1..{len(x)}, got {size}")
+    drawn = draw_seed(seed, size)
     if strategy == "random":
-        return x[torch.randperm(len(x), generator=seeded_generator(seed))[:size]]
+        return x[torch.randperm(len(x), generator=seeded_generator(drawn))[:size]]
     if strategy == "stratified":
         from explainbench.core.slices import stratified_ids
 
-        return x[torch.as_tensor(stratified_ids(labels.numpy(), size, seed))]
-    return _kmeans(task.name, x, size, seed)
+        return x[torch.as_tensor(stratified_ids(labels.numpy(), size, drawn))]
+    return _kmeans(task.name, x, size, drawn)
+
+
+def draw_seed(seed: int, size: int) -> int:
+    """The seed of one background draw: every (seed, size) its own, so backgrounds of different
+    sizes are independent draws, not prefixes of one permutation."""
+    return (int(seed) * 1_000_003 + int(size)) % 2**63
 
 
 def _kmeans(task_name: str, x: Tensor, size: int, seed: int) -> Tensor:

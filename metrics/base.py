@@ -55,7 +55,8 @@ class MetricSpec:
 
 class Metric:
     """A metric function with its parameters bound. Calling it passes only what the function takes:
-    `generator` (seeded from the cell's seed) and `explainer` (for re-explaining metrics)."""
+    `generator` (seeded from the cell's seed), `seed` itself and `explainer` (for re-explaining
+    metrics)."""
 
     def __init__(self, spec: MetricSpec, fn: Callable[..., MetricResult], params: dict[str, Any]):
         self.spec, self.fn = spec, fn
@@ -90,6 +91,7 @@ class Metric:
             kwargs["generator"] = torch.Generator().manual_seed(int(seed))
         if "explainer" in self._accepts:
             kwargs["explainer"] = explainer
+        if "seed" in self._accepts:  # e.g. the random tie order (metrics/ordering.py)
             kwargs["seed"] = seed
         if "batch_size" in self._accepts:
             kwargs["batch_size"] = batch_size

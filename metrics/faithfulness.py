@@ -14,6 +14,7 @@ from torch import Tensor
 
 from explainbench.core.errors import BenchError
 from explainbench.metrics.base import MetricResult
+from explainbench.metrics.ordering import ranks_of, tie_broken_order, tie_noise
 from explainbench.metrics.removal import (batched_output, check_fraction, counts_for_fractions, evaluate_removals,
                              feature_ranks, removal_curve, resolve_substrate)
 
@@ -27,9 +28,9 @@ def _fractions(steps: int, device) -> Tensor:
 
 
 def _curve(model, task, inputs, attributions, targets, *, steps, substrate, descending, insert,
-           batch_size, generator, fill=None) -> Tensor:
+           batch_size, generator, seed, fill=None) -> Tensor:
     """Probability (B, steps + 1) at removed (inserted) fractions 0, 1/steps, ..., 1."""
-    ranks, n = feature_ranks(task, inputs, attributions, descending=descending)
+    ranks, n = feature_ranks(task, inputs, attributions, descending=descending, seed=seed)
     counts = counts_for_fractions(n, _fractions(steps, inputs.device))
     return removal_curve(model, task, inputs, ranks, counts, targets, substrate=substrate,
                          insert=insert, batch_size=batch_size, generator=generator, fill=fill)
@@ -44,7 +45,8 @@ def _trapezoid(curve: Tensor, steps: int) -> Tensor:
 
 def deletion(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
              steps: int = 20, substrate: str | None = None, batch_size: int = 256,
-             generator: torch.Generator | None = None, shared: dict | None = None) -> MetricResult:
+             generator: torch.Generator | None = None, shared: dict | None = None,
+             seed: int = 0) -> MetricResult:
     """Deletion (Petsiuk et al. 2018, RISE, arXiv:1806.07421): features are removed in order of
     decreasing attribution in `steps` equal increments; the curve is the target-class probability
     at removed fractions 0, 1/steps, ..., 1 and the score its trapezoid area on [0, 1].
@@ -52,20 +54,21 @@ def deletion(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor,
     substrate = resolve_substrate(task, substrate, "deletion")
     curve = _shared_curve(shared, model, task, inputs, attributions, targets, steps=steps,
                           substrate=substrate, descending=True, batch_size=batch_size,
-                          generator=generator)
+                          generator=generator, seed=seed)
     return MetricResult(_trapezoid(curve, steps), curve)
 
 
 def insertion(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
               steps: int = 20, substrate: str | None = None, batch_size: int = 256,
-              generator: torch.Generator | None = None) -> MetricResult:
+              generator: torch.Generator | None = None, seed: int = 0) -> MetricResult:
     """Insertion (Petsiuk et al. 2018): start from the substrate alone and put features back in
     order of decreasing attribution; the score is the area under the probability curve at inserted
     fractions 0, 1/steps, ..., 1. Higher is better. Paper substrate: a blurred copy of the image
     (`blur`); text `mask` (an all-[MASK] review)."""
     substrate = resolve_substrate(task, substrate, "insertion")
     curve = _curve(model, task, inputs, attributions, targets, steps=steps, substrate=substrate,
-                   descending=True, insert=True, batch_size=batch_size, generator=generator)
+                   descending=True, insert=True, batch_size=batch_size, generator=generator,
+                   seed=seed)
     return MetricResult(_trapezoid(curve, steps), curve)
 
 
@@ -74,7 +77,8 @@ def insertion(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor
 
 def mif(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
         steps: int = 20, substrate: str | None = None, batch_size: int = 256,
-        generator: torch.Generator | None = None, shared: dict | None = None) -> MetricResult:
+        generator: torch.Generator | None = None, shared: dict | None = None,
+             seed: int = 0) -> MetricResult:
     """Most influential first (MIF, Bluecher et al. 2022, arXiv:2202.06861; the MoRF order of
     pixel flipping, Samek et al. 2017, carried to full removal): the target probability as the
     features are removed in order of decreasing attribution in `steps` equal increments, fractions
@@ -84,26 +88,28 @@ def mif(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
     substrate = resolve_substrate(task, substrate, "pixel_flipping")
     curve = _shared_curve(shared, model, task, inputs, attributions, targets, steps=steps,
                           substrate=substrate, descending=True, batch_size=batch_size,
-                          generator=generator)
+                          generator=generator, seed=seed)
     return MetricResult(_trapezoid(curve, steps), curve)
 
 
 def lif(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
         steps: int = 20, substrate: str | None = None, batch_size: int = 256,
-        generator: torch.Generator | None = None, shared: dict | None = None) -> MetricResult:
+        generator: torch.Generator | None = None, shared: dict | None = None,
+             seed: int = 0) -> MetricResult:
     """Least influential first (LIF, Bluecher et al. 2022): as `mif` with the features removed in
-    order of increasing attribution (ties by feature index). A faithful explanation removes the
+    order of increasing attribution (ties at random: metrics/ordering.py). A faithful explanation removes the
     unimportant features first, so the probability stays high: higher is better."""
     substrate = resolve_substrate(task, substrate, "pixel_flipping")
     curve = _shared_curve(shared, model, task, inputs, attributions, targets, steps=steps,
                           substrate=substrate, descending=False, batch_size=batch_size,
-                          generator=generator)
+                          generator=generator, seed=seed)
     return MetricResult(_trapezoid(curve, steps), curve)
 
 
 def srg(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
         steps: int = 20, substrate: str | None = None, batch_size: int = 256,
-        generator: torch.Generator | None = None, shared: dict | None = None) -> MetricResult:
+        generator: torch.Generator | None = None, shared: dict | None = None,
+             seed: int = 0) -> MetricResult:
     """Symmetric relevance gain (Bluecher et al. 2022): LIF area minus MIF area with the same
     substrate draw. Much less sensitive to the substrate than either curve alone (its
     out-of-distribution effect cancels). Higher is better. The curve is LIF - MIF per step."""
@@ -111,19 +117,19 @@ def srg(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
     shared = {} if shared is None else shared  # one substrate draw for both orders
     curves = [_shared_curve(shared, model, task, inputs, attributions, targets, steps=steps,
                             substrate=substrate, descending=descending, batch_size=batch_size,
-                            generator=generator) for descending in (True, False)]
+                            generator=generator, seed=seed) for descending in (True, False)]
     most, least = curves
     return MetricResult(_trapezoid(least, steps) - _trapezoid(most, steps), least - most,
                         {"mif": most, "lif": least})
 
 
 def _shared_curve(shared: dict | None, model, task, inputs, attributions, targets, *, steps,
-                  substrate, descending, batch_size, generator) -> Tensor:
+                  substrate, descending, batch_size, generator, seed) -> Tensor:
     """A removal curve (inserting nothing) computed once per scoring call when several metrics
     ask for it (deletion, MIF, LIF, SRG with the same steps and substrate): `shared` is the dict
     the caller passes to every metric of one explanation batch. The substrate fill is the first
     draw from each metric's generator, which is seeded alike, so it is the same for all of them."""
-    key = ("removal_curve", int(steps), substrate, bool(descending))
+    key = ("removal_curve", int(steps), substrate, bool(descending), int(seed))
     if shared is not None and key in shared:
         return shared[key]
     fill_key = ("fill", substrate)
@@ -135,7 +141,7 @@ def _shared_curve(shared: dict | None, model, task, inputs, attributions, target
             shared[fill_key] = fill
     curve = _curve(model, task, inputs, attributions, targets, steps=steps, substrate=substrate,
                    descending=descending, insert=False, batch_size=batch_size, generator=None,
-                   fill=fill)
+                   seed=seed, fill=fill)
     if shared is not None:
         shared[key] = curve
     return curve
@@ -144,10 +150,11 @@ def _shared_curve(shared: dict | None, model, task, inputs, attributions, target
 # ----------------------------------------------------------------------------- AOPC (Samek)
 
 
-def region_ranks(attributions: Tensor, region: int) -> tuple[Tensor, int]:
+def region_ranks(attributions: Tensor, region: int, noise_of=None) -> tuple[Tensor, int]:
     """Each pixel's region rank (0 = the region of largest attribution sum) and the number of
     regions: the image cut into a grid of `region` x `region` blocks, ranked by the sum of their
-    attributions, ties by block index. Where a side is not a multiple of `region` the grid is
+    attributions, ties by `noise_of(n_blocks)` ((B, n_blocks) tie-break values; aopc passes the
+    random ones of metrics/ordering.py; without it, by block index). Where a side is not a multiple of `region` the grid is
     centred and the blocks at both edges are partial, as in Quantus's RegionPerturbation (which
     pads floor(r/2) and ceil(r/2) of the missing r pixels with zero attribution)."""
     B, H, W = attributions.shape
@@ -162,15 +169,14 @@ def region_ranks(attributions: Tensor, region: int) -> tuple[Tensor, int]:
     n_blocks = int(block.max()) + 1
     sums = torch.zeros(B, n_blocks, dtype=torch.float64, device=attributions.device)
     sums.index_add_(1, block, attributions.reshape(B, -1).double())
-    order = torch.sort(sums, dim=1, descending=True, stable=True).indices
-    rank_of_block = torch.empty_like(order)
-    rank_of_block.scatter_(1, order, torch.arange(n_blocks, device=order.device).expand_as(order))
+    noise = noise_of(n_blocks) if noise_of is not None else torch.zeros_like(sums)
+    rank_of_block = ranks_of(tie_broken_order(sums, True, noise))
     return rank_of_block[:, block].view(B, H, W), n_blocks
 
 
 def aopc(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
          region: int = 1, steps: int = 100, substrate: str | None = None, batch_size: int = 256,
-         generator: torch.Generator | None = None) -> MetricResult:
+         generator: torch.Generator | None = None, seed: int = 0) -> MetricResult:
     """AOPC (Samek et al. 2017, arXiv:1509.06321, eq. 12): the regions most relevant first (MoRF)
     are perturbed one after another, L = `steps` of them, and
     AOPC = 1/(L+1) sum_{k=0..L} [p(x) - p(x with its k most relevant regions perturbed)]. Regions
@@ -185,7 +191,8 @@ def aopc(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
         raise BenchError(f"metric 'aopc' is defined for images only (Samek et al. perturb image "
                          f"regions); for text ({task.name}) use comprehensiveness, ERASER's AOPC")
     substrate = resolve_substrate(task, substrate, "aopc")
-    ranks, n_regions = region_ranks(attributions, int(region))
+    ranks, n_regions = region_ranks(attributions, int(region),
+                                    lambda n: tie_noise(inputs, seed, n))
     L = min(int(steps), n_regions)
     counts = torch.arange(L + 1, device=inputs.device).expand(len(inputs), -1)
     curve = removal_curve(model, task, inputs, ranks.reshape(len(inputs), -1), counts, targets,
@@ -200,24 +207,24 @@ def aopc(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
 # ----------------------------------------------------------------------------- ERASER
 
 
-def _bin_counts(task, inputs, attributions, bins):
+def _bin_counts(task, inputs, attributions, bins, seed):
     bins = tuple(float(b) for b in bins)
     if not bins or any(not 0 < b <= 100 for b in bins):
         raise ValueError(f"bins are percentages in (0, 100], got {list(bins)}")
-    ranks, n = feature_ranks(task, inputs, attributions, descending=True)
+    ranks, n = feature_ranks(task, inputs, attributions, descending=True, seed=seed)
     fractions = torch.tensor(bins, dtype=torch.float64, device=inputs.device) / 100.0
     return ranks, n, counts_for_fractions(n, fractions)
 
 
 def comprehensiveness(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
                       bins=ERASER_BINS, substrate: str | None = None, batch_size: int = 256,
-                      generator: torch.Generator | None = None) -> MetricResult:
+                      generator: torch.Generator | None = None, seed: int = 0) -> MetricResult:
     """Comprehensiveness (DeYoung et al. 2020, ERASER, arXiv:1911.03429): p(x) - p(x without its
     top-k% features), averaged over the bins k (percent of each sample's own features, rounded
     half up). Higher is better. Paper substrate: text tokens deleted (`pad`); images `zero`.
     extras["drop"]: (B, bins) the drop at each bin."""
     substrate = resolve_substrate(task, substrate, "eraser")
-    ranks, n, counts = _bin_counts(task, inputs, attributions, bins)
+    ranks, n, counts = _bin_counts(task, inputs, attributions, bins, seed)
     counts = torch.cat([torch.zeros_like(counts[:, :1]), counts], dim=1)  # k = 0: p(x)
     curve = removal_curve(model, task, inputs, ranks, counts, targets, substrate=substrate,
                           insert=False, batch_size=batch_size, generator=generator)
@@ -227,13 +234,13 @@ def comprehensiveness(model, task, inputs: Tensor, attributions: Tensor, targets
 
 def sufficiency(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
                 bins=ERASER_BINS, substrate: str | None = None, batch_size: int = 256,
-                generator: torch.Generator | None = None) -> MetricResult:
+                generator: torch.Generator | None = None, seed: int = 0) -> MetricResult:
     """Sufficiency (DeYoung et al. 2020, ERASER): p(x) - p(only the top-k% features of x kept),
     averaged over the bins k. Lower is better (the top features alone keep the prediction).
     Not Quantus's `Sufficiency`, which is Dasgupta et al. 2022's nearest-neighbour notion.
     extras["drop"]: (B, bins) the drop at each bin."""
     substrate = resolve_substrate(task, substrate, "eraser")
-    ranks, n, counts = _bin_counts(task, inputs, attributions, bins)
+    ranks, n, counts = _bin_counts(task, inputs, attributions, bins, seed)
     counts = torch.cat([n.view(-1, 1).to(counts), counts], dim=1)  # keeping all: p(x)
     curve = removal_curve(model, task, inputs, ranks, counts, targets, substrate=substrate,
                           insert=True, batch_size=batch_size, generator=generator)

@@ -13,6 +13,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from explainbench.metrics.ordering import ranks_of, tie_broken_order, tie_noise
+
 # The substrate each paper removes features into, per modality; `substrate=None` means this.
 # Images: RISE (Petsiuk et al. 2018) deletes to black and inserts into a blurred canvas; Samek et
 # al. 2017 replace regions by uniform noise (AOPC; kept for pixel flipping to full removal); Bhatt et al. 2020 (and Quantus's default "black")
@@ -28,6 +30,27 @@ PAPER_SUBSTRATES: dict[str, dict[str, str]] = {
 }
 
 
+# Which removal curves a metric evaluates: (order, steps, substrate) per curve, "down" removing
+# features by decreasing attribution, "up" by increasing, "in" inserting by decreasing. Two
+# metrics that evaluate one of the same curves are one measurement (the leaderboard counts their
+# families once): on text deletion and MIF both remove words into [MASK].
+CURVES = {"deletion": (("down", "deletion"),), "mif": (("down", "pixel_flipping"),),
+          "lif": (("up", "pixel_flipping"),),
+          "srg": (("down", "pixel_flipping"), ("up", "pixel_flipping")),
+          "insertion": (("in", "insertion"),)}
+STEPS_DEFAULT = 20
+
+
+def measurements(metric: str, params: dict, modality: str) -> set[tuple]:
+    """The removal curves `metric` with `params` evaluates on `modality` (empty for a metric
+    that evaluates none of the shared curves)."""
+    out = set()
+    for order, paper in CURVES.get(metric, ()):
+        substrate = params.get("substrate") or PAPER_SUBSTRATES[paper][modality]
+        out.add((order, int(params.get("steps") or STEPS_DEFAULT), substrate))
+    return out
+
+
 def resolve_substrate(task, substrate: str | None, paper: str) -> str:
     """The substrate to use: the one asked for, else the paper's default for this modality."""
     if substrate is None:
@@ -35,20 +58,20 @@ def resolve_substrate(task, substrate: str | None, paper: str) -> str:
     return task.check_substrate(substrate)
 
 
-def feature_ranks(task, inputs: Tensor, attributions: Tensor, descending: bool = True):
+def feature_ranks(task, inputs: Tensor, attributions: Tensor, descending: bool = True,
+                  seed: int = 0):
     """Rank of each feature (0 = first to go) and the number of features per sample.
 
-    Ties are broken by feature index (stable sort); positions that are not features (text [CLS]
-    and padding) rank after every feature and are never touched.
+    Ties are broken at random from the seed and the sample (metrics/ordering.py), never by
+    position; positions that are not features (text [CLS] and padding) rank after every feature
+    and are never touched.
     """
     valid = task.feature_mask(inputs).flatten(1)
     scores = attributions.flatten(1).to(torch.float64)
     fill = float("-inf") if descending else float("inf")
     scores = torch.where(valid, scores, torch.full_like(scores, fill))
-    order = torch.sort(scores, dim=1, descending=descending, stable=True).indices
-    ranks = torch.empty_like(order)
-    ranks.scatter_(1, order, torch.arange(order.shape[1], device=order.device).expand_as(order))
-    return ranks, valid.sum(dim=1)
+    order = tie_broken_order(scores, descending, tie_noise(inputs, seed, scores.shape[1]))
+    return ranks_of(order), valid.sum(dim=1)
 
 
 def counts_for_fractions(n_features: Tensor, fractions: Tensor) -> Tensor:

@@ -81,6 +81,7 @@ from torch import Tensor
 
 from explainbench.core.errors import BenchError
 from explainbench.metrics.base import MetricResult
+from explainbench.metrics.ordering import tie_broken_order, tie_noise
 
 QUANTUS_PERCENTAGES = tuple(range(1, 100, 2))  # Quantus 0.6 ROAD default: 1%, 3%, ..., 99%
 
@@ -328,9 +329,9 @@ def _kernel_noise(noise: Tensor | Draws | None, counts: Tensor):
     return noise.reshape(B, P * width).contiguous().numpy(), (torch.arange(P) * width).numpy(), 1.0
 
 
-def _removal_order(attributions: Tensor, descending: bool) -> Tensor:
-    scores = attributions.flatten(1).double()
-    return torch.sort(scores, dim=1, descending=descending, stable=True).indices
+def _removal_order(attributions: Tensor, descending: bool, noise: Tensor) -> Tensor:
+    """Pixels by attribution, ties at random (`noise`: metrics/ordering.py), never by position."""
+    return tie_broken_order(attributions.flatten(1).double(), descending, noise)
 
 
 @torch.inference_mode()
@@ -374,7 +375,7 @@ def road_noise(counts: Tensor, batch: int, orders: int, generator, std: float) -
 
 def road(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
          percentages=None, noise: float = 0.01, batch_size: int = 256,
-         generator: torch.Generator | None = None) -> MetricResult:
+         generator: torch.Generator | None = None, seed: int = 0) -> MetricResult:
     """ROAD (Rong et al. 2022): remove the top (MoRF) or the bottom (LeRF) `percentages`
     (default 1, 3, ..., 99) of the pixels by attribution, int(784 p / 100) of them (floored, as
     Quantus 0.6), each removal imputed by noisy linear imputation with noise of standard
@@ -410,8 +411,9 @@ def road(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
     # parallel torch operation and take the cores from the kernels).
     group = B if inputs.device.type == "cpu" else 16
     curves = []
+    ties = tie_noise(inputs, seed, F)
     for o, descending in enumerate((True, False)):
-        order = _removal_order(attributions, descending)
+        order = _removal_order(attributions, descending, ties)
         chunks = [noisy_linear_imputation(inputs[i:i + group], order[i:i + group], counts,
                                           Draws(draws[i:i + group, o], noise))
                   for i in range(0, B, group)]

@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from explainbench.core.surrogate import evaluate, feature_groups
+from explainbench.metrics.ordering import tie_broken_order, tie_noise
 from explainbench.metrics.base import MetricResult
 
 
@@ -50,15 +51,16 @@ def feature_attributions(task, inputs: Tensor, attributions: Tensor, groups: Ten
 
 
 def rule_features(task, inputs: Tensor, attributions: Tensor, k: int,
-                  segmentation: str) -> tuple[Tensor, Tensor, Tensor]:
-    """(rule (B, F) bool, groups, counts): the top-k marked features of every sample."""
+                  segmentation: str, seed: int = 0) -> tuple[Tensor, Tensor, Tensor]:
+    """(rule (B, F) bool, groups, counts): the top-k marked features of every sample; features
+    with equal values at the k-th place are chosen at random (metrics/ordering.py)."""
     groups, counts = feature_groups(task, inputs, segmentation)
     width = max(int(counts.max()), 1) if len(counts) else 1
     values = feature_attributions(task, inputs, attributions, groups, width)
     real = torch.arange(width, device=inputs.device)[None] < counts[:, None]
     marked = real & (values != 0)
     ranked = torch.where(marked, values, torch.full_like(values, float("-inf")))
-    order = torch.sort(ranked, dim=1, descending=True, stable=True).indices
+    order = tie_broken_order(ranked.double(), True, tie_noise(inputs, seed, ranked.shape[1]))
     top = torch.zeros_like(marked)
     top.scatter_(1, order[:, :k], True)
     return top & marked, groups, counts
@@ -76,10 +78,10 @@ def _draws(task, rule: Tensor, n_samples: int, generator: torch.Generator) -> Te
 
 def rule_coverage(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
                   k: int = 10, n_samples: int = 1000, segmentation: str = "slic",
-                  generator: torch.Generator | None = None) -> MetricResult:
+                  generator: torch.Generator | None = None, seed: int = 0) -> MetricResult:
     """Share of perturbations in which the rule's features are all present (module docstring)."""
     generator = generator or torch.Generator().manual_seed(0)
-    rule, _, _ = rule_features(task, inputs, attributions, k, segmentation)
+    rule, _, _ = rule_features(task, inputs, attributions, k, segmentation, seed)
     z = _draws(task, rule, n_samples, generator)
     covered = (z | ~rule[:, None]).all(dim=-1)
     return MetricResult(covered.double().mean(dim=1), extras={"rule_size": rule.sum(1).double()})
@@ -88,10 +90,10 @@ def rule_coverage(model, task, inputs: Tensor, attributions: Tensor, targets: Te
 def rule_precision(model, task, inputs: Tensor, attributions: Tensor, targets: Tensor, *,
                    k: int = 10, n_samples: int = 1000, segmentation: str = "slic",
                    generator: torch.Generator | None = None,
-                   batch_size: int = 256) -> MetricResult:
+                   batch_size: int = 256, seed: int = 0) -> MetricResult:
     """Share of perturbations with the rule's features kept whose prediction is the target."""
     generator = generator or torch.Generator().manual_seed(0)
-    rule, groups, _ = rule_features(task, inputs, attributions, k, segmentation)
+    rule, groups, _ = rule_features(task, inputs, attributions, k, segmentation, seed)
     design = _draws(task, rule, n_samples, generator) | rule[:, None]
     kept = evaluate(model, task, inputs, targets, groups, design,
                     substrate="zero" if task.modality == "image" else "mask", output="kept",

@@ -5,8 +5,12 @@ Model-parameter randomisation cascades from the output layer down: at depth d th
 model is compared with the trained model's. The randomisation follows Quantus's
 `get_random_layer_generator(order="top_down", seed)` exactly (named_modules order reversed,
 `torch.manual_seed(seed + 1)` then `reset_parameters()` per layer), so the scores are comparable
-with quantus.MPRT. Similarities (per sample): Spearman of absolute attributions and, for images,
-SSIM of the attribution maps normalised by their maximum absolute value (Quantus's abs + normalise).
+with quantus.MPRT. Similarities (per sample), the paper's three: Spearman of absolute attributions
+(`_spearman`, as Quantus), Spearman of the signed attributions (`_spearman_signed`, the paper's
+"without absolute values") and, for images, SSIM of the attribution maps normalised by their
+maximum absolute value (Quantus's abs + normalise); and ours, `_spearman_untied`: the absolute
+Spearman in expectation over random tie orders (similarity.spearman_untied), because maps that are
+0 on most pixels look alike to an average-rank Spearman through their shared zeros alone.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from torch import Tensor, nn
 
 from explainbench.metrics import similarity
 
-SANITY_METRICS = {"mprt_spearman": False, "mprt_ssim": False,  # lower = the map changed more
-                  "random_logit_spearman": False, "random_logit_ssim": False}
+SANITY_METRICS = {f"{prefix}_{measure}": False  # lower = the map changed more
+                  for prefix in ("mprt", "random_logit")
+                  for measure in ("spearman", "spearman_signed", "spearman_untied", "ssim")}
 _BLOCK = re.compile(r"^(.*?\.layer\.\d+|.*?\.(?:embeddings|pooler))(?:\.|$)")
 
 
@@ -67,8 +72,11 @@ def _normalised_abs(a: Tensor) -> Tensor:
 
 def explanation_similarity(original: Tensor, other: Tensor, valid: Tensor, modality: str,
                            prefix: str) -> dict[str, Tensor]:
-    """{prefix_spearman, prefix_ssim (images)}: per-sample similarity of two explanations."""
-    out = {f"{prefix}_spearman": similarity.spearman(original.abs(), other.abs(), valid)}
+    """{prefix_spearman, prefix_spearman_signed, prefix_spearman_untied, prefix_ssim (images)}:
+    per-sample similarity of two explanations (module docstring)."""
+    out = {f"{prefix}_spearman": similarity.spearman(original.abs(), other.abs(), valid),
+           f"{prefix}_spearman_signed": similarity.spearman(original, other, valid),
+           f"{prefix}_spearman_untied": similarity.spearman_untied(original.abs(), other.abs(), valid)}
     if modality == "image":
         out[f"{prefix}_ssim"] = similarity.ssim(_normalised_abs(original).double(),
                                                 _normalised_abs(other).double())

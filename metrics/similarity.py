@@ -50,22 +50,52 @@ def spearman(a: Tensor, b: Tensor, valid: Tensor | None = None) -> Tensor:
     return pearson(average_ranks(a, valid), average_ranks(b, valid), valid)
 
 
-def top_k_mask(a: Tensor, valid: Tensor | None, k_fraction: float) -> Tensor:
-    """The k = ceil(k_fraction * n_valid) entries of largest magnitude per row (ties by index)."""
+def spearman_untied(a: Tensor, b: Tensor, valid: Tensor | None = None) -> Tensor:
+    """Spearman's rho in expectation over random tie orders, each map's independent of the
+    other's: the covariance of the average ranks over the variance of a permutation's ranks,
+    (n^2 - 1) / 12, which random tie-breaking always gives. Without ties it is `spearman`; two
+    maps that are both 0 on the same 80 % of the pixels are not made similar by those zeros (with
+    average ranks, that shared block alone gives them a large correlation). Identical maps: 1."""
+    ra, valid = _flat(average_ranks(a, valid), valid)
+    rb = average_ranks(b, valid).flatten(1)
+    w = valid.to(torch.float64)
+    n = w.sum(dim=1)
+    mean = (n + 1) / 2
+    cov = (((ra - mean[:, None]) * (rb - mean[:, None])) * w).sum(1) / n.clamp(min=1)
+    rho = cov / ((n * n - 1) / 12).clamp(min=1e-300)
+    fa, _ = _flat(a, valid)
+    identical = ((fa == b.flatten(1).to(torch.float64)) | ~valid).all(dim=1)
+    return torch.where(identical, torch.ones_like(rho), rho.clamp(-1.0, 1.0))
+
+
+def top_k_membership(a: Tensor, valid: Tensor | None, k_fraction: float) -> Tensor:
+    """(B, F) float64: the probability that each entry is among the k = ceil(k_fraction * n_valid)
+    of largest magnitude when ties are broken at random: 1 above the k-th magnitude, 0 below,
+    and (places left) / (entries tied at the k-th magnitude) for those tied there. No position
+    decides which of the tied entries make the top k."""
     a, valid = _flat(a, valid)
     k = torch.ceil(k_fraction * valid.sum(1).to(torch.float64)).long().clamp(min=1)
     score = torch.where(valid, a.abs(), torch.full_like(a, -1.0))
-    order = torch.sort(score, dim=1, descending=True, stable=True).indices
-    ranks = torch.empty_like(order)
-    ranks.scatter_(1, order, torch.arange(order.shape[1], device=a.device).expand_as(order))
-    return (ranks < k[:, None]) & valid
+    kth = torch.sort(score, dim=1, descending=True).values.gather(
+        1, (k - 1).clamp(max=score.shape[1] - 1)[:, None])
+    above = (score > kth) & valid
+    at = (score == kth) & valid
+    left = (k[:, None] - above.sum(1, keepdim=True)).to(torch.float64)
+    share = left / at.sum(1, keepdim=True).clamp(min=1).to(torch.float64)
+    return above.to(torch.float64) + at.to(torch.float64) * share
 
 
 def top_k_intersection(a: Tensor, b: Tensor, valid: Tensor | None = None,
                        k_fraction: float = 0.1) -> Tensor:
-    """Share of the k most important features (by magnitude) that the two maps have in common."""
-    ta, tb = top_k_mask(a, valid, k_fraction), top_k_mask(b, valid, k_fraction)
-    return (ta & tb).sum(1).to(torch.float64) / ta.sum(1).clamp(min=1).to(torch.float64)
+    """Share of the k most important features (by magnitude) that the two maps have in common,
+    in expectation over random tie orders, each map's independent of the other's (two maps that
+    tie on the same 80 % of zeros do not agree on which of them are important); identical maps
+    agree exactly (1), as in `pearson`."""
+    pa, pb = top_k_membership(a, valid, k_fraction), top_k_membership(b, valid, k_fraction)
+    expected = (pa * pb).sum(1) / pa.sum(1).clamp(min=1e-12)
+    fa, v = _flat(a, valid)
+    identical = ((fa == b.flatten(1).to(torch.float64)) | ~v).all(dim=1)
+    return torch.where(identical, torch.ones_like(expected), expected)
 
 
 def sign_agreement(a: Tensor, b: Tensor, valid: Tensor | None = None) -> Tensor:

@@ -83,21 +83,48 @@ def holm(p_values: list[float]) -> list[float]:
     return adjusted.tolist()
 
 
-IDENTICAL_RELATIVE = 1e-9  # differences below this share of the metric's scale are rounding
+# Scores are computed from float32 model outputs: values that agree to a few float32 units in the
+# last place (2^-23 ~ 1.2e-7 relative) are the same number computed along different paths.
+PRECISION = 2.0**-20  # ~9.5e-7 relative: eight float32 ulps
+
+
+def equal_to_precision(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two paired score vectors agree, sample by sample, to the precision they were
+    computed in (relative to each pair's own size, so infidelity's 1e-9 scale is judged as
+    finely as a probability's). Such explainers share a rank and are never "different"."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    scale = np.maximum(np.abs(a), np.abs(b))
+    return bool(np.all(np.abs(a - b) <= PRECISION * scale))
 
 
 def wilcoxon_p(a: np.ndarray, b: np.ndarray) -> float:
-    """Two-sided paired Wilcoxon signed-rank p-value; 1 where the two are identical up to
-    rounding, judged relative to the scores' own scale (infidelity of a linear model lives at
-    1e-6..1e-9, where an absolute tolerance would call real differences equal)."""
+    """Two-sided paired Wilcoxon signed-rank p-value; 1 where the two agree to precision
+    (`equal_to_precision`) or there are fewer than two pairs."""
     from scipy.stats import wilcoxon
 
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    diff = a - b
-    scale = max(float(np.abs(a).max(initial=0.0)), float(np.abs(b).max(initial=0.0)))
-    if len(diff) < 2 or np.all(np.abs(diff) <= IDENTICAL_RELATIVE * scale):
+    if len(a) < 2 or equal_to_precision(a, b):
         return 1.0
     return float(wilcoxon(a, b, zero_method="zsplit").pvalue)
+
+
+def precision_ranks(means: pd.Series, wide: pd.DataFrame, higher: bool) -> pd.Series:
+    """Competition ranks (1, 1, 3, ...) by mean, where an explainer whose mean equals, or whose
+    paired per-sample scores agree to precision with, the one ranked just before it shares its
+    rank."""
+    order = means.sort_values(ascending=not higher, kind="stable").index
+    ranks, previous = {}, None
+    for place, label in enumerate(order, start=1):
+        if previous is not None:
+            both = wide[[previous, label]].dropna()
+            if means[label] == means[previous] or (
+                    len(both) and equal_to_precision(both[previous], both[label])):
+                ranks[label] = ranks[previous]
+                previous = label
+                continue
+        ranks[label] = place
+        previous = label
+    return pd.Series(ranks).reindex(means.index)
 
 
 def _setting_labels(scores: pd.DataFrame, name_col: str, params_col: str) -> pd.Series:

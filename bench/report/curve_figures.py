@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from explainbench.bench.present.figure import pyplot, save
 from explainbench.bench.present.stats import CONTROLS, FLOOR, bootstrap_band, metric_labels

@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from explainbench.bench.present.finding import (FAITHFULNESS, Finding, base_name, direction,
+from explainbench.bench.present.finding import (FAITHFULNESS, Finding, direction,
                                                 faithfulness_rows, group_column, interval,
                                                 is_control, mean_ranks, names, num, plural)
 from explainbench.bench.present.stats import ALPHA, CONTROLS
+from explainbench.bench.report.tables import AGREE_ENOUGH
 from explainbench.bench.store import describe_commits
 
 Q_EVIDENCE = "How much can this run tell apart?"
@@ -171,7 +172,32 @@ def _control_detail(rows: pd.DataFrame, metric: str, controls: list[str]) -> str
     return f"{metric} ({direction(higher)}): " + "; ".join(parts) + "."
 
 
-def best(boards: dict) -> list[Finding]:
+def _agreement(agreement: pd.DataFrame, task: str, model: str, leader: str) -> tuple[float, str]:
+    """(Kendall's W, a sentence) on how far the families agree, from metric_agreement.csv."""
+    if agreement.empty:
+        return np.nan, ""
+    mine = agreement[(agreement["task"] == task) & (agreement["model"] == model)]
+    w = mine[mine["measure"] == "kendall_w"]
+    if w.empty:
+        return np.nan, ""
+    w_value, n, m = float(w["value"].iloc[0]), int(w["n"].iloc[0]), int(w["m"].iloc[0])
+    pairs = mine[mine["measure"] == "spearman"].sort_values("value")
+    worst = [f"{r.family} vs {r.other} (Spearman {num(r.value)})" for r in pairs.head(3).itertuples()]
+    places = mine[(mine["measure"] == "rank_without") & (mine["explainer"] == leader)]["value"]
+    text = f"Kendall's W over the {m} families and {n} explainers: {num(w_value)}"
+    if w_value < AGREE_ENOUGH:
+        text += (f", below {num(AGREE_ENOUGH)}: the families disagree on the order, so no "
+                 f"explainer is named the most faithful here. Least concordant: {names(worst, 3)}.")
+    elif len(places):
+        text += (f": the families agree. Leaving out one family at a time, {leader} places "
+                 f"{int(places.min())} to {int(places.max())}; least concordant: {names(worst, 2)}.")
+    else:
+        text += ": the families agree."
+    return w_value, text
+
+
+def best(boards: dict, agreement: pd.DataFrame | None = None) -> list[Finding]:
+    agreement = pd.DataFrame() if agreement is None else agreement
     out = []
     for (task, model), board in boards.items():
         faith = faithfulness_rows(board)
@@ -212,74 +238,16 @@ def best(boards: dict) -> list[Finding]:
             spread = f"{min(ties)} to {max(ties)} other explainers (median {num(float(np.median(ties)))})"
         text += (f" The best on {'the' if len(ties) == 1 else 'a'} metric is not significantly "
                  f"different from {spread}.")
+        w, concord = _agreement(agreement, task, model, ranks.index[0] if len(ranks) else "")
+        short = ranks.index[0] if len(ranks) else "n/a"
+        if concord and w < AGREE_ENOUGH:  # the ranking is shown, not read as a verdict
+            text = concord + " " + text.replace("By mean rank over", "For reference, by mean rank over", 1)
+            short = f"families disagree (W {num(w)})"
+        elif concord:
+            text += " " + concord
         out.append(Finding("best", Q_BEST, text, source, task, model,
-                           short=ranks.index[0] if len(ranks) else "n/a", details=tuple(details)))
+                           short=short, details=tuple(details)))
     return out
-
-
-Q_LINEAR = ("Do explanations of the logistic model match its exact attributions, and do they "
-            "differ from the CNN's?")
-
-
-def _is_ground_truth(metric: str) -> bool:
-    return base_name(metric) == "linear_ground_truth"
-
-
-def linear_ground_truth(boards: dict) -> list[Finding]:
-    out = []
-    for (task, model), board in boards.items():
-        rows = board[board["metric"].map(_is_ground_truth)]
-        if rows.empty:
-            continue
-        metric = rows["metric"].iloc[0]
-        rows = rows[rows["metric"] == metric].sort_values("mean", ascending=False)
-        real = rows[~rows["explainer"].map(is_control)]
-        listed = [f"{r.explainer} {interval(r.mean, r.ci_low, r.ci_high)}" for r in real.head(3).itertuples()]
-        close = real[real["ci_low"] > 0.9]
-        text = (f"Agreement with the exact attributions W·x ({metric}, {direction(True)}, 1 = the "
-                f"same ranking): closest {names(listed)}; {len(close)} of {len(real)} explainers "
-                f"have an interval above 0.9; farthest {real.iloc[-1]['explainer']} "
-                f"{interval(real.iloc[-1]['mean'], real.iloc[-1]['ci_low'], real.iloc[-1]['ci_high'])}.")
-        for r in rows[rows["explainer"].map(is_control)].itertuples():
-            text += f" Control {r.explainer}: {interval(r.mean, r.ci_low, r.ci_high)}."
-        text += " " + _compare_models(boards, task, model)
-        out.append(Finding("linear", Q_LINEAR, text.strip(), f"leaderboard/{task}-{model}.csv", task, model,
-                           short=f"{real.iloc[0]['explainer']} ({num(real.iloc[0]['mean'])})"))
-    if not out:
-        out.append(Finding("linear", Q_LINEAR, "This run has no data for this question: no "
-                           "leaderboard has the linear_ground_truth metric (the logistic model).",
-                           "leaderboard/"))
-    return out
-
-
-def _compare_models(boards: dict, task: str, model: str) -> str:
-    """How the explainers' faithfulness ranking on `model` compares with the other models of its task."""
-    from scipy.stats import spearmanr
-
-    mine = faithfulness_rows(boards[(task, model)])
-    sentences = []
-    for (t, other), board in boards.items():
-        if t != task or other == model:
-            continue
-        theirs = faithfulness_rows(board)
-        shared = sorted(set(mine["metric"]) & set(theirs["metric"]))
-        if not shared:
-            continue
-        a = mine[mine["metric"].isin(shared)].groupby("explainer")["rank"].mean()
-        b = theirs[theirs["metric"].isin(shared)].groupby("explainer")["rank"].mean()
-        both = pd.concat([a.rename("a"), b.rename("b")], axis=1).dropna()
-        if len(both) < 3:
-            continue
-        rho = spearmanr(both["a"], both["b"]).statistic
-        place_a, place_b = both["a"].rank(method="min"), both["b"].rank(method="min")
-        moves = (place_b - place_a).abs().sort_values(ascending=False, kind="stable").head(3)
-        listed = [f"{e} {int(place_a[e])} → {int(place_b[e])}" for e in moves.index if moves[e] > 0]
-        sentences.append(
-            f"Its explainers' places by mean rank on the {len(shared)} faithfulness metrics it shares "
-            f"with {other} ({names(shared, 4)}) correlate with {other}'s at Spearman {num(rho)} over "
-            f"{len(both)} explainers" + (f"; the largest moves ({model} → {other}): {names(listed)}."
-                                         if listed else "."))
-    return " ".join(sentences) or f"No other {task} model shares a faithfulness metric with {model}."
 
 
 def _reader(folder):
@@ -296,8 +264,14 @@ def generate(folder) -> list[Finding]:
     folder = _reader(folder)
     boards = folder.leaderboards
     versus = folder.table("versus_controls.csv")
+    from explainbench.bench.report.findings_leaderboard import (linear_ground_truth, separation,
+                                                                ties, unsupported)
+
     parts = [(10, lambda: evidence(boards)), (20, lambda: beats_controls(boards, versus)),
-             (30, lambda: best(boards)), (60, lambda: linear_ground_truth(boards))]
+             (30, lambda: best(boards, folder.table("metric_agreement.csv"))),
+             (35, lambda: ties(boards)), (25, lambda: separation(boards, versus)),
+             (95, lambda: unsupported(folder.manifest)),
+             (60, lambda: linear_ground_truth(boards))]
     for _, contribution in studies.contributions():
         parts += [(place, lambda f=f: f(folder)) for place, f in contribution.findings]
     found = []

@@ -35,12 +35,30 @@ def leaderboard_section(folder) -> str:
              'and the Holm-corrected Wilcoxon p against the best. <span class="best">Bold green</span>: '
              'best; <span class="same">light green</span>: not significantly different from the best; '
              '<span class="below">grey</span>: worse than the random control. Click a column to sort.</p>']
+    agreement = folder.table("metric_agreement.csv")
     for stem, board in boards:
         rel = f"leaderboard/{stem}.csv"
         parts.append(f"<h3>{esc(board['model'].iloc[0])} <small>({link(run_dir, rel, 'full CSV')})</small></h3>")
         parts.append(_leaderboard_table(board))
         parts.append(_single_explainer_metrics(board))
+        parts.append(_family_agreement(agreement, board))
     return "".join(parts)
+
+
+def _family_agreement(agreement: pd.DataFrame, board: pd.DataFrame) -> str:
+    """One line: how far the faithfulness families agree on this leaderboard's order."""
+    if agreement.empty or board.empty:
+        return ""
+    mine = agreement[(agreement["task"] == board["task"].iloc[0])
+                     & (agreement["model"] == board["model"].iloc[0])]
+    w = mine[mine["measure"] == "kendall_w"]
+    if w.empty:
+        return ""
+    pairs = mine[mine["measure"] == "spearman"].sort_values("value").head(3)
+    listed = "; ".join(f"{r.family} vs {r.other}: {r.value:.2f}" for r in pairs.itertuples())
+    return note(f"Agreement of the {int(w['m'].iloc[0])} faithfulness families on the order: "
+                f"Kendall's W {w['value'].iloc[0]:.2f} (1 = the same order). Least concordant "
+                f"(Spearman): {listed}. Table: metric_agreement.csv.")
 
 
 def _single_explainer_metrics(board: pd.DataFrame) -> str:
@@ -66,14 +84,14 @@ def _leaderboard_table(board: pd.DataFrame) -> str:
     arrows = board.drop_duplicates("metric").set_index("metric")["higher_is_better"]
     head = (["explainer", "mean faithfulness rank"]
             + [f"{breakable(m)} {'↑' if arrows[m] else '↓'}" for _, m in cols]
-            + ["s / expl.", "forward passes / expl."])
+            + ["largest tie", "s / expl.", "forward passes / expl."])
     groups = [("", 2)]
     for g, _ in cols:
         if groups[-1][0] == g:
             groups[-1] = (g, groups[-1][1] + 1)
         else:
             groups.append((g, 1))
-    groups.append(("cost", 2))
+    groups += [("ties", 1), ("cost", 2)]
     rows = []
     for name in row_order(board):
         first = board[board["explainer"] == name].iloc[0]
@@ -92,6 +110,10 @@ def _leaderboard_table(board: pd.DataFrame) -> str:
                      + ("" if pd.isna(p) else f", Holm p vs best {p:.3g}")
                      + (f", {int(r.n_excluded)} excluded" if getattr(r, "n_excluded", 0) else ""))
             row.append(cell(f"{short(r.mean)}<sup>{int(r.rank)}</sup>", r.mean, css, title, raw=True))
+        tied = first.get("tied_share", np.nan)
+        row.append(cell("" if pd.isna(tied) else f"{100 * tied:.0f} %", tied,
+                        title="share of the map's features in its largest group of equal values: "
+                              "removal metrics order them at random"))
         for col in ("seconds_per_explanation", "forward_passes_per_explanation"):
             value = first.get(col, np.nan)
             row.append(cell("" if pd.isna(value) else short(value), value))

@@ -9,7 +9,9 @@ both explainers scored, Holm-corrected across the explainers compared within one
 `mean_faithfulness_rank` (the leaderboard's aggregate) is the mean, over the faithfulness
 families an explainer was ranked in, of its mean rank within the family: each family counts
 once however many metrics it has (MIF, LIF and SRG are pixel flipping; ROAD's five outputs are
-ROAD; comprehensiveness and sufficiency are ERASER; every other metric is its own family).
+ROAD; comprehensiveness and sufficiency are ERASER; every other metric is its own family), and
+families that measure the same thing on a task are one (`measurement_families`: on text,
+deletion and MIF are one curve, so deletion and pixel flipping count once).
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ import numpy as np
 import pandas as pd
 
 from explainbench.bench.present.stats import (ALPHA, CONTROLS, FLOOR, bootstrap_ci, holm,
-                                              per_sample, wilcoxon_p)
+                                              metric_labels, per_sample, precision_ranks,
+                                              wilcoxon_p)
+
+from explainbench.core.tasks import TASKS  # noqa: E402  (light: no model code)
 
 LEADERBOARD_CATEGORIES = ("faithfulness", "robustness", "complexity", "ground_truth", "examples",
                           "rules")
@@ -36,13 +41,21 @@ def leaderboards(scores: pd.DataFrame, costs: pd.DataFrame | None = None) -> dic
     if samples.empty:
         return {}
     cost = _cost_table(costs)
+    ties = tied_shares(scores)
+    lb_rows = scores[(scores["study"] == "scores") & scores["category"].isin(LEADERBOARD_CATEGORIES)]
     boards = {}
     for (task, model), group in samples.groupby(["task", "model"], sort=True):
         rows = []
         for (metric_label, higher), m in group.groupby(["metric_label", "higher_is_better"], sort=True):
             rows += _metric_rows(m, metric_label, bool(higher))
         board = pd.DataFrame(rows)
+        scored = lb_rows[(lb_rows["task"] == task) & (lb_rows["model"] == model)]
+        modality = TASKS[task].modality if task in TASKS else "image"
+        board["family"] = board["family"].map(measurement_families(scored, board, modality))
         board = board.merge(mean_faithfulness_rank(board), on="explainer", how="left")
+        if ties is not None:
+            mine = ties[(ties["task"] == task) & (ties["model"] == model)]
+            board = board.merge(mine[["explainer", "tied_share"]], on="explainer", how="left")
         if cost is not None:
             board = board.merge(cost[cost["model"] == model].drop(columns="model"),
                                 on=["explainer_name", "params_hash"], how="left")
@@ -50,6 +63,50 @@ def leaderboards(scores: pd.DataFrame, costs: pd.DataFrame | None = None) -> dic
         board.insert(0, "task", task)
         boards[(task, model)] = board.sort_values(["metric", "rank", "explainer"]).reset_index(drop=True)
     return boards
+
+
+def tied_shares(scores: pd.DataFrame) -> pd.DataFrame | None:
+    """Per (task, model, explainer label): the mean over samples of the share of its features in
+    the largest group of equal values (only a random tie-break orders them: metrics/ordering.py),
+    from the scores cells' `tied_feature_share` rows; None for runs without them."""
+    rows = scores[(scores["study"] == "scores") & (scores["category"] == "ties")]
+    if rows.empty:
+        return None
+    samples = per_sample(rows)
+    return (samples.groupby(["task", "model", "explainer_label"])["value"].mean()
+            .rename("tied_share").reset_index().rename(columns={"explainer_label": "explainer"}))
+
+
+def measurement_families(scores: pd.DataFrame, board: pd.DataFrame, modality: str) -> dict[str, str]:
+    """{family: the family it is counted as}: families joined where two of their metrics evaluate
+    the same removal curve on this modality (metrics/removal.py: `measurements`). On text,
+    deletion and MIF both remove words by decreasing attribution into [MASK], so deletion and
+    pixel flipping become one family, `deletion+pixel_flipping`: one curve counts once in the
+    mean rank and in "beats the controls on half of the families"."""
+    from explainbench.bench.store import decode_params
+    from explainbench.metrics.removal import measurements
+
+    labelled = scores.assign(metric_label=metric_labels(scores)).drop_duplicates("metric_label")
+    curves = {r.metric_label: measurements(r.metric, decode_params(r.metric_params), modality)
+              for r in labelled.itertuples()}
+    family_of = dict(zip(board["metric"], board["family"]))
+    parent = {f: f for f in family_of.values()}
+
+    def root(f):
+        while parent[f] != f:
+            f = parent[f]
+        return f
+
+    metrics_ = sorted(m for m in family_of if curves.get(m))
+    for i, a in enumerate(metrics_):
+        for b in metrics_[i + 1:]:
+            if curves[a] & curves[b]:
+                fa, fb = root(family_of[a]), root(family_of[b])
+                parent[max(fa, fb)] = min(fa, fb)
+    groups: dict[str, list[str]] = {}
+    for f in parent:
+        groups.setdefault(root(f), []).append(f)
+    return {f: "+".join(sorted(groups[root(f)])) for f in parent}
 
 
 def mean_faithfulness_rank(board: pd.DataFrame) -> pd.Series:
@@ -79,7 +136,7 @@ def _metric_rows(m: pd.DataFrame, metric_label: str, higher: bool) -> list[dict]
     if not stats:
         return []
     means = pd.Series({k: v["mean"] for k, v in stats.items()})
-    ranks = means.rank(ascending=not higher, method="min")
+    ranks = precision_ranks(means, wide, higher)
     best = means.idxmax() if higher else means.idxmin()
     others = [k for k in stats if k != best]
     p_raw = []
@@ -189,4 +246,65 @@ def versus_controls(scores: pd.DataFrame, controls: tuple[str, ...] = CONTROLS) 
                 row["better"] = bool(p_adj < ALPHA and row["difference"] > 0)
                 row["worse"] = bool(p_adj < ALPHA and row["difference"] < 0)
             out += rows
+    return pd.DataFrame(out)
+
+
+AGREE_ENOUGH = 0.5  # Kendall's W at or above which the faithfulness families' rankings agree
+
+
+def family_ranks(board: pd.DataFrame) -> pd.DataFrame:
+    """Explainers x faithfulness families: each explainer's mean rank within each family (the
+    explainers every family ranked)."""
+    faith = board[board["category"] == "faithfulness"]
+    return faith.groupby(["explainer", "family"])["rank"].mean().unstack("family").dropna()
+
+
+def kendall_w(ranks: pd.DataFrame) -> float:
+    """Kendall's coefficient of concordance of the columns' rankings of the rows (each column
+    re-ranked 1..n, ties averaged, with the tie correction): 1 when every family ranks the
+    explainers alike, 0 when their rankings cancel out."""
+    from scipy.stats import rankdata
+
+    n, m = ranks.shape
+    if n < 2 or m < 2:
+        return np.nan
+    r = np.column_stack([rankdata(ranks[c]) for c in ranks.columns])
+    s = ((r.sum(axis=1) - m * (n + 1) / 2) ** 2).sum()
+    ties = sum(((counts ** 3) - counts).sum()
+               for counts in (np.unique(r[:, j], return_counts=True)[1] for j in range(m)))
+    denominator = m * m * (n ** 3 - n) - m * ties
+    return float(12 * s / denominator) if denominator > 0 else np.nan
+
+
+def metric_agreement(boards: dict) -> pd.DataFrame:
+    """metric_agreement.csv, per (task, model): how much the faithfulness families agree on the
+    explainers' order (LATEC, NeurIPS 2024, warns that metric conflicts make an aggregate rank
+    unreliable). Rows by `measure`:
+      kendall_w      over every family (family "all"), with n explainers and m families
+      spearman       between two families' rankings (family, other)
+      rank_without   the mean-rank place of each of the three leading explainers with one
+                     family left out (family: the one left out; explainer; value: its place)"""
+    from scipy.stats import spearmanr
+
+    out = []
+    for (task, model), board in boards.items():
+        ranks = family_ranks(board)
+        if ranks.shape[1] < 2 or len(ranks) < 2:
+            continue
+        out.append(dict(task=task, model=model, measure="kendall_w", family="all", other="",
+                        explainer="", value=kendall_w(ranks), n=len(ranks), m=ranks.shape[1]))
+        families = list(ranks.columns)
+        for i, a in enumerate(families):
+            for b in families[i + 1:]:
+                rho = spearmanr(ranks[a], ranks[b]).statistic
+                out.append(dict(task=task, model=model, measure="spearman", family=a, other=b,
+                                explainer="", value=float(rho), n=len(ranks), m=2))
+        overall = ranks.mean(axis=1).rank(method="min")
+        leaders = list(overall.sort_values(kind="stable").index[:3])
+        for left in families:
+            without = ranks.drop(columns=left).mean(axis=1).rank(method="min")
+            for e in leaders:
+                out.append(dict(task=task, model=model, measure="rank_without", family=left,
+                                other="", explainer=e, value=float(without[e]), n=len(ranks),
+                                m=ranks.shape[1] - 1))
     return pd.DataFrame(out)

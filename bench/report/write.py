@@ -4,6 +4,8 @@
     RUN_DIR/leaderboard/<task>-<model>.csv   the leaderboard proper (CI, rank, significance, cost)
     RUN_DIR/correct_vs_wrong.csv             every leaderboard score split by prediction correctness
     RUN_DIR/versus_controls.csv              every explainer against the random and edge controls
+    RUN_DIR/metric_agreement.csv             how far the faithfulness families agree (Kendall's W,
+                                             pairwise, the leaders with one family left out)
     RUN_DIR/<the studies' tables>            stability.csv, stability_budget.csv, explanation_styles.csv,
                                              background.csv, sanity.csv, agreement_pairs.csv,
                                              agreement/<task>-<model>.csv (each study's REPORT)
@@ -36,10 +38,12 @@ def _csv(path: Path, frame: pd.DataFrame) -> Path:
 
 def write_tables(run_dir: Path, scores: pd.DataFrame, costs: pd.DataFrame) -> list[Path]:
     written = [_csv(run_dir / "leaderboard.csv", tables.summary(scores))]
-    for (task, model), board in tables.leaderboards(scores, costs).items():
+    boards = tables.leaderboards(scores, costs)
+    for (task, model), board in boards.items():
         written.append(_csv(run_dir / "leaderboard" / f"{task}-{model}.csv", board))
     derived = {"correct_vs_wrong.csv": tables.correct_vs_wrong(scores),
-               "versus_controls.csv": tables.versus_controls(scores)}
+               "versus_controls.csv": tables.versus_controls(scores),
+               "metric_agreement.csv": tables.metric_agreement(boards)}
     for _, contribution in studies.contributions():
         if contribution.tables is not None:
             derived.update(contribution.tables(scores, costs))

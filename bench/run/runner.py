@@ -91,6 +91,7 @@ def run(suite: Suite, out: str | Path, *, device: str = "auto", retry_failed: bo
         if announce:
             print(announcement(cells, todo, ctx, batch_size), file=sys.stderr)
         record_models_and_slices(manifest, suite, ctx)
+        manifest["unsupported"] = unsupported_pairs(suite)
         store.write_manifest(manifest)
 
         if backend == "ray":
@@ -163,6 +164,23 @@ def announcement(cells: list[Cell], todo: list[Cell], ctx: RunContext,
     return (f"plan: {len(todo)} of {len(cells)} cells to run, {plan.forward_passes:,} forward and "
             f"{plan.backward_passes:,} backward passes; about {forecast.format_seconds(plan.projected_seconds)}"
             f" on this {ctx.device.type} (a forecast; `bench plan` has the breakdown)")
+
+
+def unsupported_pairs(suite: Suite) -> list[dict]:
+    """Every (experiment, model, explainer) the suite names that the planner leaves out, with
+    the reason (attention has no attention layer on an LSTM; DeepLift needs a module per
+    activation), so the report can say why a leaderboard lacks an explainer."""
+    from explainbench.bench.cells.cell import unsupported_reason
+
+    out = []
+    for exp in suite.experiments:
+        for model in exp.models:
+            for comp in exp.explainers:
+                reason = unsupported_reason(model, comp)
+                if reason:
+                    out.append({"experiment": exp.name, "model": model, "explainer": comp.label,
+                                "reason": " ".join(str(reason).split())})
+    return out
 
 
 def record_models_and_slices(manifest: dict, suite: Suite, ctx: RunContext) -> None:

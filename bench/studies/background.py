@@ -10,8 +10,11 @@ how should it be chosen?
         metrics: null                  # default: the experiment's deletion/insertion settings
 
 Per (model, explainer, strategy, size, seed, chunk) the explainer runs with parameters
-`background` = strategy and `background_size` = size. Rows: `background_convergence` (Spearman
-rank correlation to the explanation with the largest random background, same seed), plus the
+`background` = strategy and `background_size` = size; every size is its own draw (not a prefix of
+the reference: explainers/background.py). Rows: `background_convergence` (Spearman rank
+correlation to the explanation with the largest random background, same seed),
+`background_seed_agreement` (Spearman to the same configuration under the study's next seed: the
+explainer's own seed-to-seed noise at that size, against which a convergence is read), plus the
 deletion/insertion scores; the cost per explanation goes to costs.csv. background.csv puts them
 side by side with the change in deletion and insertion against the reference; the report gets
 that table, a finding per explainer, a figure and a section (REPORT, at the end).
@@ -108,11 +111,14 @@ def plan(suite, exp, options: dict) -> list[Cell]:
             for strategy, size in configurations(options):
                 params = {**comp.params, "background": strategy, "background_size": size}
                 config = Component(comp.name, tuple(sorted(params.items())))
-                for seed in options["seeds"]:
+                seeds = list(options["seeds"])
+                for i, seed in enumerate(seeds):
+                    partner = seeds[(i + 1) % len(seeds)] if len(seeds) > 1 else None
                     for chunk, start, stop in chunks(exp):
                         cells.append(Cell("background", exp, model, config, seed, chunk, start, stop,
                                           (("reference_size", reference_size(options)),
-                                           ("metrics", metric_items))))
+                                           ("metrics", metric_items),
+                                           ("partner_seed", partner))))
     return cells
 
 
@@ -121,9 +127,11 @@ def demands(cell: Cell) -> Demands:
                  "background_size": cell.option("reference_size")}
     metrics = [Component(name, tuple(tuple(i) for i in items))
                for name, items in thaw(cell.option("metrics"))]
+    partner = cell.option("partner_seed")
     return Demands(cached=[(cell.explainer, cell.seed),
                            (Component(cell.explainer.name, tuple(sorted(reference.items()))),
-                            cell.seed)], metrics=metrics)
+                            cell.seed)] + ([(cell.explainer, partner)] if partner is not None else []),
+                   metrics=metrics)
 
 
 def execute(cell: Cell, suite, ctx) -> CellOutput:
@@ -145,6 +153,13 @@ def execute(cell: Cell, suite, ctx) -> CellOutput:
                          metric_params={"reference": ref_params}, category="background",
                          higher_is_better=True, values=similarity.spearman(attributions, reference, valid),
                          **common)]
+    partner = cell.option("partner_seed")
+    if partner is not None:  # the explainer's own seed noise at this size: the yardstick
+        other, _, _ = explain_chunk(ctx, cell.model, cell.explainer, partner, chunk)
+        frames.append(score_rows(suite, cell, chunk, metric="background_seed_agreement",
+                                 metric_params={"other_seed": partner}, category="background",
+                                 higher_is_better=True, **common,
+                                 values=similarity.spearman(attributions, other, valid)))
     shared: dict = {}
     for name, items in thaw(cell.option("metrics")):
         metric = bound_metric(Component(name, tuple(tuple(i) for i in items)))
@@ -172,10 +187,12 @@ def table(scores: pd.DataFrame, costs: pd.DataFrame | None) -> pd.DataFrame:
     rows = scores[scores["study"] == "background"]
     if rows.empty:
         return pd.DataFrame()
-    # the convergence's `reference` is each explainer's own largest background, not a setting to
-    # tell apart: label without it, or explainers with different parameters split its column
+    # the convergence's `reference` is each explainer's own largest background and the seed
+    # agreement's `other_seed` the next seed, not settings to tell apart: label without them, or
+    # explainers with different parameters (or seeds) split their columns
     unreferenced = rows["metric_params"].map(
-        lambda p: encode_params({k: v for k, v in decode_params(p).items() if k != "reference"}))
+        lambda p: encode_params({k: v for k, v in decode_params(p).items()
+                                 if k not in ("reference", "other_seed")}))
     rows = rows.assign(strategy=setting(rows["params"], "background"),
                        size=setting(rows["params"], "background_size"),
                        metric_label=metric_labels(rows.assign(metric_params=unreferenced)))
@@ -189,13 +206,16 @@ def table(scores: pd.DataFrame, costs: pd.DataFrame | None) -> pd.DataFrame:
             row[f"{metric}_mean"] = values.mean()
             if metric == "background_convergence":
                 row["convergence_ci_low"], row["convergence_ci_high"] = bootstrap_ci(values)
+            if metric == "background_seed_agreement":
+                row["seed_agreement_ci_low"], row["seed_agreement_ci_high"] = bootstrap_ci(values)
         if costs is not None and not costs.empty:
             c = costs[(costs["model"] == key[1]) & (costs["params_hash"] == key[-1])]
             if len(c):
                 row["seconds_per_explanation"] = (c["seconds_per_explanation"] * c["samples"]).sum() / c["samples"].sum()
         out.append(row)
     table = pd.DataFrame(out)
-    for metric in [c[:-5] for c in table.columns if c.endswith("_mean") and c != "background_convergence_mean"]:
+    for metric in [c[:-5] for c in table.columns if c.endswith("_mean")
+                   and c not in ("background_convergence_mean", "background_seed_agreement_mean")]:
         ref = table[(table["strategy"] == "random") & (table["size"] == table["size"].max())]
         ref = ref.set_index(["task", "model", "explainer"])[f"{metric}_mean"]
         table[f"{metric}_change"] = [
@@ -218,16 +238,24 @@ def findings(folder) -> list[Finding]:
         rand = g[g["strategy"] == "random"].sort_values("size")
         ref = int(rand["size"].max()) if len(rand) else int(g["size"].max())
 
+        noise = "background_seed_agreement_mean"
+
         def at(r) -> str:
-            return interval(r[conv], r.get("convergence_ci_low"), r.get("convergence_ci_high"))
+            text = interval(r[conv], r.get("convergence_ci_low"), r.get("convergence_ci_high"))
+            if noise in r and not pd.isna(r[noise]):  # beside its own seed noise at that size
+                text += f" (seeds: {num(r[noise])})"
+            return text
 
         answer, details = [], []
         below = rand[rand["size"] < ref]
         if len(below):
             steps = [f"{at(r)} at size {int(r['size'])}" for _, r in below.iterrows()]
             answer.append(f"With a random background, the Spearman correlation of {explainer}'s "
-                          f"explanation with the one from the largest random background ({ref}) is "
-                          f"{names(steps, 8)}.")
+                          f"explanation with the one from the largest random background ({ref}, "
+                          f"an independent draw) is {names(steps, 8)}"
+                          + ("; in brackets, its correlation with itself under another seed at "
+                             "the same size, the noise a selection must exceed to matter."
+                             if noise in g.columns else "."))
         # selections compared at the same size: the largest size below the reference that several
         # strategies share, and size 1 for the one-row backgrounds (all zeros, blurred input)
         shared = g[g["size"] < ref].groupby("size")["strategy"].nunique()

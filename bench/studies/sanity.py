@@ -10,10 +10,16 @@ random-logit test, per (model, explainer, chunk).
         max_depth: null           # stop the cascade after this many steps
         random_logit: true
 
-Rows: `mprt_spearman` / `mprt_ssim` with metric_params {layer, depth, granularity}, and
-`random_logit_spearman` / `random_logit_ssim`. Lower similarity is better: the explanation should
-change when the model does. An explainer whose mean Spearman at the deepest randomisation stays
-above FLAG_THRESHOLD is flagged in sanity.csv; the report gets that table, a finding, the cascade's
+Rows: `mprt_spearman` (absolute, as Quantus), `mprt_spearman_signed`, `mprt_spearman_untied` (ties
+in random order: metrics/sanity.py) and `mprt_ssim` with metric_params {layer, depth,
+granularity}, and the same four for `random_logit_`. Lower similarity is better: the explanation
+should change when the model does. The verdict is over the whole cascade, as Adebayo et al. read
+it (guided backprop stays alike while the top layers are randomised): an explainer whose mean
+`VERDICT_MEASURE` over the cascade's steps (the area under its curve, per step) stays above
+FLAG_THRESHOLD is flagged in sanity.csv (`cascade_mean`, per explainer and measure). The trained
+and the randomised model are explained with the same seed, so a stochastic explainer (RISE) sees
+the same masks under both: the comparison isolates the model, and a map whose structure comes
+from its masks more than from the model stays alike, which is what the check should find; the report gets that table, a finding, the cascade's
 figure and a section (REPORT, at the end).
 """
 
@@ -39,6 +45,7 @@ PARAMETERS = {"explainers": EXPLAINER_NAMES,
               "seed": Int(42, 0), "max_depth": Int(None, 1, nullable=True),
               "random_logit": Bool(True)}
 FLAG_THRESHOLD = 0.5
+VERDICT_MEASURE = "mprt_spearman_untied"  # |attributions|, ties not counted as agreement
 
 
 def _study_explainers(options, exp, where: str = "sanity") -> list[Component]:
@@ -139,7 +146,7 @@ def execute(cell: Cell, suite, ctx) -> CellOutput:
 def table(scores: pd.DataFrame) -> pd.DataFrame:
     """sanity.csv: per (task, model, explainer, metric, depth): mean similarity with its CI, and
     whether the explainer is flagged (its map barely changes under full randomisation)."""
-    from explainbench.bench.present.stats import aggregate, explainer_labels, per_sample
+    from explainbench.bench.present.stats import aggregate, explainer_labels
     from explainbench.bench.store import setting
 
     rows = scores[scores["study"] == "sanity"]
@@ -151,9 +158,14 @@ def table(scores: pd.DataFrame) -> pd.DataFrame:
     per = (rows.assign(explainer_label=explainer_labels(rows))
            .groupby(keys + ["sample_id"])["value"].mean().reset_index())
     table = aggregate(per, keys, ["task", "model", "explainer", "metric", "depth", "layer"])
-    deepest = (table[table["metric"] == "mprt_spearman"].sort_values("depth")
-               .groupby(["task", "model", "explainer"]).tail(1))
-    flagged = {(r.task, r.model, r.explainer) for r in deepest.itertuples() if r.mean > FLAG_THRESHOLD}
+    cascade = table[table["depth"] >= 0].groupby(["task", "model", "explainer", "metric"])["mean"]
+    table = table.merge(cascade.mean().rename("cascade_mean").reset_index(),
+                        on=["task", "model", "explainer", "metric"], how="left")
+    table.loc[table["depth"] < 0, "cascade_mean"] = float("nan")
+    verdict = VERDICT_MEASURE if (table["metric"] == VERDICT_MEASURE).any() else "mprt_spearman"
+    judged = table[table["metric"] == verdict].drop_duplicates(["task", "model", "explainer"])
+    flagged = {(r.task, r.model, r.explainer) for r in judged.itertuples()
+               if r.cascade_mean > FLAG_THRESHOLD}
     table["flagged"] = [(r.task, r.model, r.explainer) in flagged for r in table.itertuples()]
     return table
 
@@ -169,23 +181,29 @@ def findings(folder) -> list[Finding]:
     out = []
     for (task, model), g in table.groupby(["task", "model"], sort=True):
         cascade = g[g["depth"] >= 0]
-        lead = primary_measure(cascade["metric"]) if len(cascade) else primary_measure(g["metric"])
-        deepest = (cascade[cascade["metric"] == lead].sort_values("depth")
-                   .groupby("explainer").tail(1).sort_values("mean", ascending=False))
+        lead = (VERDICT_MEASURE if (cascade["metric"] == VERDICT_MEASURE).any() else
+                primary_measure(cascade["metric"]) if len(cascade) else primary_measure(g["metric"]))
+        curve = cascade[cascade["metric"] == lead].sort_values("depth")
+        deepest = curve.groupby("explainer").tail(1).set_index("explainer")
+        by_area = (curve.groupby("explainer")["mean"].mean().sort_values(ascending=False)
+                   if "cascade_mean" not in curve else
+                   curve.groupby("explainer")["cascade_mean"].first().sort_values(ascending=False))
         flagged = set(g[g["flagged"].astype(bool)]["explainer"])
 
-        def item(r):
-            tag = " (a control that ignores the model)" if is_control(r.explainer) else ""
-            return f"{r.explainer} {interval(r.mean, r.ci_low, r.ci_high)}{tag}"
+        def item(explainer):
+            tag = " (a control that ignores the model)" if is_control(explainer) else ""
+            last = deepest.loc[explainer]
+            return (f"{explainer} {num(by_area[explainer])} over the cascade, "
+                    f"{interval(last['mean'], last['ci_low'], last['ci_high'])} at its end{tag}")
 
-        fail = [item(r) for r in deepest.itertuples() if r.explainer in flagged]
-        ok = [item(r) for r in deepest.itertuples() if r.explainer not in flagged]
-        layer = deepest["layer"].iloc[0] if len(deepest) else "?"
-        text = (f"An explainer fails when its map for the model with every layer randomised (from the "
-                f"output down to {layer}) still has a mean {lead} above {num(FLAG_THRESHOLD)} with "
-                f"its map for the trained model: "
-                + (f"{len(fail)} of {len(deepest)} fail: {names(fail, 6)}; pass: {names(ok, 6)}."
-                   if fail else f"none of the {len(deepest)} fails ({names(ok, 6)})."))
+        fail = [item(e) for e in by_area.index if e in flagged]
+        ok = [item(e) for e in by_area.index if e not in flagged]
+        layer = curve["layer"].iloc[-1] if len(curve) else "?"
+        text = (f"Judged over the whole cascade, from the output layer down to {layer}: an "
+                f"explainer fails when the mean over the randomisation steps of its maps' {lead} "
+                f"with the trained model's map stays above {num(FLAG_THRESHOLD)}: "
+                + (f"{len(fail)} of {len(by_area)} fail: {names(fail, 6)}; pass: {names(ok, 6)}."
+                   if fail else f"none of the {len(by_area)} fails ({names(ok, 6)})."))
         real = sorted(e for e in flagged if not is_control(e))
         controls = len(flagged) - len(real)
         short = (names(real, 3) if real else "none") + (f" (and {plural(controls, 'control')})" if controls else "")
@@ -210,7 +228,7 @@ def figures(folder) -> list:
         explainers = sorted(g["explainer"].unique())
         colours = dict(zip(explainers, sns.color_palette("tab10", len(explainers))))
         flagged = set(g[g["flagged"].astype(bool)]["explainer"]) if "flagged" in g.columns else set()
-        fig, axes = plt.subplots(1, len(measures), figsize=(4.2 * len(measures), 3.1), squeeze=False)
+        fig, axes = plt.subplots(1, len(measures), figsize=(3.6 * len(measures), 3.1), squeeze=False)
         for ax, measure in zip(axes[0], measures):
             m = g[g["metric"] == measure]
             for explainer in explainers:
@@ -220,7 +238,7 @@ def figures(folder) -> list:
                           linestyle="--" if explainer in flagged else "-")
             layers = m.groupby("depth")["layer"].first()
             ax.set_xticks(layers.index, layers.values, rotation=35, ha="right", fontsize=7)
-            if "spearman" in measure:
+            if measure == VERDICT_MEASURE:
                 ax.axhline(FLAG_THRESHOLD, color="#cf222e", lw=0.8, ls=":")
             ax.set(xlabel="randomised from the output down to", ylabel="similarity to the original map",
                    title=measure)
@@ -240,7 +258,9 @@ def section(folder) -> str:
         return html.note("This run has no sanity study.")
     parts = ["<p>Does the explanation depend on the model's weights? The model's layers are "
              "randomised one by one from the output down (Adebayo et al. 2018); a faithful "
-             "explanation should change, so lower similarity is better.</p>", figs]
+             "explanation should change, so lower similarity is better. The check is judged over "
+             f"the whole cascade: the mean of {VERDICT_MEASURE} over its steps (the red line in "
+             "its panel is the threshold).</p>", figs]
     for (task, model), g in table_.groupby(["task", "model"], sort=True) if len(table_) else []:
         last = g[g["depth"] >= 0].sort_values("depth").groupby(["explainer", "metric"]).tail(1)
         logit = g[g["depth"] < 0]
@@ -249,15 +269,19 @@ def section(folder) -> str:
         flagged = set(g[g["flagged"].astype(bool)]["explainer"]) if "flagged" in g.columns else set()
         rows = []
         for e in sorted(g["explainer"].unique(), key=lambda e: (e not in flagged, e)):
+            verdict = g[(g["explainer"] == e) & (g["metric"] == VERDICT_MEASURE)]
+            area = verdict["cascade_mean"].iloc[0] if len(verdict) and "cascade_mean" in g else None
             row = [html.cell(e, css="control" if is_control(e) else ""),
                    html.cell("fails" if e in flagged else "passes", float(e in flagged),
-                             "below" if e in flagged else "")]
+                             "below" if e in flagged else ""),
+                   html.cell("" if area is None or pd.isna(area) else f"{area:.3g}", area)]
             for _, c in columns:
                 hit = c[c["explainer"] == e]
                 row.append(html.interval_cell(hit.iloc[0]) if len(hit) else html.cell(""))
             rows.append(row)
         parts.append(f"<h3>{html.esc(model)}</h3>"
-                     + html.table(["explainer", "check"] + [html.breakable(n) for n, _ in columns], rows))
+                     + html.table(["explainer", "check", html.breakable(f"cascade mean: {VERDICT_MEASURE}")]
+                                  + [html.breakable(n) for n, _ in columns], rows))
     parts.append(f'<p class="note">Table: {html.link(folder.root, "sanity.csv")}.</p>')
     return "".join(parts)
 

@@ -12,6 +12,7 @@ from explainbench.bench.cells.context import (CellOutput, cost_record, explain_c
 from explainbench.bench.cells.spec import Component, bound_metric
 
 FLOOR = "random"  # the control every explainer must beat; added to every scored experiment
+TIED = "tied_feature_share"  # per sample: the share of features in the largest group of equal values
 
 
 def plan(suite, exp) -> list[Cell]:
@@ -44,6 +45,7 @@ def demands(cell: Cell) -> Demands:
 
 def execute(cell: Cell, suite, ctx) -> CellOutput:
     from explainbench import explainers
+    from explainbench.metrics.ordering import tied_share
 
     started = time.perf_counter()
     model = ctx.model(cell.model)
@@ -69,6 +71,10 @@ def execute(cell: Cell, suite, ctx) -> CellOutput:
                                      values=values, **common))
             if curve is not None:
                 curves.append(_curve_rows(frames[-1], curve, result.extras.get("fractions")))
+    # how much of the map only a tie-break can order (the leaderboard's `tied_share`)
+    frames.append(score_rows(suite, cell, chunk, metric=TIED, metric_params={}, category="ties",
+                             higher_is_better=False, family=TIED, **common,
+                             values=tied_share(attributions, chunk.task.feature_mask(chunk.inputs))))
     # the explainer's own per-sample estimates (Anchor's precision, coverage and size)
     for name, higher in type(explainer).record_scores.items():
         frames.append(score_rows(suite, cell, chunk, model_sha256=model.card["checkpoint_sha256"],

@@ -30,6 +30,7 @@ STYLES = {
     "anchor": "Anchor",
     "kernel_shap": "SHAP (kernel)", "kernel_shap_batched": "SHAP (kernel)",
     "shap_kernel": "SHAP (kernel)",
+    "shap_gradient": "SHAP (gradient)",  # Jeyakumar et al.'s SHAP for images (GradientExplainer)
     "shap_partition": "SHAP (partition)",
     "saliency": "saliency",
     "grad_cam_pp": "Grad-CAM++",
@@ -79,6 +80,35 @@ def _style_key(style: str) -> str:
     return str(style).split("[")[0].split(" (")[0].strip().lower()
 
 
+def _verdict(rows: pd.DataFrame, who: str, higher: bool, ci: bool) -> tuple[str, str]:
+    """(sentence, short) on "LIME and Anchor are the two least stable styles", from the rows of
+    one stability measure sorted least stable first. Judged only where both and a third style
+    were measured; decided only where the intervals say so (one style is less stable than
+    another when its whole interval lies on the worse side of the other's)."""
+    keys = [_style_key(s) for s in rows[who]]
+    if not {"lime", "anchor"} <= set(keys) or len(set(keys)) < 3:
+        return (f"The published claim cannot be judged here: it sets LIME and Anchor against the "
+                f"other styles, and this table measures {names(sorted(set(keys)))}.", "not judged")
+
+    def below(r, s) -> bool:  # r less stable than s, beyond their intervals
+        return bool(r["ci_high"] < s["ci_low"]) if higher else bool(r["ci_low"] > s["ci_high"])
+
+    claimed = [r for (_, r), k in zip(rows.iterrows(), keys) if k in ("lime", "anchor")]
+    others = [r for (_, r), k in zip(rows.iterrows(), keys) if k not in ("lime", "anchor")]
+    two = sorted(set(keys[:2]))
+    if set(two) == {"lime", "anchor"}:
+        if not ci or all(below(c, o) for c in claimed for o in others):
+            return "The published claim holds here: LIME and Anchor are the two least stable.", "holds"
+        close = next(o for o in others if not all(below(c, o) for c in claimed))
+        return (f"LIME and Anchor are the two least stable by their means, as published, but their "
+                f"intervals overlap with {close[who]}'s: not decided at this sample size.", "undecided")
+    if not ci or any(below(o, c) for o in others for c in claimed):
+        return (f"The published claim does not hold here: the two least stable are "
+                f"{names(two)}.", "does not hold")
+    return (f"By their means the two least stable are {names(two)}, not LIME and Anchor, but the "
+            f"intervals overlap: the published claim is not decided at this sample size.", "undecided")
+
+
 def findings(folder) -> list[Finding]:
     """Reads the explanation-styles table (explanation_styles.csv, `table` above: task,
     model, style, measure, mean, ci_low, ci_high, n) or any other *styles*.csv in that long
@@ -109,22 +139,11 @@ def findings(folder) -> list[Finding]:
             ci = {"ci_low", "ci_high"} <= set(rows.columns)
             listed = [f"{r[who]} " + (interval(r["mean"], r["ci_low"], r["ci_high"]) if ci else num(r["mean"]))
                       for _, r in rows.iterrows()]
-            two = {_style_key(s) for s in rows[who].head(2)}
-            holds = two == {"lime", "anchor"}
-            verdict = ("The published claim holds here: LIME and Anchor are the two least stable."
-                       if holds else f"The published claim does not hold here: the two least stable "
-                       f"are {names(sorted(two))}.")
-            if holds and ci and len(rows) > 2:
-                third = rows.iloc[2]
-                worst_of_two = rows.iloc[1]
-                overlap = (worst_of_two["ci_high"] >= third["ci_low"] if higher
-                           else worst_of_two["ci_low"] <= third["ci_high"])
-                if overlap:
-                    verdict += f" Their intervals overlap with the next, {third[who]}."
+            verdict, short = _verdict(rows, who, higher, {"ci_low", "ci_high"} <= set(rows.columns))
             text = (f"From least to most stable by {lead} across seeds ({direction(higher)}): "
                     f"{names(listed, 10)}. {verdict}")
             out.append(Finding("styles", Q_STYLES, text, path.relative_to(run_dir).as_posix(),
-                               str(key), str(key), short="holds" if holds else "does not hold"))
+                               str(key), str(key), short=short))
     if not out:
         out.append(Finding("styles", Q_STYLES, "This run has no data for this question: it has no "
                            "explanation-styles table (the explanation-styles suite).", "*styles*.csv"))

@@ -64,7 +64,9 @@ def test_run_a_user_suite_file_end_to_end(tmp_path, real_data):
     assert result.returncode == 0, result.stderr
     for name in ("scores.parquet", "manifest.json", "leaderboard.csv", "suite.yaml"):
         assert (out / name).is_file()
-    assert len(pd.read_parquet(out / "scores.parquet")) == 22
+    scores = pd.read_parquet(out / "scores.parquet")
+    assert len(scores[scores.category != "ties"]) == 22  # and one tied-share row per explained sample
+    assert len(scores[scores.category == "ties"]) == 12
     # rerunning the same command resumes: nothing to do, nothing lost
     again = bench("run", "--suite", str(suite_file), "--out", str(out), "--device", "cpu",
                   "--no-progress")

@@ -154,7 +154,7 @@ def test_background_convergence_by_size_and_selection(tmp_path):
     _csv(tmp_path, "background.csv", rows)
     f = _one(findings.generate(tmp_path), "background", "m_cnn")
     a = f.answer
-    assert "largest random background (20) is 0.4 [0.3, 0.5] at size 1 and 0.7 [0.6, 0.8] at size 5" in a
+    assert "largest random background (20, an independent draw) is 0.4 [0.3, 0.5] at size 1 and 0.7 [0.6, 0.8] at size 5" in a
     assert "At size 1 the selection matters: kmeans comes closest (0.5 [0.4, 0.6]), zeros least " \
            "close (0.2 [0.1, 0.3])." in a
     assert "alpha by at most 0.03 (zeros, size 1)" in a
@@ -232,9 +232,11 @@ def test_sanity_failures_are_the_flagged_explainers(tmp_path):
     _csv(tmp_path, "sanity.csv", rows)
     f = _one(findings.generate(tmp_path), "sanity", "m_cnn")
     fail, _, passed = f.answer.partition("pass:")
-    assert "2 of 3 fail" in fail and "guided_backprop 0.85 [0.8, 0.9]" in fail
-    assert "edge 1 [0.95, 1] (a control that ignores the model)" in fail and "saliency" not in fail
-    assert "saliency 0.1" in passed and "down to conv1" in f.answer
+    # judged over the cascade: its mean, and the end with its interval
+    assert "2 of 3 fail" in fail and "guided_backprop 0.9 over the cascade, 0.85 [0.8, 0.9]" in fail
+    assert "edge 0.975 over the cascade, 1 [0.95, 1] at its end (a control that ignores the model)" in fail
+    assert "saliency" not in fail
+    assert "saliency 0.525 over the cascade, 0.1" in passed and "down to conv1" in f.answer
     assert f.short == "guided_backprop (and 1 control)"
 
 
@@ -310,3 +312,52 @@ def test_control_details_leave_out_empty_clauses():
     rows = rows[rows["explainer"] != "lime"]
     assert "interval" not in findings._control_detail(rows, "deletion", ["random"])
     assert "worse" not in findings._control_detail(rows, "deletion", ["random"])
+
+
+@pytest.mark.parametrize("styles, verdict", [
+    ({"lime": 0.4}, "cannot be judged here"),  # quick's IMDB: LIME alone
+    ({"lime": 0.3, "anchor": 0.35, "saliency": 0.9}, "cannot be judged"),
+])
+def test_the_styles_claim_is_judged_only_where_it_can_be(tmp_path, styles, verdict):
+    rows = [dict(task="imdb", style=s, metric="stability_spearman", higher_is_better=True, mean=v,
+                 ci_low=v - 0.05, ci_high=v + 0.05) for s, v in styles.items()]
+    if len(styles) == 3:
+        rows = [r for r in rows if r["style"] != "anchor"]
+    _csv(tmp_path, "explanation_styles.csv", rows)
+    f = _one(findings.generate(tmp_path), "styles")
+    assert verdict in f.answer and "does not hold" not in f.answer
+
+
+def test_overlapping_intervals_never_make_the_styles_claim_fail(tmp_path):
+    """SHAP's mean is below Anchor's, but Anchor [0.27, 0.76] and LIME [0.46, 0.70] overlap
+    SHAP's interval: the claim is not decided, not refuted."""
+    rows = [dict(task="imdb", style=s, metric="stability_spearman", higher_is_better=True, mean=m,
+                 ci_low=lo, ci_high=hi)
+            for s, m, lo, hi in [("SHAP (kernel)", 0.45, 0.40, 0.52), ("Anchor", 0.51, 0.27, 0.76),
+                                 ("LIME", 0.58, 0.46, 0.70), ("saliency", 0.98, 0.97, 0.99)]]
+    _csv(tmp_path, "explanation_styles.csv", rows)
+    f = _one(findings.generate(tmp_path), "styles")
+    assert "not decided" in f.answer and "does not hold" not in f.answer and f.short == "undecided"
+
+
+def test_metrics_that_do_not_separate_real_explainers_from_random_are_named():
+    from explainbench.bench.report.findings_leaderboard import separation
+
+    versus = pd.DataFrame([dict(task="mnist", model="m", metric=m, control="random", explainer=e,
+                                better=b, worse=w, n=30, diff_ci_low=0.1 if b else -0.1,
+                                diff_ci_high=-0.05 if w else 0.2)
+                           for m, flags in (("deletion", [(1, 0)] * 4),
+                                            ("infidelity", [(1, 0), (0, 1), (0, 1), (0, 0)]))
+                           for e, (b, w) in zip("abcd", flags)])
+    f = separation({("mnist", "m"): pd.DataFrame()}, versus)[0]
+    assert "infidelity (1 of 4 better, 2 worse)" in f.answer and "deletion" not in f.answer
+    assert f.short == "1 metrics"
+
+
+def test_explainers_a_model_does_not_support_are_named_with_the_reason():
+    from explainbench.bench.report.findings_leaderboard import unsupported
+
+    manifest = {"unsupported": [{"experiment": "imdb", "model": "imdb_lstm", "explainer": "attention",
+                                 "reason": "imdb_lstm has no attention layer"}]}
+    f = unsupported(manifest)[0]
+    assert f.scope == "imdb_lstm" and "attention (imdb_lstm has no attention layer)" in f.answer

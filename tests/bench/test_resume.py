@@ -79,7 +79,7 @@ def test_a_failing_explainer_is_recorded_and_the_rest_finishes(tmp_path, real_da
     nan = failures[failures["explainer"] == "returns_nan"]["error"]
     assert nan.str.contains("non-finite attributions").all() and nan.str.contains("sample ids").all()
     scores = pd.read_parquet(tmp_path / "run" / "scores.parquet")
-    assert len(scores) == 22  # every other cell is there
+    assert len(scores[scores.category != "ties"]) == 22  # every other cell is there
     # --retry-failed runs only those again (and they fail again, still recorded once each)
     again = runner.run(suites.parse(raw), tmp_path / "run", device="cpu", show_progress=False,
                        retry_failed=True)

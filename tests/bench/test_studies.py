@@ -69,8 +69,8 @@ def test_agreement_rows_form_a_symmetric_matrix(study_run):
 def test_sanity_rows_cascade_and_random_logit(study_run):
     scores = pd.read_parquet(study_run / "scores.parquet")
     sanity = scores[scores.study == "sanity"]
-    assert set(sanity.metric) == {"mprt_spearman", "mprt_ssim", "random_logit_spearman",
-                                  "random_logit_ssim"}
+    assert set(sanity.metric) == {f"{p}_{m}" for p in ("mprt", "random_logit")
+                                  for m in ("spearman", "spearman_signed", "spearman_untied", "ssim")}
     table = pd.read_csv(study_run / "sanity.csv")
     assert set(table[table.metric == "mprt_spearman"].layer) == {"fc2", "fc1"}
     assert "flagged" in table.columns

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from explainbench.bench.present import stats as tables
 from explainbench.bench.studies import styles as styles_table
@@ -45,3 +46,12 @@ def test_two_explainers_of_one_style_are_told_apart():
 
 def test_a_run_without_styles_gives_an_empty_table():
     assert styles_table.table(rows("integrated_gradients", "deletion", [0.1])).empty
+
+
+def test_samples_a_measure_is_undefined_for_are_left_out_not_the_whole_row():
+    """Anchor's faithfulness correlation is NaN where the output never changes: the style's mean
+    is over the samples where it is defined (as on the leaderboard), with n counting them."""
+    frame = rows("anchor", "faithfulness_correlation", [0.2, np.nan, 0.4, np.nan, 0.6], higher=True)
+    row = styles_table.table(frame).iloc[0]
+    assert row["mean"] == pytest.approx(0.4) and row["n"] == 3
+    assert (row["ci_low"], row["ci_high"]) == tables.bootstrap_ci(np.array([0.2, 0.4, 0.6]))

@@ -153,3 +153,90 @@ def test_identical_within_rounding_is_judged_on_the_metric_scale():
     assert stats.wilcoxon_p(a, b) == pytest.approx(wilcoxon(a, b, zero_method="zsplit").pvalue)
     assert stats.wilcoxon_p(a, b) < 1e-5
     assert stats.wilcoxon_p(a, a * (1 + 1e-12)) == 1.0  # rounding, relative to the scale
+
+
+def test_one_measurement_under_two_names_is_one_family():
+    """On text, deletion and MIF remove the same words into the same [MASK]: one curve. They are
+    one measurement, so deletion and pixel flipping are one family in the mean rank.
+    Ranks: deletion, MIF: a 1st; LIF, SRG, insertion: b 1st. Families {deletion, MIF, LIF, SRG}
+    and {insertion}: a (1.5 + 2) / 2 = 1.75, b (1.5 + 1) / 2 = 1.25 (counted as three families,
+    a would be 1.56 and b 1.44). With the paper's substrates on images (zero, noise) they differ."""
+    rng = np.random.default_rng(8)
+
+    def pair(metric, a_wins, higher=False, family=None, substrate="mask"):
+        good, bad = rng.uniform(0.1, 0.3, 20), rng.uniform(0.5, 0.7, 20)
+        a, b = (good, bad) if a_wins != higher else (bad, good)
+        params = {"steps": 4, "substrate": substrate}
+        return [rows("a", metric, a, higher=higher, family=family, metric_params=params),
+                rows("b", metric, b, higher=higher, family=family, metric_params=params)]
+
+    scores = pd.concat(pair("deletion", True) + pair("mif", True, family="pixel_flipping")
+                       + pair("lif", False, True, "pixel_flipping")
+                       + pair("srg", False, True, "pixel_flipping") + pair("insertion", False, True),
+                       ignore_index=True)
+    board = tables.leaderboards(scores)[("mnist", "mnist_cnn")]
+    families = board.drop_duplicates("metric").set_index("metric")["family"]
+    assert set(families[["deletion", "mif", "lif", "srg"]]) == {"deletion+pixel_flipping"}
+    assert families["insertion"] == "insertion"
+    ranks = board.groupby("explainer")["mean_faithfulness_rank"].first()
+    assert ranks["a"] == pytest.approx(1.75) and ranks["b"] == pytest.approx(1.25)
+    # deletion into black and MIF into noise are two measurements
+    apart = scores.assign(metric_params=np.where(scores.family == "pixel_flipping",
+                                                 '{"steps": 4, "substrate": "noise"}',
+                                                 scores.metric_params))
+    board = tables.leaderboards(apart)[("mnist", "mnist_cnn")]
+    assert set(board["family"]) == {"deletion", "pixel_flipping", "insertion"}
+
+
+def test_the_sanity_check_is_judged_over_the_whole_cascade():
+    """Adebayo et al.'s finding: guided backprop stays alike while the top layers are randomised.
+    0.9 after fc2, 0.73 after fc1, 0.357 with every layer randomised: at the end alone it would
+    pass (0.357 < 0.5); over the cascade (mean 0.66) it fails. A map that changes at once passes."""
+    from explainbench.bench.studies import sanity
+
+    def cascade(explainer, values):
+        return pd.concat([rows(explainer, "mprt_spearman_untied", [v] * 6, study="sanity",
+                               category="sanity", metric_params={"depth": d, "layer": layer})
+                          for d, (layer, v) in enumerate(zip(("fc2", "fc1", "conv1"), values), 1)])
+
+    table = sanity.table(pd.concat([cascade("guided_backprop", (0.9, 0.73, 0.357)),
+                                    cascade("saliency", (0.2, 0.1, 0.05))], ignore_index=True))
+    verdict = table.groupby("explainer")[["flagged", "cascade_mean"]].first()
+    assert bool(verdict.loc["guided_backprop", "flagged"]) and not verdict.loc["saliency", "flagged"]
+    assert verdict.loc["guided_backprop", "cascade_mean"] == pytest.approx((0.9 + 0.73 + 0.357) / 3)
+
+
+def test_kendalls_w_matches_friedmans_statistic_and_names_disagreement():
+    """W = chi2_Friedman / (m (n - 1)) (scipy's Friedman test, tie-corrected): three families
+    ranking four explainers; then families in perfect agreement (W = 1) and reversed (W = 0)."""
+    from scipy.stats import friedmanchisquare
+
+    ranks = pd.DataFrame({"deletion": [1, 2, 3, 4], "insertion": [2, 1, 3, 4],
+                          "road": [1, 3, 2, 4]}, index=["a", "b", "c", "d"], dtype=float)
+    chi2 = friedmanchisquare(*[ranks.loc[e] for e in ranks.index]).statistic
+    assert tables.kendall_w(ranks) == pytest.approx(chi2 / (3 * (4 - 1)))
+    same = pd.DataFrame({"x": [1.0, 2, 3], "y": [1.0, 2, 3]}, index=list("abc"))
+    assert tables.kendall_w(same) == pytest.approx(1.0)
+    opposite = pd.DataFrame({"x": [1.0, 2, 3], "y": [3.0, 2, 1]}, index=list("abc"))
+    assert tables.kendall_w(opposite) == pytest.approx(0.0)
+
+
+def test_metric_agreement_and_the_best_finding_when_families_disagree(tmp_path):
+    from explainbench.bench.report import findings
+
+    rng = np.random.default_rng(2)
+    base = rng.uniform(0.1, 0.2, 20)
+    # deletion orders a < b < c; insertion the reverse (higher is better): the families disagree
+    scores = pd.concat([rows(e, "deletion", base + shift) for e, shift in
+                        (("a", 0.0), ("b", 0.2), ("c", 0.4))]
+                       + [rows(e, "insertion", base + shift, higher=True) for e, shift in
+                          (("a", 0.0), ("b", 0.2), ("c", 0.4))], ignore_index=True)
+    boards = tables.leaderboards(scores)
+    agreement = tables.metric_agreement(boards)
+    w = agreement[agreement.measure == "kendall_w"]["value"].item()
+    assert w == pytest.approx(0.0)
+    pair = agreement[agreement.measure == "spearman"]["value"].item()
+    assert pair == pytest.approx(-1.0)
+    found = findings.best(boards, agreement)[0]
+    assert "the families disagree" in found.answer and "no explainer is named" in found.answer
+    assert found.short.startswith("families disagree")

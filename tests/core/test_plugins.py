@@ -71,7 +71,7 @@ def test_the_readme_plugin_scores_exactly_what_the_builtin_saliency_scores(tmp_p
     report.write_all(summary.out)
     scores = pd.read_parquet(tmp_path / "run" / "scores.parquet")
     wide = scores.pivot_table(index=["metric", "sample_id"], columns="explainer", values="value")
-    assert len(wide) == 3 * 16
+    assert len(wide) == (3 + 1) * 16  # three metrics and the tied-feature share, per image
     assert wide["my_saliency"].to_numpy().tolist() == wide["saliency"].to_numpy().tolist()
     board = pd.read_csv(tmp_path / "run" / "leaderboard" / "mnist-mnist_cnn.csv")
     assert "my_saliency" in set(board["explainer"])  # ranked like a built-in one

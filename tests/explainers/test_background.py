@@ -29,6 +29,22 @@ def test_random_and_stratified_are_seeded_draws(image_train):
     assert torch.bincount(y[rows], minlength=10).tolist() == [2] * 10
 
 
+def test_each_size_is_its_own_draw_not_a_prefix_of_the_largest(image_train):
+    """A small random background that is the first rows of the reference converges to the
+    reference by construction: each (seed, size) is an independent draw."""
+    x, _ = image_train.train_split()
+
+    def rows_of(background):
+        return {int((x == b).flatten(1).all(1).nonzero()) for b in background}
+
+    for strategy in ("random", "stratified"):
+        small = rows_of(select_background(image_train, 10, strategy, seed=0))
+        large = rows_of(select_background(image_train, 100, strategy, seed=0))
+        assert len(small & large) < 10  # an independent draw of 10 of 200: about 5 shared
+        again = rows_of(select_background(image_train, 10, strategy, seed=0))
+        assert again == small  # still seeded
+
+
 def test_kmeans_returns_centroids_of_the_data(image_train):
     centroids = select_background(image_train, 5, "kmeans", seed=0)
     assert centroids.shape == (5, 1, 28, 28)

@@ -86,3 +86,27 @@ def test_pairwise_mean_averages_all_pairs():
     expected = np.mean([[spearmanr(stack[i, s], stack[j, s]).statistic for s in range(3)]
                         for i in range(4) for j in range(i + 1, 4)], axis=0)
     assert np.allclose(out.numpy(), expected)
+
+
+def test_spearman_untied_is_spearman_in_expectation_over_random_tie_orders():
+    """Checked by brute force: the mean of scipy's Spearman over many random tie orders (each map
+    broken independently) is the closed form; without ties it is plain Spearman."""
+    from scipy.stats import spearmanr
+
+    from explainbench.metrics.similarity import spearman, spearman_untied
+
+    rng = np.random.default_rng(0)
+    zeros = rng.random(40) < 0.6  # both maps 0 on the same 60 %, unrelated elsewhere
+    a, b = np.where(zeros, 0.0, rng.random(40)), np.where(zeros, 0.0, rng.random(40))
+    draws = []
+    for _ in range(4000):
+        ja, jb = rng.random(40) * 1e-9, rng.random(40) * 1e-9  # a random order within each tie
+        draws.append(spearmanr(a + ja * (a == 0), b + jb * (b == 0)).statistic)
+    ours = spearman_untied(torch.tensor([a]), torch.tensor([b])).item()
+    assert ours == pytest.approx(np.mean(draws), abs=0.01)
+    # the shared zeros still say where both maps are 0 (real agreement: in x * gradient maps it is
+    # the input's, which a randomised model keeps); what no longer counts is their tied order
+    assert ours < spearman(torch.tensor([a]), torch.tensor([b])).item() - 0.02
+    c, d = rng.random(30), rng.random(30)
+    assert spearman_untied(torch.tensor([c]), torch.tensor([d])).item() == pytest.approx(
+        spearmanr(c, d).statistic, rel=1e-9)
