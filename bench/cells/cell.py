@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -45,7 +46,10 @@ class Cell:
         }
         digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
         who = self.explainer.name if self.explainer else "all"
-        return f"{self.kind}-{self.experiment.name}-{self.model}-{who}-s{self.seed}-c{self.chunk}-{digest[:10]}"
+        # the id names files: user-chosen names are made safe (a dot would split the id from its
+        # part's suffix, a slash would leave the folder); the digest keeps ids unique
+        parts = (self.kind, self.experiment.name, self.model, who)
+        return "-".join(map(_safe, parts)) + f"-s{self.seed}-c{self.chunk}-{digest[:10]}"
 
     @property
     def label(self) -> str:
@@ -60,6 +64,11 @@ class Cell:
         return dict(self.options).get(name, default)
 
 
+
+
+def _safe(name: str) -> str:
+    """`name` with every character but letters, digits, '_' and '-' replaced by '_'."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", str(name))
 
 
 def chunks(exp: Experiment) -> Iterator[tuple[int, int, int]]:

@@ -51,8 +51,9 @@ def test_run_writes_scores_manifest_and_leaderboard(tmp_path, tiny_suite, real_d
     report.write_all(summary.out, plots=False)  # `bench run` writes the report after the cells
     scores = pd.read_parquet(tmp_path / "run" / "scores.parquet")
     assert list(scores.columns) == SCORE_COLUMNS
-    # 5 images x 2 explainers x 2 metrics + 2 reviews x 1 x 1
-    assert len(scores) == 5 * 2 * 2 + 2
+    # 5 images x 2 explainers x 2 metrics + 2 reviews x 1 x 1, and each explained sample's
+    # tied-feature share (5 x 2 + 2 x 1)
+    assert len(scores) == 5 * 2 * 2 + 2 + 5 * 2 + 2
     assert scores["value"].notna().all()
     mnist = scores[scores.task == "mnist"]
     assert set(mnist.sample_id) == set(RunContext("cpu").slice(tiny_suite.experiments[0].slice).ids)
@@ -63,6 +64,7 @@ def test_run_writes_scores_manifest_and_leaderboard(tmp_path, tiny_suite, real_d
     assert set(manifest["models"]) == {"mnist_cnn", "imdb_lstm"}
     assert manifest["end_utc"] and manifest["packages"]["torch"]
     board = pd.read_csv(tmp_path / "run" / "leaderboard.csv")
+    board = board[board.metric != "tied_feature_share"]
     assert len(board) == 2 * 2 + 1
     row = board[(board.explainer == "saliency") & (board.metric == "deletion") & (board.task == "mnist")]
     expected = mnist[(mnist.explainer == "saliency") & (mnist.metric == "deletion")]["value"]
@@ -119,3 +121,19 @@ def test_the_random_floor_is_scored_beside_every_experiment(tmp_path, real_data)
     assert (deletion["floor_mean"] == floor).all()
     assert deletion.loc["saliency", "better_than_floor_by"] == pytest.approx(
         floor - deletion.loc["saliency", "mean"])
+
+
+def test_a_dot_or_slash_in_an_experiment_name_loses_nothing(tmp_path, real_data):
+    """`name: mnist.v2` used to split the cell id at its dot: the run computed, then `bench report`
+    moved every valid part to damaged/ and left scores.parquet empty."""
+    raw = copy.deepcopy(TINY)
+    raw["experiments"] = raw["experiments"][:1]
+    raw["experiments"][0]["name"] = "mnist.v2/../x"
+    summary = runner.run(suites.parse(raw), tmp_path / "run", device="cpu", show_progress=False)
+    assert summary.ok
+    assert ResultStore(tmp_path / "run").verify().ok
+    report.write_all(tmp_path / "run", plots=False)
+    scores = pd.read_parquet(tmp_path / "run" / "scores.parquet")
+    assert len(scores) and set(scores.experiment) == {"mnist.v2/../x"}
+    assert all(p.parent == tmp_path / "run" / "parts" for p in (tmp_path / "run").rglob("*.parquet")
+               if "parts" in p.parts)
