@@ -54,7 +54,8 @@ class Cell:
     @property
     def label(self) -> str:
         who = self.explainer.label if self.explainer else "all explainers"
-        return f"{self.kind}: {self.model} · {who} · seed {self.seed} · chunk {self.chunk}"
+        seed = "across seeds" if self.seed < 0 else f"seed {self.seed}"  # the stability study's
+        return f"{self.kind}: {self.model} · {who} · {seed} · chunk {self.chunk}"
 
     @property
     def n_samples(self) -> int:

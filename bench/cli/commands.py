@@ -57,6 +57,7 @@ def run(
     console = _console()
     console.print(f"[bold]{spec.name}[/]: {summary.total} cells, {summary.done} run now, "
                   f"{summary.skipped} already done, {len(summary.failed)} failed -> {summary.out}")
+    console.print(f"  read {summary.out / 'FINDINGS.md'} first, then open {summary.out / 'report.html'}")
     for record in summary.failed:
         console.print(f"  [red]failed[/] {record['model']} {record['explainer']} seed "
                       f"{record['seed']} chunk {record['chunk']}: {record['error']}")

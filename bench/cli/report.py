@@ -30,16 +30,23 @@ def report(run_dir: Path = typer.Argument(..., help="A folder written by `bench 
 @leaderboard_app.command("publish")
 def publish(run_dir: Path = typer.Argument(..., help="A finished run folder."),
             dest: Path = typer.Option(Path("results/leaderboard"), "--dest",
-                                      help="The public leaderboard folder (committed).")) -> None:
+                                      help="The public leaderboard folder (committed)."),
+            force: bool = typer.Option(False, "--force",
+                                       help="Replace a published run of another suite or with fewer samples.")) -> None:
     """Copy a run's leaderboard CSVs, with a provenance header, into the public leaderboard, and
-    its FINDINGS.md and report.html beside that folder."""
+    its FINDINGS.md and report.html beside that folder. It never replaces a published run of
+    another suite, or one with more samples, without --force, and says what it replaces."""
     from rich.console import Console
 
-    from explainbench.bench.report.publish import publish_leaderboards
+    from explainbench.bench.report.publish import publish_leaderboards, replacements
 
-    copied = publish_leaderboards(run_dir, dest)
+    console = Console()
+    if (Path(run_dir) / "manifest.json").is_file():
+        for line in replacements(run_dir, dest)[0]:
+            console.print(f"replacing {line}")
+    copied = publish_leaderboards(run_dir, dest, force=force)
     for path in copied:
-        Console().print(f"published {path}")
+        console.print(f"published {path}")
 
 
 def verify(run_dir: Path = typer.Argument(..., help="A folder written by `bench run`.")) -> None:

@@ -11,7 +11,46 @@ from explainbench.bench.store import describe_commits
 from explainbench.core.errors import BenchError
 
 
-def publish_leaderboards(run_dir: Path, dest: Path) -> list[Path]:
+def published(dest: Path) -> dict[str, tuple[str, int]]:
+    """{board file name: (suite, median n)} of the leaderboards already in `dest`."""
+    import pandas as pd
+
+    out = {}
+    for path in sorted(dest.glob("*.csv")) if dest.is_dir() else []:
+        suite = next((line.split(":", 1)[1].strip().split(" ")[0]
+                      for line in path.read_text().splitlines()[:12] if line.startswith("# suite:")), "?")
+        board = pd.read_csv(path, comment="#")
+        out[path.name] = (suite, int(board["n"].median()) if len(board) else 0)
+    return out
+
+
+def replacements(run_dir: Path, dest: Path) -> tuple[list[str], list[str]]:
+    """(what publishing `run_dir` into `dest` replaces, which of those it should not without
+    --force: a published board of another suite, or one with more samples)."""
+    import pandas as pd
+
+    suite = json.loads((Path(run_dir) / "manifest.json").read_text()).get("suite", {}).get("name")
+    before = published(dest)
+    lines, refused = [], []
+    for path in sorted((Path(run_dir) / "leaderboard").glob("*.csv")):
+        if path.name not in before:
+            continue
+        board = pd.read_csv(path, comment="#")
+        n = int(board["n"].median()) if len(board) else 0
+        old_suite, old_n = before[path.name]
+        line = f"{dest / path.name}: {old_suite} (n = {old_n}) -> {suite} (n = {n})"
+        lines.append(line)
+        if old_suite != suite or n < old_n:
+            refused.append(line)
+    for name, (old_suite, old_n) in before.items():  # boards the new run has none of
+        if not (Path(run_dir) / "leaderboard" / name).is_file():
+            refused.append(f"{dest / name}: {old_suite} (n = {old_n}) would sit beside boards of {suite}")
+    return lines, refused
+
+
+def publish_leaderboards(run_dir: Path, dest: Path, *, force: bool = False) -> list[Path]:
+    """Publish `run_dir` into `dest`; a published run of another suite, or with fewer samples, is
+    replaced only with `force` (one-line error naming what would be replaced)."""
     boards = sorted((Path(run_dir) / "leaderboard").glob("*.csv"))
     manifest_path = Path(run_dir) / "manifest.json"
     if not boards or not manifest_path.is_file():
@@ -22,6 +61,12 @@ def publish_leaderboards(run_dir: Path, dest: Path) -> list[Path]:
         raise BenchError(f"{run_dir} has failed cells ({manifest['cells']['failed']}); rerun with "
                          "--retry-failed before publishing")
     suite = manifest.get("suite", {})
+    _, refused = replacements(run_dir, dest)
+    if refused and not force:
+        raise BenchError(f"{dest} holds a published run that {run_dir} would replace with another "
+                         f"suite or fewer samples ({refused[0]}"
+                         + (f", and {len(refused) - 1} more" if len(refused) > 1 else "")
+                         + "); pass --force to replace it, or --dest another folder")
     dest.mkdir(parents=True, exist_ok=True)
     out = []
     for board in boards:

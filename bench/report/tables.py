@@ -154,7 +154,8 @@ def _metric_rows(m: pd.DataFrame, metric_label: str, higher: bool) -> list[dict]
             p_vs_best=p_raw.get(label, np.nan), p_vs_best_holm=p_adj.get(label, np.nan),
             different_from_best=bool(p_adj.get(label, 1.0) < ALPHA) if label != best else False,
             floor_mean=stats[floor]["mean"] if floor else np.nan,
-            better_than_floor_by=sign * (row["mean"] - stats[floor]["mean"]) if floor else np.nan,
+            # + 0.0: the floor against itself is 0, not -0
+            better_than_floor_by=sign * (row["mean"] - stats[floor]["mean"]) + 0.0 if floor else np.nan,
         )
         rows.append(row)
     return rows

@@ -151,7 +151,7 @@ def run_local(todo: list[Cell], work: dict[str, float], suite: Suite, ctx: RunCo
             if record:
                 failed.append(record)
             bar.update(task, advance=work[cell.id],
-                       rate=f"{cell.n_samples / max(seconds, 1e-9):.1f} samples/s")
+                       rate=f"{work[cell.id] / max(seconds, 1e-9):,.0f} passes/s")
     return failed
 
 

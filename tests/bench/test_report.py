@@ -271,3 +271,23 @@ def test_a_resumed_run_names_every_commit_it_ran_at(run_dir, tmp_path):
         assert "then bbb222 (resumed)" in (run_dir / "FINDINGS.md").read_text()
     finally:
         path.write_text(original)
+
+
+def test_publish_never_replaces_another_suite_or_more_samples_without_force(run_dir, tmp_path):
+    dest = tmp_path / "leaderboard"
+    report.write_all(run_dir, plots=False)
+    publish_leaderboards(run_dir, dest)
+    board = dest / "mnist-mnist_cnn.csv"
+    # the published run becomes one of another suite with more samples, as standard is to quick
+    text = board.read_text().replace("# suite: report-tiny", "# suite: standard")
+    table = pd.read_csv(board, comment="#").assign(n=200)
+    header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
+    board.write_text(header + table.to_csv(index=False))
+    before = board.read_text()
+    with pytest.raises(BenchError, match="--force") as refused:
+        publish_leaderboards(run_dir, dest)
+    assert "standard (n = 200) -> report-tiny (n = 5)" in str(refused.value)
+    assert board.read_text() == before  # nothing replaced
+    publish_leaderboards(run_dir, dest, force=True)
+    assert "# suite: report-tiny" in board.read_text()
+    publish_leaderboards(run_dir, dest)  # the same suite again: republishing needs no --force
