@@ -78,6 +78,7 @@ class StorageError(BenchError):
 
 
 DONE = "done.json"  # the suffix of a cell's digest file, its completion marker
+REQUIRED_PARTS = {"parquet", "timing.json"}  # every finished cell writes its rows and its timing
 
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
@@ -230,7 +231,7 @@ class ResultStore:
             if DONE not in names:
                 result.unverified[cell_id] = sorted(p.name for p in paths)
                 continue
-            why = self._check(names)
+            why = self._check(names, cell_id)
             if why:
                 result.damaged[cell_id] = why
             else:
@@ -238,11 +239,21 @@ class ResultStore:
         return result
 
     @staticmethod
-    def _check(names: dict[str, Path]) -> str | None:
+    def _check(names: dict[str, Path], cell_id: str) -> str | None:
         try:
-            record = json.loads(names[DONE].read_text())["files"]
+            digest_file = json.loads(names[DONE].read_text())
+            record = digest_file["files"]
+            if not isinstance(record, dict) or not all(
+                    isinstance(v, dict) and {"sha256", "bytes"} <= set(v) for v in record.values()):
+                raise TypeError("not a map of parts to their digests")
         except (OSError, ValueError, KeyError, TypeError):
             return f"its digest file {names[DONE].name} is unreadable"
+        if digest_file.get("cell_id") != cell_id:
+            return f"its digest file names cell {digest_file.get('cell_id')!r}, not this one"
+        missing = sorted(REQUIRED_PARTS - set(record))
+        if missing:  # a digest emptied (with its parts deleted) must not pass as a finished cell
+            return (f"its digest lists no {', '.join(missing)}, which every finished cell writes"
+                    + ("" if all(m not in names for m in missing) else " (present but unlisted)"))
         for suffix, expected in sorted(record.items()):
             path = names.get(suffix)
             if path is None:

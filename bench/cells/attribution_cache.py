@@ -56,7 +56,7 @@ def key(model_sha256: str, explainer, seed: int, split: str, sample_ids: np.ndar
         "ids": [int(i) for i in sample_ids],
         "targets": [int(t) for t in targets.tolist()],
         "device": torch.device(device).type,
-        "format": 1,
+        "format": 2,  # 2: entries carry a digest of key and contents
     }, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -72,8 +72,34 @@ def _path(k: str) -> Path:
 RECORD = "record."  # prefix of the tensors an explainer keeps beside its map (its records)
 
 
-def load(k: str, device) -> tuple[torch.Tensor, dict, dict[str, torch.Tensor]] | None:
-    """(attributions, cost, records) of a cached explanation, or None."""
+def _digest(k: str, tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over the entry's key and every tensor (name, dtype, shape, bytes): an entry moved
+    to another key, edited, or truncated no longer matches."""
+    h = hashlib.sha256(k.encode())
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
+
+def _damaged(k: str, why: str) -> None:
+    """One line on stderr; the entry is moved aside (never deleted) and computed again."""
+    import sys
+
+    path = _path(k)
+    try:
+        os.replace(path, path.with_name(path.name + ".damaged"))
+    except OSError:
+        pass
+    print(f"damaged attribution cache entry {path.name}: {why}; computing it again", file=sys.stderr)
+
+
+def load(k: str, device, shape: tuple[int, ...] | None = None
+         ) -> tuple[torch.Tensor, dict, dict[str, torch.Tensor]] | None:
+    """(attributions, cost, records) of a cached explanation, or None. An entry is used only when
+    its digest (key and contents), its shape (`shape`, when given) and its values (finite) check
+    out; otherwise it is moved aside with one line on stderr and None is returned."""
     if not enabled():
         return None
     path = _path(k)
@@ -83,17 +109,31 @@ def load(k: str, device) -> tuple[torch.Tensor, dict, dict[str, torch.Tensor]] |
 
     try:
         with safe_open(str(path), framework="pt") as f:
-            cost = json.loads(f.metadata().get("cost", "{}"))
-            records = {name[len(RECORD):]: f.get_tensor(name).to(device)
-                       for name in f.keys() if name.startswith(RECORD)}
-            return f.get_tensor("attributions").to(device), cost, records
-    except Exception:
-        return None  # a damaged entry is recomputed
+            meta = f.metadata() or {}
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
+        cost = json.loads(meta.get("cost", "{}"))
+    except Exception as exc:  # unreadable: truncated, not safetensors, bad metadata
+        _damaged(k, f"unreadable ({type(exc).__name__})")
+        return None
+    if meta.get("sha256") != _digest(k, tensors):
+        _damaged(k, "its contents do not match its digest (edited, corrupted or another entry's)")
+        return None
+    attributions = tensors.get("attributions")
+    if attributions is None or (shape is not None and tuple(attributions.shape) != tuple(shape)):
+        got = None if attributions is None else tuple(attributions.shape)
+        _damaged(k, f"attributions of shape {got}, expected {tuple(shape)}")
+        return None
+    if not torch.isfinite(attributions).all():
+        _damaged(k, "non-finite attributions")
+        return None
+    records = {name[len(RECORD):]: t.to(device) for name, t in tensors.items() if name.startswith(RECORD)}
+    return attributions.to(device), cost, records
 
 
 def save(k: str, attributions: torch.Tensor, cost: dict,
          records: dict[str, torch.Tensor] | None = None) -> None:
-    """One file per explanation: the attributions and each record as `record.<name>`."""
+    """One file per explanation: the attributions and each record as `record.<name>`, with the
+    digest of key and contents in its metadata."""
     if not enabled():
         return
     from safetensors.torch import save_file
@@ -103,7 +143,7 @@ def save(k: str, attributions: torch.Tensor, cost: dict,
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tensors = {"attributions": attributions.detach().cpu().contiguous()}
     tensors |= {RECORD + name: t.detach().cpu().contiguous() for name, t in (records or {}).items()}
-    save_file(tensors, str(tmp), metadata={"cost": json.dumps(cost)})
+    save_file(tensors, str(tmp), metadata={"cost": json.dumps(cost), "sha256": _digest(k, tensors)})
     os.replace(tmp, path)
 
 

@@ -132,7 +132,8 @@ def explain_chunk(ctx: RunContext, model_name: str, component: Component, seed: 
     key = attribution_cache.key(model.card["checkpoint_sha256"], explainer, seed,
                                 f"{chunk.slice.spec.dataset}/{chunk.slice.spec.split}",
                                 chunk.part.ids, targets, ctx.device)
-    cached = attribution_cache.load(key, ctx.device) if use_cache else None
+    shape = (len(chunk.part.ids), *chunk.task.feature_shape)
+    cached = attribution_cache.load(key, ctx.device, shape) if use_cache else None
     if cached is not None:
         attributions, cost, kept = cached
         if records is not None:

@@ -151,3 +151,64 @@ def test_a_disk_that_fills_up_half_way_through_a_write_loses_nothing(clean_run, 
     summary = runner.run(tiny(), out, device="cpu", show_progress=False)
     assert summary.ok and summary.skipped == len(state.verified)
     pd.testing.assert_frame_equal(scores(out), scores(clean_run))
+
+
+@pytest.mark.parametrize("tamper", ["empty", "int", "other cell"])
+def test_a_digest_that_lists_less_than_a_cell_writes_does_not_verify(clean_run, tmp_path, tamper):
+    """A cell's done.json emptied to {"files": {}} with its parts deleted used to verify, and
+    the cell's rows were silently gone."""
+    import json
+
+    run = copy_run(clean_run, tmp_path / "run")
+    digest = sorted((run / "parts").glob("*.done.json"))[0]
+    cell = digest.name.split(".")[0]
+    other = sorted((run / "parts").glob("*.done.json"))[1].name.split(".")[0]
+    for part in (run / "parts").glob(f"{cell}.*"):
+        if part != digest and tamper != "other cell":
+            part.unlink()
+    digest.write_text(json.dumps({"empty": {"cell_id": cell, "files": {}},
+                                  "int": {"cell_id": cell, "files": 3},
+                                  "other cell": {**json.loads(digest.read_text()),
+                                                 "cell_id": other}}[tamper]))
+    check = bench("verify", str(run))
+    assert check.returncode == 6, check.stdout
+    line = check.stderr.strip()
+    assert len(line.splitlines()) == 1 and cell in line
+    assert {"empty": "lists no parquet", "int": "unreadable",
+            "other cell": "names cell"}[tamper] in line
+
+
+def test_the_attribution_cache_is_verified_and_a_bad_entry_recomputed(tmp_path, real_data,
+                                                                      monkeypatch, capfd):
+    """An entry replaced by another entry's file (valid, other numbers), flipped bytes, NaN maps:
+    each is found on load (digest of key and contents, shape, finiteness), moved aside with one
+    line, computed again; the scores equal a run without the cache."""
+    from explainbench.bench.cells import attribution_cache
+    from explainbench.core import paths
+
+    shared = paths.cache_dir()  # the session's trained models and tokenizer, an empty cache else
+    (tmp_path / "cache").mkdir()
+    for name in ("models", "tokenizers"):
+        if (shared / name).exists():
+            (tmp_path / "cache" / name).symlink_to(shared / name)
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / "cache"))
+    first = runner.run(tiny(), tmp_path / "a", device="cpu", show_progress=False)
+    assert first.ok
+    entries = sorted((tmp_path / "cache" / "attributions").rglob("*.safetensors"))
+    assert len(entries) >= 3
+    entries[0].write_bytes(entries[1].read_bytes())  # another entry's valid file
+    payload = bytearray(entries[1].read_bytes())
+    payload[-40] ^= 0xFF  # flipped bytes in the tensors
+    entries[1].write_bytes(bytes(payload))
+    import torch
+    from safetensors.torch import save_file
+
+    tensors = {"attributions": torch.full((3, 28, 28), float("nan"))}
+    save_file(tensors, str(entries[2]), metadata={"cost": "{}", "sha256": attribution_cache._digest(
+        entries[2].stem, tensors)})  # a consistent entry of NaN
+    capfd.readouterr()
+    again = runner.run(tiny(), tmp_path / "b", device="cpu", show_progress=False)
+    assert again.ok
+    lines = [l for l in capfd.readouterr().err.splitlines() if "attribution cache entry" in l]
+    assert len(lines) == 3 and all("computing it again" in l for l in lines)
+    pd.testing.assert_frame_equal(scores(tmp_path / "a"), scores(tmp_path / "b"))
