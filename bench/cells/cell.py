@@ -49,7 +49,7 @@ class Cell:
         # the id names files: user-chosen names are made safe (a dot would split the id from its
         # part's suffix, a slash would leave the folder); the digest keeps ids unique
         parts = (self.kind, self.experiment.name, self.model, who)
-        return "-".join(map(_safe, parts)) + f"-s{self.seed}-c{self.chunk}-{digest[:10]}"
+        return "-".join(map(file_safe, parts)) + f"-s{self.seed}-c{self.chunk}-{digest[:10]}"
 
     @property
     def label(self) -> str:
@@ -67,7 +67,7 @@ class Cell:
 
 
 
-def _safe(name: str) -> str:
+def file_safe(name: str) -> str:
     """`name` with every character but letters, digits, '_' and '-' replaced by '_'."""
     return re.sub(r"[^A-Za-z0-9_-]", "_", str(name))
 

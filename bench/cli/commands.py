@@ -49,7 +49,9 @@ def run(
     spec = suites.load(suite)
     if out is None:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        out = Path("results") / f"{spec.name}-{stamp}"
+        from explainbench.bench.cells.cell import file_safe
+
+        out = Path("results") / f"{file_safe(spec.name)}-{stamp}"  # a suite's name is no path
     summary = runner.run(spec, out, device=device, retry_failed=retry_failed,
                          batch_size=batch_size, show_progress=progress, backend=backend,
                          ray_address=ray_address, cpus_per_cell=cpus_per_cell, announce=True)

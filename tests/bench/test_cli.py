@@ -105,3 +105,25 @@ def test_the_cli_starts_without_importing_torch():
                            "if m in sys.modules))"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_hostile_names_never_make_a_path_outside_the_run_folder(tmp_path, real_data):
+    """A suite named ../../escaped run without --out, an experiment named a/../../b: every file
+    lands under results/ of the working folder, inside the run folder."""
+    import copy
+
+    raw = copy.deepcopy(TINY)
+    raw["name"] = "../../escaped"
+    raw["experiments"] = raw["experiments"][1:]  # the two reviews: quick
+    raw["experiments"][0]["name"] = "a/../../b.c"
+    work = tmp_path / "deep" / "work"
+    work.mkdir(parents=True)
+    (work / "s.yaml").write_text(yaml.safe_dump(raw))
+    before = {p for p in tmp_path.rglob("*")}
+    done = bench("run", "--suite", "s.yaml", "--device", "cpu", "--no-progress", cwd=work)
+    assert done.returncode == 0, done.stderr
+    created = {p for p in tmp_path.rglob("*")} - before
+    assert created and all(p.is_relative_to(work / "results") for p in created), sorted(created)[:5]
+    (run,) = (work / "results").iterdir()
+    assert run.name.startswith("______escaped-")
+    assert pd.read_parquet(run / "scores.parquet")["experiment"].eq("a/../../b.c").all()
