@@ -38,6 +38,9 @@ def reported_as(label: str):
         raise
     except BenchError as exc:
         raise PluginError(f"plugin {label}: {exc}") from None
+    except SystemExit as exc:  # exit() in a module's top level: not ours to obey silently
+        raise PluginError(f"plugin {label}: it called sys.exit({exc.code!r}) while being "
+                          "imported") from None
     except Exception as exc:  # an import error, a syntax error, a failing decorator, ...
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise PluginError(f"plugin {label}: {type(exc).__name__}: {message}") from None
@@ -75,7 +78,8 @@ def _import(spec: str, base: Path | None):
         path = next((p for p in candidates if p.is_file()), None)
         if path is None:
             raise FileNotFoundError(f"no file {spec} (looked in {', '.join(map(str, folders))})")
-        name = path.stem
+        # a name of its own: a plugin file called json.py must not replace the standard json
+        name = f"explainbench_plugin_{path.stem}"
         module_spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[name] = module

@@ -30,7 +30,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 @app.command()
 def run(
     suite: str = typer.Option(..., "--suite", "-s", help="Built-in suite name or path to a YAML file."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default results/<suite>-<UTC time>). An existing one resumes."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Run folder (default results/<suite>-<UTC time>). An existing one resumes."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     data_dir: Optional[Path] = DataDir,
     plugin: Optional[list[str]] = Plugins,
@@ -46,6 +46,7 @@ def run(
     from explainbench.bench.run import runner, suite as suites
 
     _setup(data_dir, plugin)
+    out = _run_folder(out)
     spec = suites.load(suite)
     if out is None:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -66,6 +67,19 @@ def run(
     if summary.failed:
         console.print(f"  details in {summary.out / 'failures.csv'}; rerun with --retry-failed")
         raise typer.Exit(1)
+
+
+def _run_folder(out: Optional[str]) -> Optional[Path]:
+    """--out as a folder: not empty, not an existing file."""
+    from explainbench.core.errors import BenchError
+
+    if out is None:
+        return None
+    if not out.strip():
+        raise BenchError("--out is empty; give the run folder (a new one, or a run to resume)")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise BenchError(f"--out {out} is a file; give a folder (a new one, or a run to resume)")
+    return Path(out)
 
 
 @app.command()

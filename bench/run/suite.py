@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -60,22 +61,61 @@ def resolve(name_or_path: str) -> tuple[str, str]:
     if path.suffix in (".yaml", ".yml") or path.is_file():
         if not path.is_file():
             raise SuiteError(f"suite file {name_or_path} does not exist")
-        return path.read_text(encoding="utf-8"), str(path)
+        try:
+            return path.read_text(encoding="utf-8"), str(path)
+        except UnicodeDecodeError:
+            raise SuiteError(f"suite file {name_or_path} is not text (UTF-8 YAML)") from None
+        except OSError as exc:
+            raise SuiteError(f"suite file {name_or_path} cannot be read ({exc.strerror})") from None
     if name_or_path not in builtin_names():
         raise UnknownNameError("suite", name_or_path, builtin_names())
     text = resources.files("explainbench.bench.suites").joinpath(f"{name_or_path}.yaml").read_text("utf-8")
     return text, f"builtin:{name_or_path}"
 
 
-def load(name_or_path: str) -> Suite:
-    text, source = resolve(name_or_path)
+MAX_SUITE_BYTES = 1_000_000  # a suite is a page of YAML; refuse anything that is not
+MAX_ALIASES = 100  # YAML aliases expand: a few nested ones make gigabytes (an "alias bomb")
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (YAML keeps the last silently)
+    and documents with more than MAX_ALIASES aliases."""
+
+    def compose_node(self, parent, index):
+        if isinstance(self.peek_event(), yaml.AliasEvent):
+            self._aliases = getattr(self, "_aliases", 0) + 1
+            if self._aliases > MAX_ALIASES:
+                raise yaml.YAMLError(f"more than {MAX_ALIASES} aliases")
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(text: str, source: str):
+    """The suite's YAML as Python values; one-line errors for what is not a suite's YAML."""
+    if len(text.encode("utf-8", "replace")) > MAX_SUITE_BYTES:
+        raise SuiteError(f"suite {source} is larger than {MAX_SUITE_BYTES:,} bytes; a suite is a "
+                         "short YAML file")
     try:
-        raw = yaml.safe_load(text)
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         at = f" at line {where.line + 1}" if where else ""
-        raise SuiteError(f"suite {source} is not valid YAML{at}: {getattr(exc, 'problem', exc)}")
-    return parse(raw, source=source, text=text)
+        raise SuiteError(f"suite {source} is not valid YAML{at}: "
+                         f"{getattr(exc, 'problem', None) or exc}") from None
+
+
+def load(name_or_path: str) -> Suite:
+    text, source = resolve(name_or_path)
+    return parse(read_yaml(text, source), source=source, text=text)
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -93,11 +133,15 @@ def _check_keys(raw: dict, allowed: set[str], where: str) -> None:
         _fail(where, f"unknown key {unknown[0]!r}; valid keys: {', '.join(sorted(allowed))}")
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # YAML's true is no seed
+
+
 def _int_list(value, where: str) -> tuple[int, ...]:
-    if isinstance(value, int):
+    if _is_int(value):
         value = [value]
-    if not isinstance(value, list) or not value or not all(isinstance(v, int) for v in value):
-        _fail(where, f"expected a non-empty list of integers, got {value!r}")
+    if not isinstance(value, list) or not value or not all(_is_int(v) and v >= 0 for v in value):
+        _fail(where, f"expected a non-empty list of integers >= 0, got {value!r}")
     if len(set(value)) != len(value):
         _fail(where, f"seeds repeat: {value}")
     return tuple(value)
@@ -159,7 +203,8 @@ def parse(raw: Any, *, source: str = "<dict>", text: str = "") -> Suite:
     for key in ("name", "version", "experiments"):
         if key not in raw:
             _fail(where, f"missing required key {key!r}")
-    if not isinstance(raw["version"], int):
+    _name(raw["name"], f"{where}.name")
+    if not _is_int(raw["version"]):
         _fail(where, f"'version' must be an integer, got {raw['version']!r}")
     default_seeds = _int_list(raw.get("seeds", [0]), f"{where}.seeds")
     default_chunk = raw.get("chunk_size", 64)
@@ -178,6 +223,10 @@ def parse(raw: Any, *, source: str = "<dict>", text: str = "") -> Suite:
             _fail(at, "give 'metrics', 'studies' or both")
         spec = _slice(exp["slice"], f"{at}.slice")
         model_names = exp["models"] if isinstance(exp["models"], list) else [exp["models"]]
+        if not model_names or not all(isinstance(m, str) for m in model_names):
+            _fail(f"{at}.models", f"expected a non-empty list of model names, got {exp['models']!r}")
+        if "name" in exp:
+            _name(exp["name"], f"{at}.name")
         for m in model_names:
             try:
                 task = models.spec(m).task
@@ -186,7 +235,7 @@ def parse(raw: Any, *, source: str = "<dict>", text: str = "") -> Suite:
             if task != spec.dataset:
                 _fail(f"{at}.models", f"model {m!r} is a {task} model but the slice is {spec.dataset}")
         chunk = exp.get("chunk_size", default_chunk)
-        if not isinstance(chunk, int) or chunk < 1:
+        if not _is_int(chunk) or chunk < 1:
             _fail(at, f"'chunk_size' must be a positive integer, got {chunk!r}")
         target = exp.get("target", default_target)
         if target not in TARGETS:
@@ -210,7 +259,8 @@ def parse(raw: Any, *, source: str = "<dict>", text: str = "") -> Suite:
     if len(set(names)) != len(names):
         _fail(where, f"experiment names repeat: {names}")
     timeout = raw.get("cell_timeout_s", 1800)
-    if not isinstance(timeout, (int, float)) or timeout <= 0:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not \
+            math.isfinite(timeout) or timeout <= 0:
         _fail(where, f"'cell_timeout_s' must be a positive number, got {timeout!r}")
     canonical = json.dumps(_jsonable(raw), sort_keys=True)
     return Suite(
@@ -224,6 +274,11 @@ def parse(raw: Any, *, source: str = "<dict>", text: str = "") -> Suite:
         source=source,
         text=text or yaml.safe_dump(raw, sort_keys=False),
     )
+
+
+def _name(value, where: str) -> None:
+    if not isinstance(value, (str, int)) or isinstance(value, bool) or not str(value).strip():
+        _fail(where, f"expected a non-empty name, got {value!r}")
 
 
 def _tuples(value):

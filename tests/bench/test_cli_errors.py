@@ -85,3 +85,69 @@ def test_a_bug_is_one_line_with_the_path_of_its_traceback(tmp_path):
     assert len(lines) == 1 and "ZeroDivisionError" in lines[0] and "this is a bug" in lines[0]
     log = lines[0].rsplit("traceback in ", 1)[1].rstrip(")")
     assert "Traceback (most recent call last)" in open(log).read()
+
+
+# Hostile suites: each is TINY with one change, or a raw text; `bench validate` must refuse it with
+# one line naming the field (exit 2), never accept it or fail as a bug.
+HOSTILE_SUITES = {
+    "nan timeout": ({"cell_timeout_s": float("nan")}, "cell_timeout_s"),
+    "infinite timeout": ({"cell_timeout_s": float("inf")}, "cell_timeout_s"),
+    "no models": ({"experiments[0].models": []}, "models"),
+    "boolean seed": ({"seeds": [True]}, "seeds"),
+    "boolean chunk size": ({"chunk_size": True}, "chunk_size"),
+    "null name": ({"name": None}, "name"),
+    "empty name": ({"name": ""}, "name"),
+    "duplicate key": ("name: a\nname: b\nversion: 1\nexperiments: []\n", "given twice"),
+    "alias bomb": ("a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(12)),
+        "aliases"),
+    "binary file": (b"\x00\xff\xfe\x89PNG\r\n", "not text"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_SUITES))
+def test_hostile_suites_are_refused_in_one_line(case, tmp_path):
+    change, piece = HOSTILE_SUITES[case]
+    path = tmp_path / "suite.yaml"
+    if isinstance(change, bytes):
+        path.write_bytes(change)
+    elif isinstance(change, str):
+        path.write_text(change)
+    else:
+        raw = yaml.safe_load(yaml.safe_dump(TINY))
+        for key, value in change.items():
+            if key.startswith("experiments[0]."):
+                raw["experiments"][0][key.split(".", 1)[1]] = value
+            else:
+                raw[key] = value
+        path.write_text(yaml.safe_dump(raw))
+    done = subprocess.run([sys.executable, "-m", "explainbench.bench", "validate", str(path)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert piece in lines[0] and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("out, piece", [("", "--out is empty"), ("{file}", "is a file")])
+def test_run_refuses_an_out_that_is_no_folder(out, piece, tmp_path):
+    (tmp_path / "f").write_text("x")
+    done = subprocess.run([sys.executable, "-m", "explainbench.bench", "run", "--suite", "smoke",
+                           "--out", out.format(file=tmp_path / "f")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and piece in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+def test_a_plugin_that_exits_at_import_is_an_error_not_a_silent_exit(tmp_path):
+    (tmp_path / "sysexit.py").write_text("import sys\nsys.exit(0)\n")
+    done = subprocess.run([sys.executable, "-m", "explainbench.bench", "list", "models",
+                           "--plugin", "sysexit.py"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 2 and "sys.exit(0)" in done.stderr
+
+
+def test_a_plugin_file_named_like_a_standard_module_does_not_replace_it(tmp_path):
+    (tmp_path / "json.py").write_text("VALUE = 1\n")
+    done = subprocess.run([sys.executable, "-m", "explainbench.bench", "list", "suites",
+                           "--plugin", "json.py"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
