@@ -338,11 +338,23 @@ class ResultStore:
 
     def read_manifest(self) -> dict | None:
         path = self.root / "manifest.json"
-        return json.loads(path.read_text()) if path.exists() else None
+        return read_manifest_file(path) if path.exists() else None
 
     def write_manifest(self, manifest: dict) -> None:
         atomic_write_bytes(self.root / "manifest.json",
                            json.dumps(manifest, indent=2, sort_keys=True, default=str).encode())
+
+
+def read_manifest_file(path: Path) -> dict:
+    """A run folder's manifest.json; a truncated or edited one is a one-line error."""
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise BenchError(f"{path} is not a readable manifest ({type(exc).__name__}); it is "
+                         "written by `bench run`: rerun it with the same --out") from None
+    if not isinstance(manifest, dict):
+        raise BenchError(f"{path} is not a manifest (a JSON object is expected)")
+    return manifest
 
 
 def run_commits(manifest: dict) -> list[str]:

@@ -7,7 +7,7 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
-from explainbench.bench.store import describe_commits
+from explainbench.bench.store import describe_commits, read_manifest_file
 from explainbench.core.errors import BenchError
 
 
@@ -29,7 +29,7 @@ def replacements(run_dir: Path, dest: Path) -> tuple[list[str], list[str]]:
     --force: a published board of another suite, or one with more samples)."""
     import pandas as pd
 
-    suite = json.loads((Path(run_dir) / "manifest.json").read_text()).get("suite", {}).get("name")
+    suite = read_manifest_file(Path(run_dir) / "manifest.json").get("suite", {}).get("name")
     before = published(dest)
     lines, refused = [], []
     for path in sorted((Path(run_dir) / "leaderboard").glob("*.csv")):
@@ -56,7 +56,7 @@ def publish_leaderboards(run_dir: Path, dest: Path, *, force: bool = False) -> l
     if not boards or not manifest_path.is_file():
         raise BenchError(f"{run_dir} has no leaderboard/*.csv and manifest.json; run `bench report "
                          f"{run_dir}` on a finished run first")
-    manifest = json.loads(manifest_path.read_text())
+    manifest = read_manifest_file(manifest_path)
     if manifest.get("cells", {}).get("failed"):
         raise BenchError(f"{run_dir} has failed cells ({manifest['cells']['failed']}); rerun with "
                          "--retry-failed before publishing")

@@ -8,7 +8,6 @@ from paths of their own.
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -22,8 +21,10 @@ class RunFolder:
 
     @functools.cached_property
     def manifest(self) -> dict:
+        from explainbench.bench.store import read_manifest_file
+
         path = self.root / "manifest.json"
-        return json.loads(path.read_text()) if path.is_file() else {}
+        return read_manifest_file(path) if path.is_file() else {}
 
     @property
     def scores(self) -> pd.DataFrame:

@@ -43,6 +43,9 @@ BAD = {  # command line -> the exit code it must end with, and a piece of its on
     "stability bad seeds": (["stability", "-e", "lime", "-m", "mnist_cnn", "--seeds", "1"], 2,
                             "--seeds"),
     "unknown command": (["explian"], 2, "No such command 'explian'"),
+    "report truncated manifest": (["report", "{broken_run}"], 2, "not a readable manifest"),
+    "publish truncated manifest": (["leaderboard", "publish", "{broken_pub}", "--dest",
+                                    "{tmp}/board"], 2, "not a readable manifest"),
 }
 
 
@@ -54,8 +57,14 @@ def files(tmp_path_factory):
     big_slice["experiments"][0]["slice"]["size"] = 100_000
     (tmp / "bad_steps.yaml").write_text(yaml.safe_dump(bad_steps))
     (tmp / "big_slice.yaml").write_text(yaml.safe_dump(big_slice))
+    for name in ("broken_run", "broken_pub"):
+        (tmp / name / "parts").mkdir(parents=True)
+        (tmp / name / "manifest.json").write_text('{"suite": {"name": "trun')  # cut mid-write
+    (tmp / "broken_pub" / "leaderboard").mkdir()
+    (tmp / "broken_pub" / "leaderboard" / "mnist-mnist_cnn.csv").write_text("task,model,n\n")
     return {"tmp": str(tmp), "bad_steps": str(tmp / "bad_steps.yaml"),
-            "big_slice": str(tmp / "big_slice.yaml")}
+            "big_slice": str(tmp / "big_slice.yaml"), "broken_run": str(tmp / "broken_run"),
+            "broken_pub": str(tmp / "broken_pub")}
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
