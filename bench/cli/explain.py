@@ -31,7 +31,7 @@ def explain(
     model: str = typer.Option(..., "--model", "-m", help="Model name (see `bench list models`)."),
     explainer: str = typer.Option(..., "--explainer", "-e", help="Explainer name (see `bench list explainers`)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output .npz file."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Seed of stochastic explainers."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of stochastic explainers."),
     n: Optional[int] = typer.Option(None, "--n", min=1, help=f"Explain the first N samples of the test slice (default {DEFAULT_N})."),
     ids: Optional[str] = typer.Option(None, "--ids", help="Explain these sample ids of the test slice, e.g. 3,17."),
     target: str = typer.Option("predicted", "--target", help="Class to explain: predicted or label."),
@@ -40,7 +40,7 @@ def explain(
     data_dir: Optional[Path] = DataDir,
     plugin: Optional[list[str]] = Plugins,
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Model evaluations per forward batch."),
+    batch_size: int = typer.Option(256, "--batch-size", min=1, max=2**20, help="Model evaluations per forward batch."),
 ) -> None:
     """Explain samples of the fixed test slice; write an .npz and optionally a PNG."""
     from explainbench import models

@@ -20,10 +20,10 @@ def score(
     substrate: Optional[str] = typer.Option(None, "--substrate", help="What removed features become."),
     param: Optional[list[str]] = typer.Option(None, "--param", help="Other metric parameter, key=value (repeatable)."),
     explainer: Optional[str] = typer.Option(None, "--explainer", help="Explainer for metrics that re-explain (max_sensitivity); default: the file's."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the metric's random draws."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the metric's random draws."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="CSV to write (default <attributions>.<metric>.csv)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Model evaluations per forward batch."),
+    batch_size: int = typer.Option(256, "--batch-size", min=1, max=2**20, help="Model evaluations per forward batch."),
     data_dir: Optional[Path] = DataDir,
     plugin: Optional[list[str]] = Plugins,
 ) -> None:

@@ -56,6 +56,8 @@ def score_file(model: str, attributions: Path, metric: str, *, params: dict | No
         raise BenchError(reason)
     if bound.params.get("substrate") is not None:
         task.check_substrate(bound.params["substrate"])
+    if out is not None and out.is_dir():
+        raise BenchError(f"-o {out} is a folder; give the CSV file to write")
     arrays = read_attributions(attributions)
     if "model" in arrays and str(arrays["model"]) != model:
         raise BenchError(f"{attributions} explains model {str(arrays['model'])!r}, not {model!r}")
@@ -77,8 +79,15 @@ def score_file(model: str, attributions: Path, metric: str, *, params: dict | No
         "metric_params": encode_params(bound.params), "seed": seed,
     }) for name, higher, values, _ in outputs], ignore_index=True)[CSV_COLUMNS]
     out = out or attributions.with_suffix(f".{metric}.csv")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    rows.to_csv(out, index=False)
+    from explainbench.bench.store import atomic_write_bytes
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from explainbench.bench.store import StorageError
+
+        raise StorageError(f"cannot create the folder of {out} ({exc.strerror})") from None
+    atomic_write_bytes(out, rows.to_csv(index=False).encode())  # a refused write: exit 5
     return ScoredFile(rows, [(name, higher) for name, higher, _, _ in outputs], bound, out)
 
 
@@ -91,8 +100,9 @@ def read_attributions(path: Path) -> dict:
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError) as exc:
-        raise BenchError(f"{path} is not a readable .npz attribution file ({exc})") from None
+    except Exception as exc:  # truncated, empty, not a zip, pickled objects: all unreadable
+        message = " ".join(str(exc).split())[:120] or type(exc).__name__
+        raise BenchError(f"{path} is not a readable .npz attribution file ({message})") from None
     missing = [k for k in REQUIRED if k not in arrays]
     if missing:
         raise BenchError(f"{path} lacks {', '.join(missing)}; an attribution file holds "
@@ -100,7 +110,38 @@ def read_attributions(path: Path) -> dict:
     return arrays
 
 
+INTEGER = ("sample_ids", "targets")  # and text inputs: token ids
+
+
+def check_values(arrays: dict, task, path: Path) -> None:
+    """Types and values a score can be trusted on: numbers (ids and classes integers), finite
+    attributions and inputs, token ids in the vocabulary; one line naming the array otherwise."""
+    import numpy as np
+
+    for key in REQUIRED:
+        a = arrays[key]
+        if a.dtype.kind not in "biuf":
+            raise BenchError(f"{path}: {key} holds {a.dtype} values; expected numbers")
+        if a.ndim == 0:
+            raise BenchError(f"{path}: {key} is a single value; expected one entry per sample")
+    integer = INTEGER + (("inputs",) if task.modality == "text" else ())
+    for key in integer:
+        if arrays[key].dtype.kind not in "iu":
+            raise BenchError(f"{path}: {key} holds {arrays[key].dtype} values; expected integers "
+                             f"({'token ids' if key == 'inputs' else 'sample ids and classes'})")
+    for key in ("attributions", "inputs"):
+        if arrays[key].dtype.kind == "f" and not np.isfinite(arrays[key]).all():
+            raise BenchError(f"{path}: {key} holds NaN or infinite values")
+    if task.modality == "text" and arrays["inputs"].size:
+        vocab = task.tokenizer.vocab_size
+        low, high = int(arrays["inputs"].min()), int(arrays["inputs"].max())
+        if low < 0 or high >= vocab:
+            raise BenchError(f"{path}: inputs hold token ids from {low} to {high}; the vocabulary "
+                             f"of {task.name} has ids 0..{vocab - 1}")
+
+
 def check_shapes(arrays: dict, task, path: Path) -> None:
+    check_values(arrays, task, path)
     n = len(arrays["inputs"])
     inputs_shape = (n, 1, 28, 28) if task.modality == "image" else (n, *task.feature_shape)
     expected = {"inputs": inputs_shape, "sample_ids": (n,), "targets": (n,),

@@ -105,3 +105,52 @@ def test_score_input_errors_are_one_line(attribution_file, monkeypatch, capsys, 
         assert re.search(message, err), (message, err)
     code, _, err = bench(monkeypatch, capsys, "score", "-m", "imdb_lstm", "-a", path, "--metric", "road")
     assert code == 2 and "image inputs only" in err
+
+
+BROKEN = {  # how an attribution file is broken -> a piece of the one line that refuses it
+    "string targets": (lambda a: {**a, "targets": a["targets"].astype(str)}, "targets holds"),
+    "string attributions": (lambda a: {**a, "attributions": a["attributions"].astype(str)},
+                            "attributions holds"),
+    "scalar inputs": (lambda a: {**a, "inputs": np.float32(1.0)}, "single value"),
+    "float targets": (lambda a: {**a, "targets": a["targets"] + 0.5}, "expected integers"),
+    "float ids": (lambda a: {**a, "sample_ids": a["sample_ids"].astype(float)}, "expected integers"),
+    "nan targets": (lambda a: {**a, "targets": a["targets"].astype(float) * np.nan},
+                    "expected integers"),
+    "nan attributions": (lambda a: {**a, "attributions": a["attributions"] * np.nan}, "NaN"),
+    "infinite inputs": (lambda a: {**a, "inputs": a["inputs"] / 0.0}, "NaN or infinite"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_a_broken_attribution_file_is_one_line(attribution_file, tmp_path, monkeypatch, capsys,
+                                               case):
+    _, arrays, _, _ = attribution_file
+    broken, piece = BROKEN[case]
+    path = tmp_path / "broken.npz"
+    with np.errstate(all="ignore"):
+        np.savez(path, **broken(dict(arrays)))
+    code, _, err = bench(monkeypatch, capsys, "score", "-m", "mnist_cnn", "-a", path,
+                         "--metric", "deletion")
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and piece in lines[0], err
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04truncated"])
+def test_an_empty_or_truncated_file_is_one_line(tmp_path, monkeypatch, capsys, content):
+    path = tmp_path / "cut.npz"
+    path.write_bytes(content)
+    code, _, err = bench(monkeypatch, capsys, "score", "-m", "mnist_cnn", "-a", path,
+                         "--metric", "deletion")
+    assert code == 2 and "not a readable .npz" in err and len(err.strip().splitlines()) == 1
+
+
+def test_out_of_range_options_and_outputs_are_refused(attribution_file, tmp_path, monkeypatch,
+                                                      capsys):
+    path, _, _, _ = attribution_file
+    for extra, code, piece in ((["--seed", "99999999999999"], 2, "--seed"),
+                               (["--batch-size", "99999999999999999999"], 2, "--batch-size"),
+                               (["-o", str(tmp_path)], 2, "is a folder"),
+                               (["-o", "/proc/nope/x.csv"], 5, "cannot create")):
+        got, _, err = bench(monkeypatch, capsys, "score", "-m", "mnist_cnn", "-a", path,
+                            "--metric", "deletion", *extra)
+        assert got == code and piece in err and len(err.strip().splitlines()) == 1, (extra, err)
