@@ -174,8 +174,12 @@ class ResultStore:
     @contextlib.contextmanager
     def lock(self):
         """One writer per run folder; a second `bench run` on it stops with a clear message."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        handle = open(self.root / ".lock", "a+")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            handle = open(self.root / ".lock", "a+")
+        except OSError as exc:  # a read-only or full disk: storage (exit 5), not a bug
+            raise StorageError(f"cannot write in {self.root} ({exc.strerror or exc}); give a "
+                               "writable --out") from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -185,9 +185,31 @@ def _click_exceptions():
     return exceptions
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's or `kill`'s stop): handled like ^C, so the user is told what was
+    kept and how to resume instead of the process vanishing without a word."""
+
+
+_TERMINATED: list[int] = []  # the signal, once received (typer turns the exception into code 130)
+
+
+def _terminate(signum, frame):
+    _TERMINATED.append(signum)
+    raise Terminated()
+
+
+def _stopped() -> None:
+    how = "terminated" if _TERMINATED else "interrupted"
+    print(f"{how}; finished cells are kept, rerun the same command to resume", file=sys.stderr)
+    sys.exit(130)
+
+
 def main() -> None:
+    import signal
+
     from explainbench.core.errors import BenchError
 
+    signal.signal(signal.SIGTERM, _terminate)
     cx = _click_exceptions()
     try:
         code = app(standalone_mode=False)
@@ -204,20 +226,21 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        sys.exit(130)
+    except typer.Abort:  # click turns ^C (and our SIGTERM) into Abort
+        _stopped()
     except BenchError as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        print("interrupted; finished cells are kept, rerun the same command to resume", file=sys.stderr)
-        sys.exit(130)
+        _stopped()
     except Exception as exc:  # a bug: one line on the screen, the traceback in a log file
         log = _log_traceback()
         message = " ".join(str(exc).split())[:300]
         print(f"error: {type(exc).__name__}: {message} (this is a bug in explainbench; "
               f"traceback in {log or 'no log file'})", file=sys.stderr)
         sys.exit(70)
+    if code == 130:  # typer returns ^C (and SIGTERM) as this code, without a word
+        _stopped()
     sys.exit(code if isinstance(code, int) else 0)
 
 

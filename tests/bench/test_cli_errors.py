@@ -160,3 +160,23 @@ def test_a_plugin_file_named_like_a_standard_module_does_not_replace_it(tmp_path
                            "--plugin", "json.py"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+
+
+def test_sigterm_says_what_was_kept_and_how_to_resume(tmp_path):
+    """A scheduler's stop (SIGTERM) used to end a run without a word."""
+    import signal
+    import time
+
+    process = subprocess.Popen([sys.executable, "-m", "explainbench.bench", "run", "--suite",
+                                "smoke", "--out", str(tmp_path / "run"), "--no-progress"],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (tmp_path / "run" / "parts").is_dir():
+        time.sleep(0.2)  # running: its folder exists
+    time.sleep(1.0)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert err.strip().splitlines()[-1] == ("terminated; finished cells are kept, rerun the same "
+                                            "command to resume")
