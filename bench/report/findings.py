@@ -264,13 +264,13 @@ def generate(folder) -> list[Finding]:
     folder = _reader(folder)
     boards = folder.leaderboards
     versus = folder.table("versus_controls.csv")
-    from explainbench.bench.report.findings_leaderboard import (linear_ground_truth, separation,
-                                                                ties, unsupported)
+    from explainbench.bench.report.findings_leaderboard import (examples, linear_ground_truth,
+                                                                separation, ties, unsupported)
 
     parts = [(10, lambda: evidence(boards)), (20, lambda: beats_controls(boards, versus)),
              (30, lambda: best(boards, folder.table("metric_agreement.csv"))),
              (35, lambda: ties(boards)), (25, lambda: separation(boards, versus)),
-             (95, lambda: unsupported(folder.manifest)),
+             (95, lambda: unsupported(folder.manifest)), (65, lambda: examples(boards)),
              (60, lambda: linear_ground_truth(boards))]
     for _, contribution in studies.contributions():
         parts += [(place, lambda f=f: f(folder)) for place, f in contribution.findings]

@@ -58,6 +58,35 @@ def unsupported(manifest: dict) -> list[Finding]:
                     "manifest.json", "", model) for model, items in sorted(by_model.items())]
 
 
+Q_EXAMPLES = "Do the explanation-by-example scores tell examples apart on each model?"
+FLAT = 1e-3  # a similarity whose spread over samples is below this does not discriminate
+
+
+def examples(boards: dict) -> list[Finding]:
+    """Where the examples' similarity hardly varies (cosine of uncentred [CLS] states on the
+    transformer: 0.99994 +- 0.00004), the similarity says nothing about the examples; where no
+    other model returns any of the same examples, the agreement says nothing either."""
+    out = []
+    for (task, model), board in boards.items():
+        rows = board[board["metric"].astype(str).str.startswith("example_")].set_index("metric")
+        if "example_similarity" not in rows.index:
+            continue
+        sim = rows.loc["example_similarity"]
+        flat = float(sim["std"]) < FLAT
+        text = (f"example_similarity is {num(sim['mean'])} ± {num(sim['std'])} over {int(sim['n'])} "
+                "samples: " + ("it does not discriminate here (the cosine of these activations is "
+                               "near 1 for any example), so it says nothing about the examples."
+                               if flat else "it varies across samples."))
+        if "example_model_agreement" in rows.index:
+            agree = rows.loc["example_model_agreement"]
+            if float(agree["mean"]) == 0:
+                text += (" No other model of the task returned any of the same examples on any "
+                         "sample (example_model_agreement 0): uninformative here too.")
+        out.append(Finding("examples", Q_EXAMPLES, text, f"leaderboard/{task}-{model}.csv", task,
+                           model, short="uninformative" if flat else "discriminates"))
+    return out
+
+
 Q_TIES = "Which explainers' ranks rest mostly on features their maps tie?"
 TIED_MOSTLY = 0.5  # more than half of a map's features in one group of equal values
 

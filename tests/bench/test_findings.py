@@ -361,3 +361,17 @@ def test_explainers_a_model_does_not_support_are_named_with_the_reason():
                                  "reason": "imdb_lstm has no attention layer"}]}
     f = unsupported(manifest)[0]
     assert f.scope == "imdb_lstm" and "attention (imdb_lstm has no attention layer)" in f.answer
+
+
+def test_explanation_by_example_that_does_not_discriminate_is_called_uninformative():
+    from explainbench.bench.report.findings_leaderboard import examples
+
+    def board(std, agreement):
+        return pd.DataFrame([dict(metric="example_similarity", mean=0.99994, std=std, n=100),
+                             dict(metric="example_model_agreement", mean=agreement, std=0.0, n=100)])
+
+    flat = examples({("imdb", "imdb_transformer"): board(0.00004, 0.0)})[0]
+    assert flat.short == "uninformative" and "does not discriminate" in flat.answer
+    assert "uninformative here too" in flat.answer
+    varied = examples({("mnist", "mnist_cnn"): board(0.05, 0.4)})[0]
+    assert varied.short == "discriminates" and "uninformative" not in varied.answer
