@@ -17,6 +17,12 @@ def _flat(a: Tensor, valid: Tensor | None):
     return a, valid
 
 
+def _identical(a: Tensor, b: Tensor, valid: Tensor | None) -> Tensor:
+    """(B,) bool: the two maps are equal on every valid entry (their similarity is exactly 1)."""
+    a, valid = _flat(a, valid)
+    return ((a == b.flatten(1).to(torch.float64)) | ~valid).all(dim=1)
+
+
 def average_ranks(a: Tensor, valid: Tensor | None = None) -> Tensor:
     """Ranks 1..n_valid of each row's valid entries, ties given their average rank (as
     scipy.stats.rankdata); invalid entries get rank 0."""
@@ -41,8 +47,7 @@ def pearson(a: Tensor, b: Tensor, valid: Tensor | None = None) -> Tensor:
     cov = (ca * cb).sum(1)
     denom = torch.sqrt((ca * ca).sum(1) * (cb * cb).sum(1))
     r = torch.where(denom > 0, cov / denom.clamp(min=1e-300), torch.zeros_like(cov))
-    identical = ((a == b) | ~valid).all(dim=1)
-    return torch.where(identical, torch.ones_like(r), r.clamp(-1.0, 1.0))
+    return torch.where(_identical(a, b, valid), torch.ones_like(r), r.clamp(-1.0, 1.0))
 
 
 def spearman(a: Tensor, b: Tensor, valid: Tensor | None = None) -> Tensor:
@@ -63,9 +68,7 @@ def spearman_untied(a: Tensor, b: Tensor, valid: Tensor | None = None) -> Tensor
     mean = (n + 1) / 2
     cov = (((ra - mean[:, None]) * (rb - mean[:, None])) * w).sum(1) / n.clamp(min=1)
     rho = cov / ((n * n - 1) / 12).clamp(min=1e-300)
-    fa, _ = _flat(a, valid)
-    identical = ((fa == b.flatten(1).to(torch.float64)) | ~valid).all(dim=1)
-    return torch.where(identical, torch.ones_like(rho), rho.clamp(-1.0, 1.0))
+    return torch.where(_identical(a, b, valid), torch.ones_like(rho), rho.clamp(-1.0, 1.0))
 
 
 def top_k_membership(a: Tensor, valid: Tensor | None, k_fraction: float) -> Tensor:
@@ -93,9 +96,7 @@ def top_k_intersection(a: Tensor, b: Tensor, valid: Tensor | None = None,
     agree exactly (1), as in `pearson`."""
     pa, pb = top_k_membership(a, valid, k_fraction), top_k_membership(b, valid, k_fraction)
     expected = (pa * pb).sum(1) / pa.sum(1).clamp(min=1e-12)
-    fa, v = _flat(a, valid)
-    identical = ((fa == b.flatten(1).to(torch.float64)) | ~v).all(dim=1)
-    return torch.where(identical, torch.ones_like(expected), expected)
+    return torch.where(_identical(a, b, valid), torch.ones_like(expected), expected)
 
 
 def sign_agreement(a: Tensor, b: Tensor, valid: Tensor | None = None) -> Tensor:

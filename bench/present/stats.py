@@ -97,6 +97,12 @@ def equal_to_precision(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(np.all(np.abs(a - b) <= PRECISION * scale))
 
 
+def smallest_wilcoxon_p(n: int) -> float:
+    """The smallest two-sided p an exact Wilcoxon signed-rank test can give with n pairs: every
+    difference of one sign, 2 / 2**n."""
+    return min(1.0, 2.0 ** (1 - n)) if n >= 1 else 1.0
+
+
 def wilcoxon_p(a: np.ndarray, b: np.ndarray) -> float:
     """Two-sided paired Wilcoxon signed-rank p-value; 1 where the two agree to precision
     (`equal_to_precision`) or there are fewer than two pairs."""

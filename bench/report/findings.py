@@ -27,19 +27,13 @@ import pandas as pd
 from explainbench.bench.present.finding import (FAITHFULNESS, Finding, direction,
                                                 faithfulness_rows, group_column, interval,
                                                 is_control, mean_ranks, names, num, plural)
-from explainbench.bench.present.stats import ALPHA, CONTROLS
+from explainbench.bench.present.stats import ALPHA, CONTROLS, smallest_wilcoxon_p
 from explainbench.bench.report.tables import AGREE_ENOUGH
 from explainbench.bench.store import describe_commits
 
 Q_EVIDENCE = "How much can this run tell apart?"
 Q_CONTROLS = "Which explainers beat the random and edge controls on faithfulness?"
 Q_BEST = "Which explainers are the most faithful here, and which are not significantly different from the best?"
-
-
-def smallest_wilcoxon_p(n: int) -> float:
-    """The smallest two-sided p an exact Wilcoxon signed-rank test can give with n pairs: every
-    difference of one sign, 2 / 2**n."""
-    return min(1.0, 2.0 ** (1 - n)) if n >= 1 else 1.0
 
 
 def evidence(boards: dict) -> list[Finding]:

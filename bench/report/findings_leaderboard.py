@@ -9,7 +9,7 @@ import pandas as pd
 
 from explainbench.bench.present.finding import (Finding, base_name, direction, faithfulness_rows,
                                                 interval, is_control, names, num)
-from explainbench.bench.present.stats import ALPHA, FLOOR as FLOOR_NAME
+from explainbench.bench.present.stats import ALPHA, FLOOR as FLOOR_NAME, smallest_wilcoxon_p
 
 
 Q_SEPARATE = "Which metrics cannot tell the real explainers from the random control?"
@@ -27,7 +27,7 @@ def separation(boards: dict, versus: pd.DataFrame) -> list[Finding]:
             continue
         # where no Holm-corrected test can be significant at this n, the intervals decide
         n = int(rows["n"].min()) if "n" in rows else 0
-        testable = min(1.0, 2.0 ** (1 - n)) * rows.groupby("metric").size().max() < ALPHA if n else True
+        testable = smallest_wilcoxon_p(n) * rows.groupby("metric").size().max() < ALPHA if n else True
         weak = []
         for metric, m in rows.groupby("metric", sort=True):
             better = m["better"] if testable else m["diff_ci_low"] > 0
