@@ -98,6 +98,26 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
             "intact: free some space and rerun the same command to resume") from None
 
 
+def check_output_file(path: Path, option: str, suffixes: tuple[str, ...]) -> Path:
+    """An output file named on the command line, checked before any work is done: its kind by
+    suffix and that it is not a folder (exit 2, naming the valid suffixes), and that its folder
+    can be created and written (exit 5). The probe file is removed again."""
+    if path.is_dir():
+        raise BenchError(f"{option} {path} is a folder; give the file to write")
+    if path.suffix.lower() not in suffixes:
+        raise BenchError(f"{option} {path}: unknown file type {path.suffix or '(none)'!r}; "
+                         f"valid: {', '.join(suffixes)}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = path.parent / f".{path.name}.{os.getpid()}.probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise StorageError(f"{option} {path}: cannot create a file in {path.parent} "
+                           f"({exc.strerror or exc})") from None
+    return path
+
+
 def digest(payload: bytes) -> str:
     return hashlib.sha256(payload).hexdigest()
 
@@ -147,6 +167,9 @@ def atomic_write_parquet(path: Path, frame: pd.DataFrame) -> None:
     atomic_write_bytes(path, parquet_bytes(frame))
 
 
+_HELD: dict[str, int] = {}  # run folders whose lock this process holds -> depth
+
+
 class ResultStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -172,33 +195,64 @@ class ResultStore:
             atomic_write_bytes(suite_file, suite.text.encode("utf-8"))
 
     @contextlib.contextmanager
-    def lock(self):
-        """One writer per run folder; a second `bench run` on it stops with a clear message."""
+    def lock(self, holder: str = "bench run"):
+        """One writer per run folder: a second process (`bench run`, `bench report`) on it stops
+        with a clear message. Re-entrant within a process (`bench report` holds it while it
+        recomputes damaged cells through the runner). The .lock file is removed on release."""
+        key = str(self.root.resolve())
+        if key in _HELD:
+            _HELD[key] += 1
+            try:
+                yield
+            finally:
+                _HELD[key] -= 1
+            return
+        handle = self._acquire(holder)
+        _HELD[key] = 1
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            handle = open(self.root / ".lock", "a+")
-        except OSError as exc:  # a read-only or full disk: storage (exit 5), not a bug
-            raise StorageError(f"cannot write in {self.root} ({exc.strerror or exc}); give a "
-                               "writable --out") from None
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
-            raise RunLockedError(
-                f"output folder {self.root} is in use by {holder}; wait for it to finish or "
-                "choose another --out"
-            ) from None
-        try:
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"bench run (pid {os.getpid()})")
-            handle.flush()
             yield
         finally:
+            del _HELD[key]
+            # Unlink before unlocking: a process that opened the old file and then gets its
+            # lock sees that the path no longer names it, and tries again (_acquire).
+            with contextlib.suppress(OSError):
+                os.unlink(self.root / ".lock")
             fcntl.flock(handle, fcntl.LOCK_UN)
             handle.close()
+
+    def _acquire(self, holder: str):
+        for _ in range(100):  # each retry means another process released it meanwhile
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+                handle = open(self.root / ".lock", "a+")
+            except OSError as exc:  # a read-only or full disk: storage (exit 5), not a bug
+                raise StorageError(f"cannot write in {self.root} ({exc.strerror or exc}); give a "
+                                   "writable --out") from None
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                who = handle.read().strip() or "another process"
+                handle.close()
+                raise RunLockedError(
+                    f"output folder {self.root} is in use by {who}; wait for it to finish or "
+                    "choose another --out"
+                ) from None
+            try:
+                current = os.stat(self.root / ".lock").st_ino
+            except FileNotFoundError:
+                current = None
+            if current != os.fstat(handle.fileno()).st_ino:  # released and removed meanwhile
+                fcntl.flock(handle, fcntl.LOCK_UN)
+                handle.close()
+                continue
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{holder} (pid {os.getpid()})")
+            handle.flush()
+            return handle
+        raise RunLockedError(f"output folder {self.root} is locked and released over and over; "
+                             "try again")
 
     # ------------------------------------------------------------------ cells
 

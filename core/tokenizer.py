@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -110,6 +112,15 @@ def _load(path: str, mtime_ns: int) -> WordTokenizer:
 def load_tokenizer() -> WordTokenizer:
     """The cached tokenizer, trained from the IMDB train split the first time (a few seconds)."""
     path = _tokenizer_path()
+    if path.is_file():
+        try:
+            return _load(str(path), path.stat().st_mtime_ns)
+        except Exception as exc:  # noqa: BLE001 - the tokenizers library raises its own kinds
+            # A truncated or edited file: set it aside and train it again (deterministic, so
+            # the models trained on it stay valid), as a damaged checkpoint is retrained.
+            print(f"cached tokenizer {path} is unreadable ({type(exc).__name__}); training it "
+                  "again", file=sys.stderr)
+            os.replace(path, path.with_name(path.name + ".damaged"))
     if not path.is_file():
         texts, _ = data.load_imdb("train")
         tok = train_tokenizer(texts)

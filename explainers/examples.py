@@ -29,14 +29,15 @@ examples cannot show.
 The activations and predicted classes of the whole training split are computed once per
 checkpoint and layer, in batches, and cached as safetensors under BENCH_CACHE_DIR/examples/,
 keyed by the checkpoint digest, the layer and a digest of the training inputs (the CNN's flatten
-layer is 60,000 x 3,136 float32, 750 MB). Models without a model card (tests' tiny models) are not
-cached.
+layer is 60,000 x 3,136 float32, 750 MB). Each entry is sealed with a digest of its key and
+contents and checked for its length and finite values on load; a damaged entry is set aside with
+one line and computed again (core/sealed.py). Models without a model card (tests' tiny models)
+are not cached.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 
 import torch
@@ -116,7 +117,10 @@ def _cache_path(model, task, train_inputs: Tensor, layer: str):
     from explainbench.core import paths
 
     digest = hashlib.sha256(train_inputs.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
-    name = f"{card['checkpoint_sha256'][:16]}-{task.name}-{layer}-train-{digest[:16]}.safetensors"
+    # "sealed": entries carry a digest of key and contents (core/sealed.py); older unsealed
+    # entries have another name and are never read
+    name = (f"{card['checkpoint_sha256'][:16]}-{task.name}-{layer}-train-{digest[:16]}"
+            ".sealed.safetensors")
     return paths.cache_dir() / "examples" / name
 
 
@@ -127,7 +131,7 @@ def train_activations(model: nn.Module, task, batch_size: int,
                       layer: str = "hidden") -> tuple[Tensor, Tensor]:
     """(activations (N, D), predicted classes (N,)) of the whole training split on the model's
     device, cached per checkpoint and layer."""
-    from safetensors.torch import load_file, save_file
+    from explainbench.core import sealed
 
     device = next(model.parameters()).device
     train_inputs, _ = task.train_split()
@@ -136,23 +140,35 @@ def train_activations(model: nn.Module, task, batch_size: int,
         return _LOADED[(path, device)]
     if path is not None and path.is_file():
         try:
-            stored = load_file(str(path))
-            found = stored["activations"].to(device), stored["predictions"].to(device)
+            found = _checked(sealed.load(path, path.stem)[0], len(train_inputs))
+            found = found[0].to(device), found[1].to(device)
             _LOADED.clear()
             _LOADED[(path, device)] = found
             return found
-        except Exception:
-            pass  # a damaged entry is recomputed
+        except sealed.DamagedEntry as exc:
+            sealed.set_aside(path, "activations cache entry", str(exc))
     found = activations_and_predictions(model, train_inputs.to(device), batch_size, layer)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        save_file({"activations": found[0].cpu().contiguous(),
-                   "predictions": found[1].cpu().contiguous()}, str(tmp))
-        os.replace(tmp, path)
+        sealed.save(path, path.stem, {"activations": found[0], "predictions": found[1]})
         _LOADED.clear()
         _LOADED[(path, device)] = found
     return found
+
+
+def _checked(stored: dict, n: int) -> tuple[Tensor, Tensor]:
+    """The cached (activations, predictions) if they have the training split's length and finite
+    values; DamagedEntry otherwise (a sealed file can still hold what the code does not expect)."""
+    from explainbench.core.sealed import DamagedEntry
+
+    acts, preds = stored.get("activations"), stored.get("predictions")
+    if acts is None or preds is None:
+        raise DamagedEntry("activations or predictions missing")
+    if acts.ndim != 2 or len(acts) != n or preds.shape != (n,):
+        raise DamagedEntry(f"activations {tuple(acts.shape)} and predictions {tuple(preds.shape)} "
+                           f"for {n} training samples")
+    if not torch.isfinite(acts).all():
+        raise DamagedEntry("non-finite activations")
+    return acts.float(), preds.long()
 
 
 def nearest(queries: Tensor, keys: Tensor, k: int, block: int = 4096, *,

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import platform
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -218,14 +219,29 @@ def _locked(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _valid_card(folder: Path) -> dict | None:
+def _valid_card(folder: Path, announce: bool = False) -> dict | None:
+    """The card of an intact cached checkpoint, else None; with `announce`, a damaged one (which
+    the caller is about to train again) is one line on stderr."""
     card_path, ckpt = folder / "card.json", folder / "model.safetensors"
     if not (card_path.is_file() and ckpt.is_file()):
         return None
-    card = json.loads(card_path.read_text())
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return _damaged(folder, f"its card.json is unreadable ({type(exc).__name__})", announce)
+    if not isinstance(card, dict):
+        return _damaged(folder, "its card.json is not a JSON object", announce)
     if data.file_digest(ckpt) != card.get("checkpoint_sha256"):
-        return None  # corrupted or tampered with: retrain, never load
+        # corrupted or tampered with: retrain, never load
+        return _damaged(folder, "its checkpoint does not match the card's checksum", announce)
     return card
+
+
+def _damaged(folder: Path, why: str, announce: bool) -> None:
+    if announce:  # the caller retrains under the folder's lock, replacing both files
+        print(f"cached model {folder.parent.name} ({folder.name}): {why}; training it again",
+              file=sys.stderr)
+    return None
 
 
 def card(name: str, profile: str | None = None) -> dict | None:
@@ -246,7 +262,7 @@ def train(name: str, profile: str | None = None, *, force: bool = False) -> dict
     profile = profile or default_profile()
     folder = model_dir(name, profile)
     with _locked(folder):
-        if not force and (existing := _valid_card(folder)) is not None:
+        if not force and (existing := _valid_card(folder, announce=True)) is not None:
             return existing
         return _train_and_save(name, profile, folder)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from explainbench.core import paths
+from explainbench.core import paths, sealed
 
 
 @functools.lru_cache(maxsize=None)
@@ -72,51 +72,26 @@ def _path(k: str) -> Path:
 RECORD = "record."  # prefix of the tensors an explainer keeps beside its map (its records)
 
 
-def _digest(k: str, tensors: dict[str, torch.Tensor]) -> str:
-    """SHA-256 over the entry's key and every tensor (name, dtype, shape, bytes): an entry moved
-    to another key, edited, or truncated no longer matches."""
-    h = hashlib.sha256(k.encode())
-    for name in sorted(tensors):
-        t = tensors[name].detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.numpy().tobytes())
-    return h.hexdigest()
-
-
 def _damaged(k: str, why: str) -> None:
-    """One line on stderr; the entry is moved aside (never deleted) and computed again."""
-    import sys
-
-    path = _path(k)
-    try:
-        os.replace(path, path.with_name(path.name + ".damaged"))
-    except OSError:
-        pass
-    print(f"damaged attribution cache entry {path.name}: {why}; computing it again", file=sys.stderr)
+    sealed.set_aside(_path(k), "attribution cache entry", why)
 
 
 def load(k: str, device, shape: tuple[int, ...] | None = None
          ) -> tuple[torch.Tensor, dict, dict[str, torch.Tensor]] | None:
     """(attributions, cost, records) of a cached explanation, or None. An entry is used only when
-    its digest (key and contents), its shape (`shape`, when given) and its values (finite) check
-    out; otherwise it is moved aside with one line on stderr and None is returned."""
+    its digest (key and contents: core/sealed.py), its shape (`shape`, when given) and its values
+    (finite) check out; otherwise it is moved aside with one line on stderr and None is
+    returned."""
     if not enabled():
         return None
     path = _path(k)
     if not path.is_file():
         return None
-    from safetensors import safe_open
-
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {name: f.get_tensor(name) for name in f.keys()}
-        cost = json.loads(meta.get("cost", "{}"))
-    except Exception as exc:  # unreadable: truncated, not safetensors, bad metadata
-        _damaged(k, f"unreadable ({type(exc).__name__})")
-        return None
-    if meta.get("sha256") != _digest(k, tensors):
-        _damaged(k, "its contents do not match its digest (edited, corrupted or another entry's)")
+        tensors, meta = sealed.load(path, k)
+        cost = sealed.metadata_json(meta, "cost")
+    except sealed.DamagedEntry as exc:
+        _damaged(k, str(exc))
         return None
     attributions = tensors.get("attributions")
     if attributions is None or (shape is not None and tuple(attributions.shape) != tuple(shape)):
@@ -136,15 +111,9 @@ def save(k: str, attributions: torch.Tensor, cost: dict,
     digest of key and contents in its metadata."""
     if not enabled():
         return
-    from safetensors.torch import save_file
-
-    path = _path(k)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tensors = {"attributions": attributions.detach().cpu().contiguous()}
-    tensors |= {RECORD + name: t.detach().cpu().contiguous() for name, t in (records or {}).items()}
-    save_file(tensors, str(tmp), metadata={"cost": json.dumps(cost), "sha256": _digest(k, tensors)})
-    os.replace(tmp, path)
+    tensors = {"attributions": attributions}
+    tensors |= {RECORD + name: t for name, t in (records or {}).items()}
+    sealed.save(_path(k), k, tensors, {"cost": json.dumps(cost)})
 
 
 class _Counter:

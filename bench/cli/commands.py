@@ -53,10 +53,13 @@ def run(
         from explainbench.bench.cells.cell import file_safe
 
         out = Path("results") / f"{file_safe(spec.name)}-{stamp}"  # a suite's name is no path
-    summary = runner.run(spec, out, device=device, retry_failed=retry_failed,
-                         batch_size=batch_size, show_progress=progress, backend=backend,
-                         ray_address=ray_address, cpus_per_cell=cpus_per_cell, announce=True)
-    report.write_all(summary.out)
+    from explainbench.bench.store import ResultStore
+
+    with ResultStore(out).lock():  # the run and its report, with no other writer between them
+        summary = runner.run(spec, out, device=device, retry_failed=retry_failed,
+                             batch_size=batch_size, show_progress=progress, backend=backend,
+                             ray_address=ray_address, cpus_per_cell=cpus_per_cell, announce=True)
+        report.write_all(summary.out)
     console = _console()
     console.print(f"[bold]{spec.name}[/]: {summary.total} cells, {summary.done} run now, "
                   f"{summary.skipped} already done, {len(summary.failed)} failed -> {summary.out}")
@@ -114,13 +117,17 @@ def train(
 @app.command()
 def validate(suite: str = typer.Argument(..., help="Built-in suite name or path to a YAML file."),
              plugin: Optional[list[str]] = Plugins) -> None:
-    """Check a suite file without running it."""
+    """Check a suite file without running it. Its plugins are imported (their code runs) to
+    register the names it uses: a suite is as trusted as its plugins' code."""
     _setup(None, plugin)
+    from explainbench.bench.cli.options import plugin_notice
     from explainbench.bench.run import suite as suites, suite_cells
 
     spec = suites.load(suite)
     cells = suite_cells.plan(spec)
     console = _console()
+    if notice := plugin_notice(spec.plugins, plugin):
+        console.print(notice)
     console.print(f"[green]ok[/] suite {spec.name} v{spec.version} (hash {spec.content_hash}): "
                   f"{len(spec.experiments)} experiments, {len(cells)} cells")
     for exp in spec.experiments:
@@ -150,7 +157,7 @@ EXIT_CODES = {  # documented in the README; every error the CLI prints is one li
     1: "the run finished, but some cells failed (failures.csv; rerun with --retry-failed)",
     2: "bad input: an unknown name, a bad parameter or option, a malformed suite or file, a plugin",
     3: "data: a file is missing and cannot be downloaded, or fails its checksum",
-    4: "the run folder is in use by another bench run",
+    4: "the run folder is in use by another bench run or bench report",
     5: "storage: the disk refused a write (full, read-only); finished cells are kept",
     6: "bench verify: some parts are damaged or unverified",
     70: "a bug in explainbench: the traceback is in the log file the message names",

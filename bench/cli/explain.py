@@ -17,6 +17,9 @@ from explainbench.core.errors import BenchError
 from explainbench.bench.run.explain_file import DEFAULT_N  # light: no torch until it explains
 
 
+PLOT_TYPES = (".png", ".svg", ".pdf")
+
+
 def parse_ids(text: str) -> list[int]:
     try:
         ids = [int(part) for part in text.split(",") if part.strip()]
@@ -36,7 +39,7 @@ def explain(
     ids: Optional[str] = typer.Option(None, "--ids", help="Explain these sample ids of the test slice, e.g. 3,17."),
     target: str = typer.Option("predicted", "--target", help="Class to explain: predicted or label."),
     param: Optional[list[str]] = typer.Option(None, "--param", "-p", help="Explainer parameter key=value (repeatable)."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the explanations to this PNG."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the explanations to this .png, .svg or .pdf."),
     data_dir: Optional[Path] = DataDir,
     plugin: Optional[list[str]] = Plugins,
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
@@ -47,6 +50,10 @@ def explain(
     from explainbench.bench.run.explain_file import explain_samples
 
     setup(data_dir, plugin)
+    if plot is not None:  # checked before minutes of explaining, not after
+        from explainbench.bench.store import check_output_file
+
+        check_output_file(plot, "--plot", PLOT_TYPES)
     arrays = explain_samples(model, explainer, out, seed=seed, n=n,
                              ids=parse_ids(ids) if ids is not None else None, target=target,
                              params=parse_assignments(param, "--param"), device=device,

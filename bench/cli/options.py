@@ -28,6 +28,17 @@ def setup(data_dir: Optional[Path] = None, plugins: Optional[list[str]] = None) 
         user_plugins.load_modules(list(plugins))
 
 
+def plugin_notice(suite_plugins, cli_plugins) -> str | None:
+    """The line `bench validate` and `bench plan` print when they imported plugins: reading a
+    suite runs its plugins' code (they register the names the suite uses), so a user who only
+    wanted to check a file from someone else is told that its code ran."""
+    names = [*(cli_plugins or []), *suite_plugins]
+    if not names:
+        return None
+    return (f"imported plugin{'s' if len(names) > 1 else ''} {', '.join(names)}: their code ran "
+            "to register the names the suite uses (a suite's plugins are as trusted as code)")
+
+
 def parse_assignments(items: list[str] | None, option: str) -> dict:
     """`key=value` options into a dict; values are read as YAML scalars or lists (50 -> int,
     0.1 -> float, true -> bool, [1, 5] -> list, zero -> str). A malformed item is one line."""

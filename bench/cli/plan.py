@@ -25,7 +25,8 @@ def plan(
     data_dir: Optional[Path] = DataDir,
     plugin: Optional[list[str]] = Plugins,
 ) -> None:
-    """Forecast a suite: cells, explanations, forward and backward passes, and wall time."""
+    """Forecast a suite: cells, explanations, forward and backward passes, and wall time. Its
+    plugins are imported (their code runs) to register the names it uses."""
     import torch
 
     from explainbench import models
@@ -55,6 +56,10 @@ def plan(
         print(json.dumps(payload, indent=2, default=sorted))
         return
     _print_tables(spec, cells, result, basis)
+    from explainbench.bench.cli.options import plugin_notice
+
+    if notice := plugin_notice(spec.plugins, plugin):
+        console().print(notice)
 
 
 def _print_tables(spec, cells, result, basis: str) -> None:

@@ -58,9 +58,14 @@ def stability(
     spec = suites.parse(raw, source="bench stability")
     if out is None:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        out = Path("results") / f"{spec.name}-{stamp}"
-    summary = runner.run(spec, out, device=device, show_progress=progress)
-    report.write_all(summary.out)
+        from explainbench.bench.cells.cell import file_safe
+
+        out = Path("results") / f"{file_safe(spec.name)}-{stamp}"
+    from explainbench.bench.store import ResultStore
+
+    with ResultStore(out).lock():  # the run and its report, with no other writer between them
+        summary = runner.run(spec, out, device=device, show_progress=progress)
+        report.write_all(summary.out)
     table = pd.read_csv(out / "stability.csv") if (out / "stability.csv").is_file() else pd.DataFrame()
     console = Console()
     if table.empty:

@@ -32,10 +32,16 @@ def _symmetric_limit(values: np.ndarray) -> float:
 
 
 def _save(fig, path: str | Path) -> Path:
+    from explainbench.bench.store import StorageError
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    _pyplot().close(fig)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+    except OSError as exc:
+        raise StorageError(f"could not write {path} ({exc.strerror or exc})") from None
+    finally:
+        _pyplot().close(fig)
     return path
 
 

@@ -53,6 +53,13 @@ def write_tables(run_dir: Path, scores: pd.DataFrame, costs: pd.DataFrame) -> li
             written.append(_csv(path, table))
         elif path.is_file():  # derived: none may outlive the data it came from
             path.unlink()
+    # Nor may a per-model table of a model (or metric) the run no longer has, in the folders
+    # that hold one table each.
+    keep = set(written)
+    for folder in {run_dir / "leaderboard"} | {p.parent for p in written if p.parent != run_dir}:
+        for old in folder.glob("*.csv") if folder.is_dir() else []:
+            if old not in keep:
+                old.unlink()
     return written
 
 
@@ -73,10 +80,20 @@ def write_figures(folder: RunFolder) -> list[Path]:
 
 def write_all(run_dir: str | Path, *, plots: bool = True) -> list[Path]:
     """Write every table (and, with `plots`, the figures and report.html) of a run folder."""
+    run_dir = check_run_folder(run_dir)
+    store = ResultStore(run_dir)
+    with store.lock("bench report"):  # re-entrant: `bench run` and `bench report` hold it already
+        return _write_all(run_dir, store, plots)
+
+
+def check_run_folder(run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
     if not (run_dir / "manifest.json").is_file() or not (run_dir / "parts").is_dir():
         raise BenchError(f"{run_dir} is not a run folder: it has no manifest.json and parts/")
-    store = ResultStore(run_dir)
+    return run_dir
+
+
+def _write_all(run_dir: Path, store: ResultStore, plots: bool) -> list[Path]:
     verification = store.verify()
     if not verification.ok:  # never build tables from a part that was not verified
         raise BenchError(f"{run_dir}: {len(verification.lines())} cells do not verify "

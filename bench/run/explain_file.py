@@ -11,6 +11,7 @@ with `np.load(path)` (no pickle).
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -31,6 +32,7 @@ def explain_samples(model: str, explainer: str, out: Path, *, seed: int = 0, n: 
     from explainbench import explainers, models
     from explainbench.bench.cells.context import explained_classes
     from explainbench.core import slices
+    from explainbench.bench.store import atomic_write_bytes, check_output_file
     from explainbench.core.errors import UnknownNameError
 
     models.spec(model)
@@ -45,8 +47,7 @@ def explain_samples(model: str, explainer: str, out: Path, *, seed: int = 0, n: 
     task = models.task_of(model)
     if task.modality not in explainer_cls.modalities:
         raise BenchError(method.supports(None, task))
-    if out.suffix != ".npz":
-        raise BenchError(f"--out must be an .npz file, got {out}")
+    check_output_file(out, "--out", (".npz",))
 
     full = slices.load(slices.named(SLICES[task.modality]))
     if ids is not None:
@@ -75,8 +76,9 @@ def explain_samples(model: str, explainer: str, out: Path, *, seed: int = 0, n: 
 
     arrays = _arrays(model, method, seed, chunk, labels, targets, probabilities, inputs, task, result)
     arrays |= {name: value.cpu().numpy() for name, value in records.items()}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out, **arrays)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    atomic_write_bytes(out, buffer.getvalue())  # a refused write: exit 5, nothing half-written
     return arrays
 
 

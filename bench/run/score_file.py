@@ -38,7 +38,7 @@ def score_file(model: str, attributions: Path, metric: str, *, params: dict | No
     import torch
 
     from explainbench import metrics, models
-    from explainbench.bench.store import encode_params
+    from explainbench.bench.store import check_output_file, encode_params
 
     params = dict(params or {})
     spec = metrics.spec(metric)
@@ -56,8 +56,7 @@ def score_file(model: str, attributions: Path, metric: str, *, params: dict | No
         raise BenchError(reason)
     if bound.params.get("substrate") is not None:
         task.check_substrate(bound.params["substrate"])
-    if out is not None and out.is_dir():
-        raise BenchError(f"-o {out} is a folder; give the CSV file to write")
+    out = check_output_file(out or attributions.with_suffix(f".{metric}.csv"), "-o", (".csv",))
     arrays = read_attributions(attributions)
     if "model" in arrays and str(arrays["model"]) != model:
         raise BenchError(f"{attributions} explains model {str(arrays['model'])!r}, not {model!r}")
@@ -78,15 +77,8 @@ def score_file(model: str, attributions: Path, metric: str, *, params: dict | No
         "model": model, "model_sha256": net.card["checkpoint_sha256"],
         "metric_params": encode_params(bound.params), "seed": seed,
     }) for name, higher, values, _ in outputs], ignore_index=True)[CSV_COLUMNS]
-    out = out or attributions.with_suffix(f".{metric}.csv")
     from explainbench.bench.store import atomic_write_bytes
 
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        from explainbench.bench.store import StorageError
-
-        raise StorageError(f"cannot create the folder of {out} ({exc.strerror})") from None
     atomic_write_bytes(out, rows.to_csv(index=False).encode())  # a refused write: exit 5
     return ScoredFile(rows, [(name, higher) for name, higher, _, _ in outputs], bound, out)
 

@@ -183,8 +183,7 @@ def test_the_attribution_cache_is_verified_and_a_bad_entry_recomputed(tmp_path, 
     """An entry replaced by another entry's file (valid, other numbers), flipped bytes, NaN maps:
     each is found on load (digest of key and contents, shape, finiteness), moved aside with one
     line, computed again; the scores equal a run without the cache."""
-    from explainbench.bench.cells import attribution_cache
-    from explainbench.core import paths
+    from explainbench.core import paths, sealed
 
     shared = paths.cache_dir()  # the session's trained models and tokenizer, an empty cache else
     (tmp_path / "cache").mkdir()
@@ -204,7 +203,7 @@ def test_the_attribution_cache_is_verified_and_a_bad_entry_recomputed(tmp_path, 
     from safetensors.torch import save_file
 
     tensors = {"attributions": torch.full((3, 28, 28), float("nan"))}
-    save_file(tensors, str(entries[2]), metadata={"cost": "{}", "sha256": attribution_cache._digest(
+    save_file(tensors, str(entries[2]), metadata={"cost": "{}", "sha256": sealed.digest(
         entries[2].stem, tensors)})  # a consistent entry of NaN
     capfd.readouterr()
     again = runner.run(tiny(), tmp_path / "b", device="cpu", show_progress=False)

@@ -291,3 +291,51 @@ def test_publish_never_replaces_another_suite_or_more_samples_without_force(run_
     publish_leaderboards(run_dir, dest, force=True)
     assert "# suite: report-tiny" in board.read_text()
     publish_leaderboards(run_dir, dest)  # the same suite again: republishing needs no --force
+
+
+def test_no_table_outlives_the_model_or_metric_it_came_from(run_dir, tmp_path):
+    """A leaderboard or agreement matrix of a model the run no longer has (a suite edited and
+    rerun into the same folder, a file left by an older version) is removed by the report."""
+    copy_dir = tmp_path / "run"
+    shutil.copytree(run_dir, copy_dir)
+    report.write_all(copy_dir, plots=False)
+    stale = [copy_dir / "leaderboard" / "mnist-mnist_gone.csv",
+             copy_dir / "agreement" / "mnist-mnist_gone-agreement_spearman.csv"]
+    for path in stale:
+        path.write_text("explainer\nsaliency\n")
+    written = {p.resolve() for p in report.write_all(copy_dir, plots=False)}
+    assert not any(path.exists() for path in stale)
+    left = set((copy_dir / "leaderboard").glob("*.csv")) | set((copy_dir / "agreement").glob("*.csv"))
+    assert left and {p.resolve() for p in left} <= written
+
+
+def test_report_refuses_a_folder_another_process_is_writing(run_dir, tmp_path):
+    """`bench report` on a folder a running `bench run` holds: exit 4 with one line, and not a
+    file of the folder changed; the report of a finished run leaves no .lock behind."""
+    import os
+    import sys
+
+    copy_dir = tmp_path / "run"
+    shutil.copytree(run_dir, copy_dir)
+    holder = subprocess.Popen([sys.executable, "-c",
+                               "import sys, time; from pathlib import Path; "
+                               "from explainbench.bench.store import ResultStore\n"
+                               "with ResultStore(Path(sys.argv[1])).lock():\n"
+                               "    print('held', flush=True); time.sleep(60)", str(copy_dir)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        before = {p: p.stat().st_mtime_ns for p in copy_dir.rglob("*") if p.is_file()}
+        done = subprocess.run([sys.executable, "-m", "explainbench.bench", "report", str(copy_dir)],
+                              capture_output=True, text=True, env=os.environ, timeout=300)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 4 and len(lines) == 1 and "in use by bench run" in lines[0], done
+        assert {p: p.stat().st_mtime_ns for p in copy_dir.rglob("*") if p.is_file()} == before
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (copy_dir / ".lock").exists()  # a killed holder cannot remove it; nor does it block
+    done = subprocess.run([sys.executable, "-m", "explainbench.bench", "report", "--no-plots",
+                           str(copy_dir)], capture_output=True, text=True, env=os.environ, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert not (copy_dir / ".lock").exists()

@@ -11,7 +11,6 @@ from explainbench.bench import report
 from explainbench.bench.run import runner, suite as suites
 from explainbench.bench.cells.context import RunContext
 from explainbench.core.errors import BenchError
-from explainbench.bench.store import SCORE_COLUMNS, ResultStore, RunLockedError
 
 TINY = {
     "name": "tiny",
@@ -97,13 +96,26 @@ def test_a_folder_of_another_suite_is_refused(tmp_path, tiny_suite, real_data):
 
 
 def test_second_writer_is_locked_out(tmp_path):
+    """Another process is refused while one holds the folder; the holder may take it again
+    (re-entrant: `bench report` recomputing damaged cells); no .lock is left behind."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; from pathlib import Path; from explainbench.bench.store import "
+             "ResultStore, RunLockedError\n"
+             "try:\n    with ResultStore(Path(sys.argv[1])).lock('bench report'): pass\n"
+             "except RunLockedError as e:\n    print(e); sys.exit(9)")
     store = ResultStore(tmp_path)
     with store.lock():
-        with pytest.raises(RunLockedError, match="in use"):
-            with ResultStore(tmp_path).lock():
-                pass
-    with store.lock():  # released
-        pass
+        with ResultStore(tmp_path).lock():  # the same process: re-entrant
+            pass
+        other = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True,
+                               text=True)
+        assert other.returncode == 9 and "in use by bench run (pid" in other.stdout, other
+        assert (tmp_path / ".lock").is_file()
+    assert not (tmp_path / ".lock").exists()
+    other = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True)
+    assert other.returncode == 0  # released
 
 
 def test_the_random_floor_is_scored_beside_every_experiment(tmp_path, real_data):

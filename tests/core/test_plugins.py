@@ -216,6 +216,21 @@ def test_a_broken_plugin_is_one_line_before_anything_runs(tmp_path, case):
         assert not (tmp_path / "out" / "parts").exists()  # before any cell
 
 
+def test_validate_and_plan_say_that_they_ran_the_suites_plugins(tmp_path):
+    """Checking a suite imports its plugins (their names must resolve): both commands say so,
+    naming each plugin, so that checking someone else's file is not mistaken for reading it."""
+    (tmp_path / "marker_plugin.py").write_text(
+        "from pathlib import Path\nPath(__file__).with_name('ran').write_text('yes')\n")
+    (tmp_path / "suite.yaml").write_text(SUITE_WITH_PLUGIN.format(plugin="marker_plugin"))
+    for args in (("validate", "suite.yaml"), ("plan", "--suite", "suite.yaml")):
+        (tmp_path / "ran").unlink(missing_ok=True)
+        result = bench_cli(*args, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert (tmp_path / "ran").is_file()
+        said = " ".join(result.stdout.split())
+        assert "imported plugin marker_plugin: their code ran" in said, result.stdout
+
+
 def test_plugin_modules_load_once_and_bad_specs_are_errors(tmp_path, forget_plugins):
     (tmp_path / "byo_once.py").write_text("COUNT = [0]\nCOUNT[0] += 1\n")
     first = plugins.load_modules(["byo_once.py"], base=tmp_path)

@@ -179,3 +179,45 @@ def test_k_larger_than_the_training_split_is_an_error(tiny_cnn, images, syntheti
 
     with pytest.raises(ExplainerError, match="k must be in 1..32"):
         explainers.get("nearest_examples", k=33).explain(tiny_cnn, synthetic_image_task, images)
+
+
+@pytest.mark.parametrize("damage", ["another entry", "flipped bytes", "sealed NaN", "sealed short"])
+def test_a_damaged_activations_entry_is_set_aside_and_computed_again(
+        damage, tiny_cnn, images, synthetic_image_task, tmp_path, monkeypatch, capfd):
+    """The activations cache is sealed like the attribution cache: a file copied from another
+    checkpoint's entry, flipped bytes, or a consistently sealed file of NaN or of the wrong
+    length is found on load, moved aside with one line, and the result is the uncached one."""
+    from explainbench.core import sealed
+    from explainbench.explainers import examples
+
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path))
+    method = explainers.get("nearest_examples")
+    tiny_cnn.card = {"checkpoint_sha256": "ab" * 32}
+    expected = method.explain(tiny_cnn, synthetic_image_task, images)
+    (path,) = (tmp_path / "examples").glob("*.safetensors")
+    if damage == "another entry":
+        tiny_cnn.card = {"checkpoint_sha256": "cd" * 32}
+        examples._LOADED.clear()
+        other = explainers.get("nearest_examples", layer="hidden").explain(
+            tiny_cnn, synthetic_image_task, images)
+        assert not torch.equal(other.similarity, expected.similarity)
+        (second,) = [p for p in (tmp_path / "examples").glob("*.safetensors") if p != path]
+        path.write_bytes(second.read_bytes())
+        tiny_cnn.card = {"checkpoint_sha256": "ab" * 32}
+    elif damage == "flipped bytes":
+        payload = bytearray(path.read_bytes())
+        payload[-7] ^= 0xFF
+        path.write_bytes(bytes(payload))
+    else:
+        train, _ = synthetic_image_task.train_split()
+        n = len(train) if damage == "sealed NaN" else len(train) - 1
+        sealed.save(path, path.stem, {"activations": torch.full((n, 5), float("nan")),
+                                      "predictions": torch.zeros(n, dtype=torch.long)})
+    examples._LOADED.clear()
+    capfd.readouterr()
+    again = method.explain(tiny_cnn, synthetic_image_task, images)
+    lines = capfd.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "activations cache entry" in lines[0], lines
+    assert "computing it again" in lines[0]
+    assert path.with_name(path.name + ".damaged").is_file()
+    assert torch.equal(again.ids, expected.ids) and torch.equal(again.similarity, expected.similarity)

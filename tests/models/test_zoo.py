@@ -41,6 +41,39 @@ def test_a_tampered_checkpoint_is_retrained_not_loaded(fresh_cache, real_data):
     assert model.card["checkpoint_sha256"] == card["checkpoint_sha256"]
 
 
+@pytest.mark.parametrize("damage", [
+    lambda text: text[: len(text) // 2],          # cut mid-write
+    lambda text: "[1, 2]",                        # JSON, but not a card
+    lambda text: "\x00\xff garbage",              # not JSON at all
+])
+def test_a_damaged_card_is_retrained_with_one_line(fresh_cache, real_data, capsys, damage):
+    card = models.train("mnist_logreg", "ci")
+    path = models.model_dir("mnist_logreg", "ci") / "card.json"
+    path.write_text(damage(path.read_text()))
+    capsys.readouterr()
+    assert models.card("mnist_logreg", "ci") is None  # a lookup says nothing and trains nothing
+    assert capsys.readouterr().err == ""
+    model = models.load("mnist_logreg", profile="ci")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "mnist_logreg" in err[0] and "training it again" in err[0], err
+    assert model.card["checkpoint_sha256"] == card["checkpoint_sha256"]
+    assert json.loads(path.read_text()) == model.card
+
+
+def test_a_damaged_tokenizer_is_trained_again_to_the_same_file(fresh_cache, real_data, capsys):
+    from explainbench.core import tokenizer
+
+    first = tokenizer.load_tokenizer()
+    path = tokenizer._tokenizer_path()
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 3])
+    again = tokenizer.load_tokenizer()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "tokenizer" in err[0] and "training it again" in err[0], err
+    assert again.sha256 == first.sha256 and path.read_bytes() == raw
+    assert path.with_name(path.name + ".damaged").read_bytes() == raw[: len(raw) // 3]
+
+
 def test_load_returns_an_eval_model_with_plain_logits(ci_model):
     model = ci_model("mnist_cnn")
     assert not model.training
