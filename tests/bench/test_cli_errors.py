@@ -192,3 +192,19 @@ def test_sigterm_says_what_was_kept_and_how_to_resume(tmp_path):
     assert process.returncode == 130, err
     assert err.strip().splitlines()[-1] == ("terminated; finished cells are kept, rerun the same "
                                             "command to resume")
+
+
+def test_a_folder_whose_lock_cannot_be_written_is_storage_not_a_bug(tmp_path):
+    """Where the .lock file cannot be created (here a folder stands in its place; a read-only
+    disk gives the same OSError, which root cannot be shown here), `bench run`, a resume and
+    `bench report` stop with exit 5 and one line instead of 70."""
+    run = tmp_path / "run"
+    (run / "parts").mkdir(parents=True)
+    (run / "manifest.json").write_text("{}")
+    (run / ".lock").mkdir()
+    for args in (["run", "--suite", "smoke", "--out", str(run)], ["report", str(run)]):
+        done = subprocess.run([sys.executable, "-m", "explainbench.bench", *args], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 5 and len(lines) == 1, done.stderr
+        assert lines[0].startswith("error: cannot write in") and str(run) in lines[0]
