@@ -62,9 +62,12 @@ for _name, _target in {
     "shap_gradient": "explainbench.explainers.shap_package:ShapGradient",
     "shap_kernel": "explainbench.explainers.shap_package:ShapKernel",
     "shap_partition": "explainbench.explainers.shap_package:ShapPartition",
-    # attention (transformer only)
+    # attention (the transformer's; the BiLSTM's additive attention), rollout (transformer)
     "attention": "explainbench.explainers.attention:LastLayerAttention",
     "attention_rollout": "explainbench.explainers.attention:AttentionRollout",
+    # Jain & Wallace 2019's importance measures for text
+    "jw_gradient": "explainbench.explainers.jain_wallace:JainWallaceGradient",
+    "leave_one_out": "explainbench.explainers.jain_wallace:LeaveOneOut",
     # controls
     "random": "explainbench.explainers.controls:RandomAttribution",
     "edge": "explainbench.explainers.controls:EdgeDetector",

@@ -1,4 +1,5 @@
-"""Attention as explanation, for the transformer only: what the classification token reads.
+"""Attention as explanation: what the transformer's classification token reads, or the weights of
+a model's additive attention layer (Jain & Wallace's BiLSTM, `additive_attention`).
 
 Neither method looks at the target class: they describe where the model looks, not what pushes
 it towards a class (Jain & Wallace 2019 and Wiegreffe & Pinter 2019 debate whether that is an
@@ -16,6 +17,7 @@ from explainbench.explainers.gradients import chunks
 
 class _AttentionExplainer(Explainer):
     modalities = frozenset({"text"})
+    readable = "transformer models"  # the models whose attention it reads, for `supports`
 
     def cost(self, modality, features):
         return 1.0, 0.0
@@ -24,7 +26,7 @@ class _AttentionExplainer(Explainer):
         reason = super().supports(model, task)
         if reason is None and not hasattr(model, "attentions"):
             reason = (f"{self.name} reads attention weights; {type(model).__name__} has no "
-                      f"attention (transformer models only)")
+                      f"attention ({self.readable} only)")
         return reason
 
     def attribute(self, model, task, inputs, targets, *, seed):
@@ -40,10 +42,24 @@ class _AttentionExplainer(Explainer):
 
 
 class LastLayerAttention(_AttentionExplainer):
-    """Attention of the last layer from [CLS] (position 0) to every token, averaged over heads."""
+    """Attention of the last layer from [CLS] (position 0) to every token, averaged over heads;
+    on a model with one additive attention layer over its states, that layer's weights."""
 
     name = "attention"
     reference = "Bahdanau et al. 2015; Jain & Wallace 2019"
+    readable = "transformer models and models with additive attention"
+
+    def supports(self, model, task):
+        if model is not None and hasattr(model, "additive_attention"):
+            return Explainer.supports(self, model, task)
+        return super().supports(model, task)
+
+    def attribute(self, model, task, inputs, targets, *, seed):
+        if not hasattr(model, "additive_attention"):
+            return super().attribute(model, task, inputs, targets, seed=seed)
+        with torch.no_grad():
+            return torch.cat([model.additive_attention(inputs[part])
+                              for part in chunks(len(inputs), self.batch_size)])
 
     def from_layers(self, layers):
         return layers[-1][:, 0, :]

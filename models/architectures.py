@@ -202,3 +202,80 @@ class LSTMClassifier(TextClassifier):
         without dense layers would be)."""
         pooled = self._encode(self.embedding(input_ids), self.attention_mask(input_ids))
         return pooled, self.classifier(pooled)
+
+
+class LSTMAttentionClassifier(TextClassifier):
+    """Jain & Wallace 2019's BiLSTM with additive (tanh) attention, as in their code
+    (github.com/successar/AttentionExplanation, model/modules/{Encoder,Attention,Decoder}.py):
+    embedding -> BiLSTM (`hidden` units per direction) -> attention a = softmax(v . tanh(W h))
+    over the real tokens, W: 2h -> h, v: h -> 1 without bias -> context sum_t a_t h_t -> linear.
+
+    Where this differs from theirs (stated on the model card): the embedding is trained from
+    scratch (theirs starts from pretrained vectors, which cannot be downloaded here); two logits
+    and a softmax instead of one logit and a sigmoid (the same function of the inputs: p(1) =
+    sigmoid(l1 - l0)); rows are padded to one length instead of packed, [PAD]'s embedding fixed
+    at zero and masked out of the attention, as for `LSTMClassifier`; [CLS] takes the place of
+    their <SOS> (attended to, left out of every comparison) and there is no <EOS>.
+    """
+
+    output_layer = "classifier"
+
+    def __init__(self, vocab_size: int, pad_id: int, embed_dim: int = 300, hidden: int = 128):
+        super().__init__()
+        self.pad_id = pad_id
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
+        self.lstm = nn.LSTM(embed_dim, hidden, batch_first=True, bidirectional=True)
+        self.attn1 = nn.Linear(2 * hidden, hidden)
+        self.attn2 = nn.Linear(hidden, 1, bias=False)
+        self.classifier = nn.Linear(2 * hidden, 2)
+
+    @property
+    def embedding_layer(self) -> nn.Embedding:
+        return self.embedding
+
+    def _states(self, embeds):
+        use_cudnn = self.training or not torch.is_grad_enabled()  # see LSTMClassifier._encode
+        with torch.backends.cudnn.flags(enabled=use_cudnn and torch.backends.cudnn.enabled):
+            states, _ = self.lstm(embeds)
+        return states
+
+    def _attention(self, states, attention_mask):
+        scores = self.attn2(torch.tanh(self.attn1(states))).squeeze(-1)
+        scores = scores.masked_fill(attention_mask == 0, float("-inf"))
+        return torch.softmax(scores, dim=-1)
+
+    def attend(self, embeds, attention_mask, *, weights=None, detach_attention: bool = False):
+        """(logits, attention weights (B, L)). `weights` replaces the model's own attention (the
+        permutation test); `detach_attention` treats the weights as constants under
+        differentiation, as Jain & Wallace's gradient importance does."""
+        states = self._states(embeds)
+        own = self._attention(states, attention_mask)
+        used = own if weights is None else weights.to(states.dtype)
+        if detach_attention:
+            used = used.detach()
+        context = (used.unsqueeze(-1) * states).sum(1)
+        return self.classifier(context), own
+
+    def forward_embeds(self, embeds, attention_mask):
+        return self.attend(embeds, attention_mask)[0]
+
+    def outputs_with_attention(self, input_ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Logits (B, n, classes) with each of n attention rows (B, n, L) in place of the model's
+        own: the states are computed once, only the context changes (the permutation test)."""
+        states = self._states(self.embedding(input_ids))
+        context = torch.einsum("bnl,blh->bnh", weights.to(states.dtype), states)
+        return self.classifier(context)
+
+    def additive_attention(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """The attention weights (B, L): positive on the real tokens ([CLS] included), 0 on
+        [PAD], summing to 1 per row."""
+        return self.attend(self.embedding(input_ids), self.attention_mask(input_ids))[1]
+
+    def example_representation(self, input_ids, layer):
+        """Both layers are the attention's context vector, the classifier's input (the BiLSTM
+        with its attention is the feature extractor)."""
+        embeds = self.embedding(input_ids)
+        mask = self.attention_mask(input_ids)
+        states = self._states(embeds)
+        context = (self._attention(states, mask).unsqueeze(-1) * states).sum(1)
+        return context, self.classifier(context)

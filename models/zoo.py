@@ -42,6 +42,9 @@ class ModelSpec:
     configs: dict[str, TrainConfig] = field(default_factory=dict)  # per profile
     min_accuracy: float = 0.0  # the target for the full profile
     description: str = ""
+    # the published model this one reproduces (source, its test accuracy): written on the card
+    # beside ours, never part of the identity (it changes no weight)
+    reference: dict | None = None
 
 
 BUILTIN_SPECS: dict[str, ModelSpec] = {
@@ -88,6 +91,26 @@ BUILTIN_SPECS: dict[str, ModelSpec] = {
             },
             min_accuracy=0.85,
             description="bidirectional LSTM (128 units per direction) on the same tokenizer",
+        ),
+        ModelSpec(
+            "imdb_bilstm_attention", "imdb", "LSTMAttentionClassifier",
+            arch_kwargs=dict(embed_dim=300, hidden=128),
+            configs={
+                "full": TrainConfig(epochs=2, batch_size=32, lr=2e-3, token_dropout=0.1,
+                                    eval_batch_size=256),
+                "ci": TrainConfig(epochs=1, batch_size=32, lr=3e-3, token_dropout=0.1,
+                                  max_train=3000, max_test=500),
+            },
+            min_accuracy=0.85,
+            description=("Jain & Wallace 2019's BiLSTM (128 units per direction) with additive "
+                         "tanh attention; its 300-wide embedding is trained from scratch here "
+                         "(theirs starts from pretrained vectors, not downloadable here), rows "
+                         "padded not packed, two logits instead of one"),
+            reference={"source": "Jain & Wallace 2019, github.com/successar/AttentionExplanation "
+                                 "graph_outputs/evaluate/imdb+lstm+tanh.json",
+                       "test_accuracy": 0.8981, "test_samples": 4356,
+                       "note": "their IMDB test split (reviews their preprocessing kept), "
+                               "pretrained embeddings"},
         ),
     ]
 }
@@ -301,6 +324,7 @@ def _train_and_save(name: str, profile: str, folder: Path) -> dict:
         "test_accuracy": acc,
         "test_samples": len(y_test),
         "accuracy_target": s.min_accuracy if profile == "full" else None,
+        **({"reference": s.reference} if s.reference else {}),
         "meets_target": bool(acc >= s.min_accuracy) if profile == "full" else None,
         "train_samples": len(y),
         "training_wall_time_s": round(wall, 2),

@@ -147,3 +147,14 @@ def tiny_lstm(tiny_tokenizer):
     torch.manual_seed(0)
     return LSTMClassifier(tiny_tokenizer.vocab_size, tiny_tokenizer.pad_id, embed_dim=16,
                           hidden=8).eval()
+
+
+@pytest.fixture
+def tiny_attention_lstm(tiny_tokenizer):
+    """Jain & Wallace's architecture, small and untrained (random weights give uneven attention),
+    in float64 so that finite differences can check its gradients."""
+    from explainbench.models.architectures import LSTMAttentionClassifier
+
+    torch.manual_seed(0)
+    return LSTMAttentionClassifier(tiny_tokenizer.vocab_size, tiny_tokenizer.pad_id, embed_dim=16,
+                                   hidden=8).double().eval()

@@ -33,10 +33,18 @@ from explainbench.bench.present.finding import (Finding, base_name, interval, is
 from explainbench.bench.studies.common import EXPLAINER_NAMES
 from explainbench.bench.studies.contribution import Contribution, Section
 from explainbench.core.errors import BenchError
-from explainbench.core.params import Float
+from explainbench.core.params import Choice, Float, Int, Seq
 
-PARAMETERS = {"explainers": EXPLAINER_NAMES, "k": Float(0.1, 0, 1, low_open=True)}
-METRICS = {"agreement_spearman": True, "agreement_topk": True}
+MEASURES = ("spearman", "topk", "kendall")
+PARAMETERS = {
+    "explainers": EXPLAINER_NAMES, "k": Float(0.1, 0, 1, low_open=True),
+    "measures": Seq(["spearman", "topk"], Choice("spearman", MEASURES),
+                    doc="spearman, topk (top-k intersection), kendall (Kendall's tau-b)"),
+    "permutations": Int(0, 0, 10_000, doc="Jain & Wallace's permutation test on models with "
+                        "additive attention: permutations per review (0: off)"),
+}
+METRICS = {"agreement_spearman": True, "agreement_topk": True, "agreement_kendall": True}
+PERMUTATION = "attention_permutation"  # its rows: the median output change, explainer attention
 
 
 def _components(options: dict, exp, where: str = "agreement") -> list[Component]:
@@ -62,12 +70,24 @@ def validate(options: dict, exp, where: str) -> dict:
 
 def plan(suite, exp, options: dict) -> list[Cell]:
     comps = freeze([[c.name, c.params_items] for c in _components(options, exp)])
+    settings = (("explainers", comps), ("k", options["k"]))
+    # only settings away from their defaults join the cell's identity: the cells of suites
+    # written before them keep their ids (and their finished parts)
+    if list(options["measures"]) != PARAMETERS["measures"].default:
+        settings += (("measures", freeze(list(options["measures"]))),)
+    if options["permutations"]:
+        settings += (("permutations", int(options["permutations"])),)
     cells = []
     for model in exp.models:
         for chunk, start, stop in chunks(exp):
             cells.append(Cell("agreement", exp, model, None, exp.seeds[0], chunk, start, stop,
-                              (("explainers", comps), ("k", options["k"]))))
+                              settings))
     return cells
+
+
+def _option(cell: Cell, name: str):
+    value = cell.option(name, PARAMETERS[name].default)
+    return thaw(value) if name == "measures" and isinstance(value, tuple) else value
 
 
 def demands(cell: Cell) -> Demands:
@@ -96,9 +116,12 @@ def execute(cell: Cell, suite, ctx) -> CellOutput:
     explained = [(c.name if names.count(c.name) == 1 else c.label, e, a) for c, e, a in explained]
     frames = []
     k = float(cell.option("k"))
+    measures = {"spearman": lambda a, b: similarity.spearman(a, b, valid),
+                "topk": lambda a, b: similarity.top_k_intersection(a, b, valid, k_fraction=k),
+                "kendall": lambda a, b: similarity.kendall_tau(a, b, valid)}
+    chosen = _option(cell, "measures")
     for (label_a, exp_a, a), (label_b, _, b) in itertools.combinations(explained, 2):
-        values = {"agreement_spearman": similarity.spearman(a, b, valid),
-                  "agreement_topk": similarity.top_k_intersection(a, b, valid, k_fraction=k)}
+        values = {f"agreement_{m}": measures[m](a, b) for m in MEASURES if m in chosen}
         for metric, v in values.items():
             frames.append(score_rows(suite, cell, chunk, model_sha256=model.card["checkpoint_sha256"],
                                      explainer_name=exp_a.name, params=exp_a.params,
@@ -106,6 +129,19 @@ def execute(cell: Cell, suite, ctx) -> CellOutput:
                                      metric_params={"self": label_a, "other": label_b, "k": k},
                                      category="agreement", higher_is_better=METRICS[metric],
                                      values=v))
+    permutations = int(_option(cell, "permutations"))
+    attention = [(e, a) for _, e, a in explained if e.name == "attention"]
+    if permutations and attention and hasattr(model, "outputs_with_attention"):
+        from explainbench.metrics.attention import permutation_effect
+
+        explainer, _ = attention[0]
+        values = permutation_effect(model, chunk.inputs, chunk.targets, valid, cell.seed,
+                                    permutations)
+        frames.append(score_rows(suite, cell, chunk, model_sha256=model.card["checkpoint_sha256"],
+                                 explainer_name=explainer.name, params=explainer.params,
+                                 params_hash=explainer.params_hash, metric=PERMUTATION,
+                                 metric_params={"permutations": permutations},
+                                 category="agreement", higher_is_better=False, values=values))
     if not frames:
         raise BenchError(f"agreement on {cell.model}: fewer than two explainers support this model")
     return CellOutput(pd.concat(frames, ignore_index=True), None, costs, time.perf_counter() - started)
@@ -118,7 +154,7 @@ def _pairs(scores: pd.DataFrame) -> pd.DataFrame:
     """The agreement rows with both explainers' matrix labels as `explainer` and `other`."""
     from explainbench.bench.store import setting
 
-    rows = scores[scores["study"] == "agreement"]
+    rows = scores[(scores["study"] == "agreement") & scores["metric"].isin(list(METRICS))]
     if rows.empty:
         return rows
     selves = setting(rows["metric_params"], "self")

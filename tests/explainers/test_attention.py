@@ -57,5 +57,6 @@ def test_attention_rollout_gives_padding_nothing(tiny_transformer, text_task, te
 
 
 def test_attention_is_transformer_only(tiny_lstm, text_task, images, image_task, tiny_cnn):
-    assert "transformer models only" in explainers.get("attention").supports(tiny_lstm, text_task)
+    assert "transformer models and models with additive attention only" in explainers.get(
+        "attention").supports(tiny_lstm, text_task)
     assert "text" in explainers.get("attention_rollout").supports(tiny_cnn, image_task)

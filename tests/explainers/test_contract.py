@@ -17,7 +17,7 @@ REFUSED = {  # (explainer, model) pairs refused on purpose; see test_deliberate_
     ("deeplift", "lstm"): "no rule for recurrent cells",
     ("grad_cam", "logreg"): "needs a convolutional layer",
     ("grad_cam_pp", "logreg"): "needs a convolutional layer",
-    ("attention", "lstm"): "transformer models only",
+    ("attention", "lstm"): "models with additive attention only",
     ("attention_rollout", "lstm"): "transformer models only",
 }
 ATTRIBUTION = [n for n in explainers.names() if explainers.get_class(n).output == "attribution"]
