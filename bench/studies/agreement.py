@@ -196,7 +196,10 @@ def pairs(scores: pd.DataFrame) -> pd.DataFrame:
 
 def tables(scores: pd.DataFrame, costs) -> dict[str, pd.DataFrame]:
     """agreement_pairs.csv and one square matrix per (task, model, metric) under agreement/."""
-    out = {"agreement_pairs.csv": pairs(scores)}
+    from explainbench.bench.studies import jain_wallace
+
+    out = {"agreement_pairs.csv": pairs(scores),
+           "attention_permutation.csv": jain_wallace.permutation_table(scores)}
     for (task, model, metric), matrix in matrices(scores).items():
         name = f"{task}-{model}.csv" if metric == "agreement_spearman" else f"{task}-{model}-{metric}.csv"
         out[f"agreement/{name}"] = matrix.reset_index().rename(columns={"index": "explainer"})
@@ -296,7 +299,7 @@ def figures(folder) -> list:
     for (task, model, metric), matrix in found.items():
         n = len(matrix)
         fig, ax = plt.subplots(figsize=(0.3 * n + 2.2, 0.28 * n + 1.6))
-        sns.heatmap(matrix, vmin=-1 if "spearman" in metric else 0, vmax=1, cmap="RdBu_r",
+        sns.heatmap(matrix, vmin=0 if metric == "agreement_topk" else -1, vmax=1, cmap="RdBu_r",
                     center=0, annot=n <= 14, fmt=".1f", annot_kws={"size": 5}, ax=ax, square=True,
                     cbar_kws={"shrink": 0.6})
         ax.tick_params(labelsize=6.5)
@@ -312,15 +315,28 @@ def section(folder) -> str:
         return html.note("This run has no agreement study.")
     files = sorted((run_dir / "agreement").glob("*.csv")) if (run_dir / "agreement").is_dir() else []
     links = ", ".join(html.link(run_dir, f"agreement/{p.name}") for p in files)
-    return ("<p>Do two explainers agree on why? Mean over samples of the rank correlation (Spearman) "
-            "and the top-k intersection between every pair of explainers.</p>" + figs
-            + f'<p class="note">Matrices: {links}; with intervals: {html.link(run_dir, "agreement_pairs.csv")}.</p>')
+    permutation = ""
+    if (run_dir / "attention_permutation.csv").is_file():
+        permutation = (" Jain &amp; Wallace's permutation test (the output change when the attention "
+                       f"weights are shuffled): {html.link(run_dir, 'attention_permutation.csv')}.")
+    return ("<p>Do two explainers agree on why? Mean over samples of the rank correlations "
+            "(Spearman; Kendall's τ where the suite asks for it) and the top-k intersection between "
+            "every pair of explainers.</p>" + figs
+            + f'<p class="note">Matrices: {links}; with intervals: {html.link(run_dir, "agreement_pairs.csv")}.'
+            + permutation + '</p>')
+
+
+def _jain_wallace_findings(folder) -> list[Finding]:
+    from explainbench.bench.studies import jain_wallace
+
+    return jain_wallace.findings(folder)
 
 
 REPORT = Contribution(
     tables=tables,
-    findings=((70, findings),),
-    glance={"attention": (6, "attention vs gradients")},
+    findings=((69, _jain_wallace_findings), (70, findings)),
+    glance={"attention": (6, "attention vs gradients"),
+            "jain_wallace": (7, "Jain & Wallace reproduced")},
     figures=figures,
     section=Section(70, "agreement", "Agreement", section),
 )

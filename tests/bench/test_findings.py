@@ -211,6 +211,39 @@ def test_attention_against_gradients_compared_with_jain_and_wallace(tmp_path):
     assert "Of our 2 pairs, 1 have an interval below 0.62 and 1 above it: it depends on the gradient" in mixed
 
 
+def test_jain_and_wallace_side_by_side_with_their_numbers(tmp_path):
+    """Kendall's tau of attention against their gradient importance and leave-one-out, with our
+    interval beside their published 0.437 / 0.341 / 0.517; the permutation test; the other
+    explainers against leave-one-out and attention, highest first; a verdict by interval."""
+    def pair(a, b, m, metric="agreement_kendall"):
+        return dict(task="imdb", model="imdb_bilstm_attention", metric=metric, explainer=a,
+                    other=b, mean=m, ci_low=m - 0.03, ci_high=m + 0.03, n=500)
+
+    rows = [pair("attention", "jw_gradient", 0.2), pair("leave_one_out", "attention", 0.25),
+            pair("jw_gradient", "leave_one_out", 0.5), pair("saliency", "leave_one_out", 0.3),
+            pair("attention", "saliency", 0.1), pair("attention", "jw_gradient", 0.9, "agreement_spearman")]
+    _csv(tmp_path, "agreement_pairs.csv", rows)
+    _csv(tmp_path, "attention_permutation.csv", [dict(
+        task="imdb", model="imdb_bilstm_attention", permutations=100, mean=0.02, ci_low=0.015,
+        ci_high=0.025, n=500, median=0.004, **{"share_below_0.05": 0.9})])
+    f = _one(findings.generate(tmp_path), "jain_wallace", "imdb_bilstm_attention")
+    assert ("Kendall τ between attention and gradients (|∂p/∂e · e|, attention held constant) on "
+            "imdb_bilstm_attention, over n = 500 reviews: ours 0.2 [0.17, 0.23], Jain & Wallace 0.44"
+            in f.answer)
+    assert "Attention against leave_one_out: ours 0.25 [0.22, 0.28], theirs 0.34" in f.answer
+    assert "jw_gradient against leave_one_out: ours 0.5 [0.47, 0.53], theirs 0.52" in f.answer
+    assert "Our interval lies below their 0.44" in f.answer  # 0.23 < 0.437
+    text = " ".join(f.details)
+    assert "moves the predicted probability by a median 0.004" in text and "for 90 % of the reviews" in text
+    assert ("Kendall τ with leave_one_out, highest first: jw_gradient 0.5 [0.47, 0.53], saliency 0.3 "
+            "[0.27, 0.33] and attention 0.25 [0.22, 0.28]") in text
+    assert "pretrained vectors" in text
+    rows[0].update(mean=0.44, ci_low=0.40, ci_high=0.48)
+    _csv(tmp_path, "agreement_pairs.csv", rows)
+    again = _one(findings.generate(tmp_path), "jain_wallace", "imdb_bilstm_attention").answer
+    assert "Our interval holds their 0.44: the reproduction agrees" in again
+
+
 def test_kendall_to_spearman_conversion():
     assert agreement.kendall_to_spearman(0.0) == 0.0
     assert agreement.kendall_to_spearman(1.0) == pytest.approx(1.0)
