@@ -102,3 +102,62 @@ def test_unknown_study_settings_are_one_line_errors():
     raw["experiments"][0]["studies"] = {"stabilty": {}}
     with pytest.raises(suites.SuiteError, match="Did you mean 'stability'"):
         suites.parse(raw)
+
+
+JAIN_WALLACE_SUITE = {
+    "name": "jain-wallace-tiny", "version": 1, "seeds": [0], "chunk_size": 3,
+    "experiments": [{
+        "name": "jw", "slice": {"name": "imdb-test", "size": 6},
+        "models": ["imdb_bilstm_attention"], "floor": False,
+        "explainers": ["attention", "jw_gradient", "leave_one_out"], "metrics": [],
+        "studies": {"agreement": {"measures": ["kendall", "spearman"], "permutations": 10}},
+    }],
+}
+
+
+def test_jain_and_wallace_through_a_run(tmp_path, real_data):
+    """Their measures through the agreement study on their model (the ci profile): Kendall's tau
+    equals scipy's on the cached maps, the permutation rows are one per review, and FINDINGS.md
+    sets the tau beside theirs; chunks do not change a review's numbers."""
+    import numpy as np
+    from scipy.stats import kendalltau
+
+    from explainbench import explainers, models
+    from explainbench.core import slices
+
+    runs = {}
+    for chunk_size in (3, 6):
+        raw = copy.deepcopy(JAIN_WALLACE_SUITE)
+        raw["chunk_size"] = chunk_size
+        out = tmp_path / f"run{chunk_size}"
+        assert runner.run(suites.parse(raw), out, device="cpu", show_progress=False).ok
+        report.write_all(out, plots=False)
+        runs[chunk_size] = pd.read_parquet(out / "scores.parquet")
+    scores = runs[3]
+    kendall = scores[scores.metric == "agreement_kendall"]
+    assert len(kendall) == 3 * 6 and set(scores.metric) == {
+        "agreement_kendall", "agreement_spearman", "attention_permutation"}
+    permutation = scores[scores.metric == "attention_permutation"]
+    assert len(permutation) == 6 and permutation["value"].between(0, 1).all()
+    key = ["metric", "explainer", "metric_params", "sample_id"]
+    merged = runs[3].merge(runs[6], on=key, suffixes=("", "_6"))
+    assert len(merged) == len(runs[3]) and np.allclose(merged["value"], merged["value_6"], atol=1e-12)
+    # tau of attention and jw_gradient per review, recomputed with scipy from fresh maps
+    model = models.load("imdb_bilstm_attention", device="cpu", profile="ci")
+    from explainbench.core import tasks
+
+    task = tasks.get("imdb")
+    rows = kendall[kendall.metric_params.str.contains('"other": "jw_gradient"')
+                   & (kendall.explainer == "attention")].sort_values("sample_id")
+    full = slices.load(slices.named("imdb-test"))
+    chunk = full.subset(full.positions_of(rows["sample_id"].tolist()))
+    inputs = task.inputs(chunk)
+    targets = model(inputs).argmax(1)
+    words = task.feature_mask(inputs)
+    a = explainers.get("attention").explain(model, task, inputs, targets)
+    g = explainers.get("jw_gradient").explain(model, task, inputs, targets)
+    expected = [kendalltau(a[i][words[i]].numpy(), g[i][words[i]].numpy())[0] for i in range(6)]
+    assert np.allclose(rows["value"].to_numpy(), expected, atol=1e-6)
+    found = (tmp_path / "run3" / "FINDINGS.md").read_text()
+    assert "Jain & Wallace 0.44" in found and "over n = 6 reviews" in found
+    assert (tmp_path / "run3" / "attention_permutation.csv").is_file()
