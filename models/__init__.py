@@ -10,7 +10,8 @@
 
 from explainbench.models import user
 from explainbench.models.zoo import (PROFILES, card, load, model_dir, names, register,
-                                     resolve_device, spec, task_of, train)
+                                     resolve_device, spec, task_of, train,
+                                     training_forecast)
 
 __all__ = ["PROFILES", "card", "load", "model_dir", "names", "register",
-           "resolve_device", "spec", "task_of", "train", "user"]
+           "resolve_device", "spec", "task_of", "train", "training_forecast", "user"]

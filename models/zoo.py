@@ -267,6 +267,28 @@ def _damaged(folder: Path, why: str, announce: bool) -> None:
     return None
 
 
+# Seconds to train each built-in model's `full` profile on the reference machine (2 CPU cores,
+# alone; the cards' training_wall_time_s): what `bench run` and `bench plan` announce before
+# training a model that is not cached yet.
+REFERENCE_TRAINING_S = {"mnist_cnn": 50.0, "mnist_logreg": 3.0, "imdb_transformer": 261.0,
+                        "imdb_lstm": 381.0, "imdb_bilstm_attention": 900.0}
+
+
+def untrained(names, profile: str | None = None) -> list[str]:
+    """The built-in models among `names` with no intact cached checkpoint (to be trained first)."""
+    return sorted(n for n in set(names) if not is_user_model(n) and card(n, profile) is None)
+
+
+def training_forecast(names, profile: str | None = None) -> tuple[list[str], float | None]:
+    """(the models among `names` to train first, their reference seconds in all; None where a
+    profile other than `full` or a model without a reference time makes it unknown)."""
+    missing = untrained(names, profile)
+    known = [REFERENCE_TRAINING_S.get(n) for n in missing]
+    if (profile or default_profile()) != "full" or None in known:
+        return missing, None
+    return missing, float(sum(known))
+
+
 def card(name: str, profile: str | None = None) -> dict | None:
     """The model card of a cached, intact checkpoint, or None."""
     if is_user_model(name):

@@ -88,3 +88,7 @@ def _print_tables(spec, cells, result, basis: str) -> None:
         out.print(f"[yellow]not forecast[/] (no declared cost): {', '.join(unknown)}")
     out.print(f"total: {result.forward_passes:,} forward and {result.backward_passes:,} backward "
               f"passes, about {format_seconds(result.projected_seconds)} ({basis}; a forecast)")
+    from explainbench.bench.run.forecast import training_line
+
+    if training := training_line({c.model for c in cells}):
+        out.print(f"before that, {training}")

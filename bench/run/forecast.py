@@ -313,6 +313,18 @@ def forecast(cells: list[Cell], throughput: dict[str, Throughput], device: str) 
     return Forecast(list(rows.values()), throughput, device)
 
 
+def training_line(model_names) -> str | None:
+    """'first it trains a, b (about 7 min on 2 CPU cores; once, then cached)', or None when
+    every model is cached: the forecast of the cells leaves the training out."""
+    from explainbench import models
+
+    missing, seconds = models.training_forecast(model_names)
+    if not missing:
+        return None
+    when = f"about {format_seconds(seconds)} on 2 CPU cores; " if seconds is not None else ""
+    return f"first it trains {', '.join(missing)} ({when}once, then cached)"
+
+
 def format_seconds(seconds: float) -> str:
     if seconds < 90:
         return f"{seconds:.0f} s"

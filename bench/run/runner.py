@@ -161,9 +161,11 @@ def announcement(cells: list[Cell], todo: list[Cell], ctx: RunContext,
     models = {c.model for c in cells}
     throughput = forecast.calibrate(models, ctx.device, batch_size)
     plan = forecast.forecast(todo, throughput, ctx.device.type)
-    return (f"plan: {len(todo)} of {len(cells)} cells to run, {plan.forward_passes:,} forward and "
+    line = (f"plan: {len(todo)} of {len(cells)} cells to run, {plan.forward_passes:,} forward and "
             f"{plan.backward_passes:,} backward passes; about {forecast.format_seconds(plan.projected_seconds)}"
             f" on this {ctx.device.type} (a forecast; `bench plan` has the breakdown)")
+    training = forecast.training_line(models)
+    return line + (f"; {training}" if training else "")
 
 
 def unsupported_pairs(suite: Suite) -> list[dict]:

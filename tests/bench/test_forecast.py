@@ -110,3 +110,21 @@ def test_bench_plan_json_has_the_totals_and_a_breakdown(real_data):
     assert report[0]["forward"] == 0 and report[0]["seconds"] > 0
     assert sum(e["forward"] for e in payload["experiments"]) == pytest.approx(
         payload["forward_passes"], abs=1)
+
+
+def test_the_plan_says_which_models_it_trains_first_and_how_long(tmp_path, monkeypatch):
+    """An empty cache: the announcement and `bench plan` name the models to train and, for the
+    full profile, their reference time (the cells' forecast leaves training out); nothing to
+    say once they are cached."""
+    from explainbench.bench.run.forecast import training_line
+    from explainbench.models import zoo
+
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("BENCH_TRAIN_PROFILE", "full")
+    line = training_line(["mnist_logreg", "mnist_cnn", "mnist_cnn"])
+    assert line == "first it trains mnist_cnn, mnist_logreg (about 53 s on 2 CPU cores; once, then cached)"
+    assert zoo.REFERENCE_TRAINING_S.keys() == zoo.BUILTIN_SPECS.keys()
+    monkeypatch.setenv("BENCH_TRAIN_PROFILE", "ci")
+    assert training_line(["mnist_logreg"]) == "first it trains mnist_logreg (once, then cached)"
+    monkeypatch.setattr(zoo, "card", lambda name, profile=None: {"checkpoint_sha256": "x"})
+    assert training_line(["mnist_logreg"]) is None
