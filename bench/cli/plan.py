@@ -62,25 +62,46 @@ def plan(
         console().print(notice)
 
 
+def compact(n: float) -> str:
+    """A count in at most 6 characters: 9,999, 363k, 11.0M (the totals line has the exact ones)."""
+    n = float(n)
+    if n < 10_000:
+        return f"{n:,.0f}"
+    if n < 999_500:
+        return f"{n / 1e3:.0f}k"
+    if n < 9.995e7:
+        return f"{n / 1e6:.1f}M" if n < 9.95e6 else f"{n / 1e6:.0f}M"
+    return f"{n / 1e9:.2g}G" if n >= 9.995e8 else f"{n / 1e6:.0f}M"
+
+
 def _print_tables(spec, cells, result, basis: str) -> None:
     from rich.table import Table
 
     from explainbench.bench.run.forecast import format_seconds
 
+    from rich import box
+
     out = console()
-    table = Table(title=f"{spec.name}: {len(cells)} cells (forecast)")
-    for column in ("experiment", "kind", "cells", "expl.", "forward", "backward", "time"):
-        table.add_column(column, justify="left" if column in ("experiment", "kind") else "right")
+    # At 80 columns: no outer frame, counts in k/M, and names never cut (two experiments must
+    # never read the same, as "mnist-cnn-r…" did for -rules and -robustness).
+    table = Table(title=f"{spec.name}: {len(cells)} cells (forecast; fwd and bwd: forward and "
+                        "backward passes)", box=box.SIMPLE_HEAD,
+                  show_edge=False, pad_edge=False)
+    for column in ("experiment", "kind", "cells", "expl.", "fwd", "bwd", "time"):
+        table.add_column(column, justify="left" if column in ("experiment", "kind") else "right",
+                         no_wrap=True)
     for row in sorted(result.by("experiment", "kind"), key=lambda r: (r["experiment"], r["kind"])):
         table.add_row(row["experiment"], row["kind"], f"{row['cells']:,}",
-                      f"{row['explanations']:,.0f}", f"{row['forward']:,.0f}",
-                      f"{row['backward']:,.0f}", format_seconds(row["seconds"]))
+                      compact(row["explanations"]), compact(row["forward"]),
+                      compact(row["backward"]), format_seconds(row["seconds"]))
     out.print(table)
-    parts = Table(title="by component (explaining, and each metric)")
+    parts = Table(title="by component (explaining, and each metric)", box=box.SIMPLE_HEAD,
+                  show_edge=False, pad_edge=False)
     for column in ("component", "forward", "backward", "time"):
-        parts.add_column(column, justify="left" if column == "component" else "right")
+        parts.add_column(column, justify="left" if column == "component" else "right",
+                         no_wrap=True)
     for row in sorted(result.by("component"), key=lambda r: -r["forward"]):
-        parts.add_row(row["component"], f"{row['forward']:,.0f}", f"{row['backward']:,.0f}",
+        parts.add_row(row["component"], compact(row["forward"]), compact(row["backward"]),
                       format_seconds(row["seconds"]))
     out.print(parts)
     unknown = sorted({u for r in result.rows for u in r["unknown"]})

@@ -128,3 +128,22 @@ def test_the_plan_says_which_models_it_trains_first_and_how_long(tmp_path, monke
     assert training_line(["mnist_logreg"]) == "first it trains mnist_logreg (once, then cached)"
     monkeypatch.setattr(zoo, "card", lambda name, profile=None: {"checkpoint_sha256": "x"})
     assert training_line(["mnist_logreg"]) is None
+
+
+def test_bench_plan_reads_at_80_columns_with_every_experiment_named_in_full():
+    """`full` has experiments that share their first 11 characters (mnist-cnn-rules and
+    mnist-cnn-robustness): at 80 columns each is printed whole, and no line is wider."""
+    import os
+    import subprocess
+    import sys
+
+    from explainbench.bench.run import suite as suites
+
+    done = subprocess.run([sys.executable, "-m", "explainbench.bench", "plan", "--suite", "full",
+                           "--device", "cuda"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "COLUMNS": "80", "CUDA_VISIBLE_DEVICES": ""})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    firsts = {line.split()[0] for line in lines if line.strip()}
+    assert {e.name for e in suites.load("full").experiments} <= firsts
