@@ -16,7 +16,7 @@ def stability(
     n: int = typer.Option(16, "--n", min=1, help="Samples from the model's fixed test slice."),
     budget: Optional[str] = typer.Option(None, "--budget", help="Sweep a parameter: name=v1,v2,..."),
     param: Optional[list[str]] = typer.Option(None, "--param", help="Explainer parameter name=value (repeatable)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default: a new results/stability-<explainer>-<model>-<time> on every call; give one to resume it)."),
     device: str = typer.Option("auto", "--device"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
@@ -26,6 +26,7 @@ def stability(
     import pandas as pd
     from rich.console import Console
     from rich.markup import escape
+    from rich import box
     from rich.table import Table
 
     from explainbench import models
@@ -71,16 +72,22 @@ def stability(
     if table.empty:
         console.print(f"[red]no stability rows[/]: see {out / 'failures.csv'}")
         raise typer.Exit(1)
-    wide = table.pivot_table(index="explainer", columns="metric", values=["mean", "ci_low", "ci_high"])
-    shown = Table(title=f"stability of {explainer} on {model}: {seeds} seeds, {n} samples "
-                        "(mean over samples [95% CI])")
-    shown.add_column("explainer", overflow="fold", min_width=20)
-    metrics = ["stability_spearman", "stability_topk", "stability_sign", "stability_cv"]
-    for m in metrics:
-        shown.add_column(m.replace("stability_", ""), justify="right")
-    for name in wide.index:
-        shown.add_row(escape(name), *[f"{wide.loc[name, ('mean', m)]:.3f} [{wide.loc[name, ('ci_low', m)]:.3f}, "
-                              f"{wide.loc[name, ('ci_high', m)]:.3f}]" for m in metrics])
+    # One row per (explainer, measure): four "0.989 [0.980, 0.995]" cells side by side do not
+    # fit 80 columns.
+    console.print(f"{explainer} on {model}: stability across {seeds} seeds, {n} samples (mean "
+                  "over samples, 95% bootstrap interval)")
+    shown = Table(box=box.SIMPLE_HEAD)
+    shown.add_column("explainer", overflow="fold")
+    shown.add_column("measure", no_wrap=True)
+    shown.add_column("mean", justify="right", no_wrap=True)
+    shown.add_column("95% CI", justify="right", no_wrap=True)
+    order = {m: i for i, m in enumerate(["stability_spearman", "stability_topk", "stability_sign",
+                                         "stability_cv"])}
+    table = table.assign(_order=table["metric"].map(order).fillna(len(order)))
+    for name, rows in table.sort_values(["explainer", "_order"]).groupby("explainer", sort=False):
+        for i, r in enumerate(rows.itertuples()):
+            shown.add_row(escape(name) if i == 0 else "", r.metric.replace("stability_", ""),
+                          f"{r.mean:.3f}", f"[{r.ci_low:.3f}, {r.ci_high:.3f}]")
     console.print(shown)
     console.print(f"rows in {out / 'scores.parquet'}, table {out / 'stability.csv'}")
     if not summary.ok:

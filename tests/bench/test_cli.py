@@ -127,3 +127,23 @@ def test_hostile_names_never_make_a_path_outside_the_run_folder(tmp_path, real_d
     (run,) = (work / "results").iterdir()
     assert run.name.startswith("______escaped-")
     assert pd.read_parquet(run / "scores.parquet")["experiment"].eq("a/../../b.c").all()
+
+
+def test_bench_stability_table_reads_at_80_columns(tmp_path, real_data):
+    """One row per measure with its mean and interval: nothing cut at 80 columns (the title and
+    the fifth column were: `[95% C`, `0.989 [0`)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "80"}
+    done = subprocess.run([sys.executable, "-m", "explainbench.bench", "stability", "-e",
+                           "smoothgrad", "-m", "mnist_cnn", "--seeds", "2", "--n", "3", "--param",
+                           "n_samples=2", "-o", str(tmp_path / "run"), "--no-progress"],
+                          capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, done.stdout
+    assert any("smoothgrad on mnist_cnn: stability across 2 seeds, 3 samples" in l for l in lines)
+    table = pd.read_csv(tmp_path / "run" / "stability.csv")
+    for row in table.itertuples():
+        measure = row.metric.replace("stability_", "")
+        shown = f"{row.mean:.3f}   [{row.ci_low:.3f}, {row.ci_high:.3f}]"
+        assert any(measure in l and " ".join(shown.split()) in " ".join(l.split()) for l in lines), (
+            measure, done.stdout)
