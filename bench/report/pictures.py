@@ -56,7 +56,8 @@ def image_attributions(path: str | Path, images: np.ndarray, attributions: np.nd
     from matplotlib.colors import TwoSlopeNorm
 
     n = len(images)
-    fig, axes = plt.subplots(n, 2, figsize=(6.0, 2.8 * n), squeeze=False)
+    # constrained: the title sits on the top row (a fixed figure fraction left an empty band)
+    fig, axes = plt.subplots(n, 2, figsize=(6.0, 2.8 * n), squeeze=False, layout="constrained")
     for row, (image, attribution, title) in enumerate(zip(images, attributions, titles)):
         left, right = axes[row]
         left.imshow(image, cmap="gray", vmin=0.0, vmax=1.0)
@@ -82,7 +83,8 @@ def image_examples(path: str | Path, images: np.ndarray, neighbours: np.ndarray,
     plt = _pyplot()
 
     n, k = neighbours.shape[:2]
-    fig, axes = plt.subplots(n, k + 1, figsize=(1.6 * (k + 1), 1.9 * n), squeeze=False)
+    fig, axes = plt.subplots(n, k + 1, figsize=(1.6 * (k + 1), 1.9 * n), squeeze=False,
+                             layout="constrained")
     for row in range(n):
         axes[row, 0].imshow(images[row], cmap="gray", vmin=0.0, vmax=1.0)
         axes[row, 0].set_title(titles[row], fontsize=7)
