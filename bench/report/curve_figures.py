@@ -28,6 +28,9 @@ def _curve_ranking(folder, task: str, model: str, metric: str) -> dict[str, int]
     return dict(zip(board["explainer"], board["rank"].astype(int)))
 
 
+PER_ROW = 4
+
+
 def figures(folder, highlight: int = 3) -> list[Path]:
     """Per (task, model) one row of panels, one per curve metric: every explainer's mean curve in
     grey, the `highlight` best of the leaderboard in colour with their 95% bootstrap band, and the
@@ -44,9 +47,14 @@ def figures(folder, highlight: int = 3) -> list[Path]:
     curves = curves.assign(metric_label=metric_labels(curves))
     for (task, model), tm in curves.groupby(["task", "model"], sort=True):
         metrics = sorted(tm["metric_label"].unique(), key=lambda m: (CURVE_METRICS.index(m.split("[")[0]), m))
-        fig, axes = plt.subplots(1, len(metrics), figsize=(3.3 * len(metrics), 4.0), squeeze=False,
+        # at most four panels a row: seven in one made the text unreadable at 1400 px
+        ncols = min(PER_ROW, len(metrics))
+        nrows = -(-len(metrics) // ncols)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(3.3 * ncols, 4.0 * nrows), squeeze=False,
                                  layout="constrained")
-        for ax, metric in zip(axes[0], metrics):
+        for ax in axes.flat[len(metrics):]:
+            ax.set_visible(False)
+        for ax, metric in zip(axes.flat, metrics):
             g = tm[tm["metric_label"] == metric]
             ranking = _curve_ranking(folder, task, model, metric)
             ranked = sorted((r, e) for e, r in ranking.items() if e.split("[")[0] not in CONTROLS)
@@ -71,9 +79,14 @@ def figures(folder, highlight: int = 3) -> list[Path]:
             ax.legend([handles[i] for i in order], [labels[i] for i in order], fontsize=7,
                       frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
             removed = "inserted" if metric.startswith("insertion") else "removed"
-            ax.set(xlabel=f"fraction of features {removed}", title=metric, xlim=(0, 1), ylim=(0, 1.02))
+            # a curve over the first few steps only (AOPC's top-k) is drawn over its own range,
+            # not crushed into the left tenth of [0, 1]
+            right = 1.0 if fractions.max() > 0.5 else float(fractions.max())
+            ax.set(xlabel=f"fraction of features {removed}", title=metric, xlim=(0, right),
+                   ylim=(0, 1.02))
             ax.title.set_fontsize(9)
-        axes[0, 0].set_ylabel("target-class probability")
+        for row in axes:
+            row[0].set_ylabel("target-class probability")
         fig.suptitle(f"{model}: mean curves over samples; the three best by the leaderboard in colour "
                      "(band: 95% bootstrap interval)", fontsize=9)
         out += save(fig, folder.root / "plots", f"curves-{task}-{model}")

@@ -233,7 +233,9 @@ def best(boards: dict, agreement: pd.DataFrame | None = None) -> list[Finding]:
         text += (f" The best on {'the' if len(ties) == 1 else 'a'} metric is not significantly "
                  f"different from {spread}.")
         w, concord = _agreement(agreement, task, model, ranks.index[0] if len(ranks) else "")
-        short = ranks.index[0] if len(ranks) else "n/a"
+        # explainers tied for the best mean rank are all named (one name would pick among equals)
+        short = (" = ".join(sorted(ranks.index[np.isclose(ranks.to_numpy(), ranks.iloc[0])]))
+                 if len(ranks) else "n/a")
         if concord and w < AGREE_ENOUGH:  # the ranking is shown, not read as a verdict
             text = concord + " " + text.replace("By mean rank over", "For reference, by mean rank over", 1)
             short = f"families disagree (W {num(w)})"

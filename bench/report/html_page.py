@@ -39,6 +39,8 @@ th{background:#f6f8fa;font-weight:600}td:first-child,th:first-child{text-align:l
 table.sortable th[data-col]{cursor:pointer}table.sortable th[data-col]:hover{background:#eaeef2}
 tr.groups th{text-align:center;background:#eaeef2}tr.groups td{border:none}
 table.board{font-size:.74rem}table.board th{max-width:5.2rem}table.board td{padding:.2rem .3rem}
+table.board td:first-child,table.board th:first-child{position:sticky;left:0;z-index:1;background:#fff}
+table.board th:first-child{background:#f6f8fa}table.board tr.groups td:first-child{background:#fff}
 table.glance{font-size:.85rem}table.glance td,table.glance th{text-align:left}
 table.review td:last-child{text-align:left;line-height:1.7;max-width:70rem}
 td.best,span.best{font-weight:700;background:#aceebb}td.same,span.same{background:#e6f8ea}

@@ -113,7 +113,8 @@ def least_stable(folder) -> list[Finding]:
             text += (f" {len(deterministic)} deterministic explainers score exactly {num(exact)}, "
                      "as they must.")
         out.append(Finding("stable", Q_STABLE, text, "stability.csv", task, model,
-                           short=f"{moving.iloc[0]['explainer']} ({num(moving.iloc[0]['mean'])})"))
+                           short=f"{moving.iloc[0]['explainer']} ({lead.replace('stability_', '')} "
+                                 f"{num(moving.iloc[0]['mean'])} between seeds)"))
     return out
 
 
@@ -186,7 +187,27 @@ def section(folder) -> str:
     for path in sorted(run_dir.rglob("*styles*.csv")):  # the explanation-styles study's tables
         rel = path.relative_to(run_dir).as_posix()
         parts.append(f"<h3>Explanation styles ({html.link(run_dir, rel)})</h3>"
-                     + html.frame_table(folder.table(rel)))
+                     + _styles_tables(folder.table(rel)))
     parts.append(f"<p class=\"note\">Tables: {html.link(run_dir, 'stability.csv')}, "
                  f"{html.link(run_dir, 'stability_budget.csv')}.</p>")
     return "".join(parts)
+
+
+def _styles_tables(styles: pd.DataFrame) -> str:
+    """Per model, one measure per row and one style per column, mean [95% interval] (the long
+    table, hundreds of rows, is the CSV)."""
+    if styles.empty or not {"style", "measure", "mean"} <= set(styles.columns):
+        return html.frame_table(styles)
+    parts = []
+    for (task, model), g in styles.groupby(["task", "model"], sort=True):
+        styles_ = list(dict.fromkeys(g["style"]))
+        wide = g.set_index(["measure", "style"])
+        rows = [[html.cell(measure)] + [html.interval_cell(wide.loc[(measure, s)])
+                                        if (measure, s) in wide.index else html.cell("")
+                                        for s in styles_]
+                for measure in sorted(g["measure"].unique())]
+        low, high = (int(g["n"].min()), int(g["n"].max())) if "n" in g.columns else (0, 0)
+        parts.append(f"<h4>{html.esc(model)} (n = {low}{'' if low == high else f' to {high}'})</h4>"
+                     + html.table(["measure"] + [html.esc(s) for s in styles_], rows))
+    return "".join(parts)
+

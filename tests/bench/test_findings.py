@@ -140,7 +140,7 @@ def test_least_stable_skips_controls_and_deterministic_explainers(tmp_path):
     assert listed.index("lime 0.3") < listed.index("kernel_shap 0.5") < listed.index("rise 0.6")
     assert "smoothgrad" not in listed and "most stable: smoothgrad 0.9" in f.answer
     assert "The random control: 0.01" in f.answer and "1 deterministic explainers score exactly 1" in f.answer
-    assert f.short == "lime (0.3)"
+    assert f.short == "lime (stab_spearman 0.3 between seeds)"  # says what the number is
 
 
 def test_background_convergence_by_size_and_selection(tmp_path):
@@ -408,3 +408,17 @@ def test_explanation_by_example_that_does_not_discriminate_is_called_uninformati
     assert "uninformative here too" in flat.answer
     varied = examples({("mnist", "mnist_cnn"): board(0.05, 0.4)})[0]
     assert varied.short == "discriminates" and "uninformative" not in varied.answer
+
+
+def test_the_summary_names_every_explainer_tied_for_the_best_mean_rank(tmp_path):
+    """Two explainers with identical scores share the best rank: the at-a-glance cell names
+    both, not the first in file order."""
+    rng = np.random.default_rng(1)
+    n = 20
+    floor = rng.uniform(0.4, 0.6, n)
+    same = floor + 0.3 + rng.normal(0, 0.02, n)
+    high = {"random": floor, "edge": floor + rng.normal(0, 0.01, n), "twin_a": same,
+            "twin_b": same.copy(), "weak": floor + 0.1 + rng.normal(0, 0.02, n)}
+    _write_tables(tmp_path, _scores({"zeta_up": high, "omega_low": {k: 1 - v for k, v in high.items()}}))
+    f = _one(findings.generate(tmp_path), "best", "m_cnn")
+    assert f.short == "twin_a = twin_b", f.short
