@@ -45,7 +45,7 @@ SCORE_COLUMNS = [
     "suite", "suite_version", "suite_hash", "experiment", "study", "task", "model", "model_sha256",
     "explainer", "params_hash", "params", "metric", "metric_params", "category", "family", "seed",
     "sample_id", "label", "target", "pred", "correct", "value", "higher_is_better", "slice",
-    "slice_hash", "cell_id",
+    "slice_hash", "cell_id", "explainer_version", "metric_version",
 ]
 CURVE_KEY = [c for c in KEY_COLUMNS] + ["step"]
 

@@ -28,6 +28,9 @@ class Explainer(ABC):
     modalities: ClassVar[frozenset[str]] = frozenset({"image", "text"})
     stochastic: ClassVar[bool] = False
     needs_gradients: ClassVar[bool] = False
+    # The definition's version: bump it whenever the explainer's maps would change (a bug fix, a
+    # new default). Score rows carry it; `bench compare` pairs only equal ones. Plugins: 1.
+    version: ClassVar[int] = 1
     needs_background: ClassVar[bool] = False
     # Output kind: "attribution" maps on the feature space; "examples" (explanation by example)
     # returns training ids and similarities, which the feature metrics skip.

@@ -35,7 +35,18 @@ def _register(name: str, target: str, *, category: str, higher_is_better: bool, 
               outputs: dict[str, bool] | None = None, **parameters) -> None:
     REGISTRY.add(name, target, spec=MetricSpec(name, category, higher_is_better,
                                                declared(parameters), summary, modalities,
-                                               family or name, outputs))
+                                               family or name, outputs,
+                                               VERSIONS.get(name, 1)))
+
+
+# Definition versions and why each was bumped (a version says which definition produced a
+# stored score; `bench compare` refuses to pair different ones).
+VERSIONS = {
+    # 2: features that tie are removed in a random order from the metric's seed and the sample
+    # (metrics/ordering.py), not in raster order
+    **dict.fromkeys(("deletion", "insertion", "mif", "lif", "srg", "aopc", "comprehensiveness",
+                     "sufficiency", "road", "rule_precision", "rule_coverage"), 2),
+}
 
 
 # Each summary says what the number is, its direction, and the paper it can be compared with.
@@ -145,12 +156,13 @@ _register("linear_ground_truth", "explainbench.metrics.ground_truth:linear_groun
 
 
 def register(name: str, *, category: str, higher_is_better: bool, summary: str = "",
-             modalities=("image", "text"), **defaults):
+             modalities=("image", "text"), version: int = 1, **defaults):
     """Function decorator: add a metric to the registry. The function takes
     `(model, task, inputs, attributions, targets, *, <its parameters>)` and returns a
     `MetricResult` (or a (B,) tensor of per-sample scores); it may also accept `generator` (a
     torch.Generator seeded from the cell's seed), `batch_size`, and `explainer` with `seed` (to
-    re-explain). `defaults` are its parameters and their defaults, as a suite overrides them."""
+    re-explain). `defaults` are its parameters and their defaults, as a suite overrides them;
+    `version` is its definition's version (bump it when its numbers would change)."""
 
     def decorate(fn):
         plugin = plugins.label_for(fn)
@@ -167,10 +179,22 @@ def register(name: str, *, category: str, higher_is_better: bool, summary: str =
         kinds = frozenset(modalities)
         REGISTRY.register(name, fn, plugin=plugin,
                           spec=MetricSpec(name, category, bool(higher_is_better),
-                                          declared(defaults), summary, kinds))
+                                          declared(defaults), summary, kinds, version=int(version)))
         return fn
 
     return decorate
+
+
+def version_of(output: str) -> int:
+    """The definition version behind a score row's metric name: a registered metric's, the metric
+    whose outputs include it (road_gap: road), else 1 (a study's own measure)."""
+    if output in REGISTRY.names():
+        return spec(output).version
+    for name in REGISTRY.names():
+        outputs = spec(name).outputs
+        if outputs and output in outputs:
+            return spec(name).version
+    return 1
 
 
 def names() -> list[str]:

@@ -47,6 +47,9 @@ class MetricSpec:
     # are ROAD): the aggregate rank counts each family once (bench/report/tables.py).
     family: str = ""
     outputs: dict[str, bool] | None = None  # output name -> higher is better (several rows)
+    # The definition's version: bumped whenever the metric's numbers would change (a bug fix, a
+    # new tie rule, a new default). Score rows carry it; `bench compare` pairs only equal ones.
+    version: int = 1
 
     @property
     def defaults(self) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from explainbench import metrics
 from explainbench.bench.cells import attribution_cache
 from explainbench.bench.cells.cell import Cell
 from explainbench.bench.cells.spec import TARGETS, Component, Suite
@@ -174,8 +175,19 @@ def score_rows(suite: Suite, cell: Cell, chunk: Chunk, *, model_sha256: str, exp
         family=family or metric,
         seed=cell.seed if seed is None else seed, higher_is_better=higher_is_better,
         slice=cell.experiment.slice.label, slice_hash=chunk.slice.content_hash, cell_id=cell.id,
+        explainer_version=explainer_version(explainer_name), metric_version=metrics.version_of(metric),
     )
     return frame[SCORE_COLUMNS]
+
+
+def explainer_version(name: str) -> int:
+    """A registered explainer's definition version (explainers.base.Explainer.version), else 1."""
+    from explainbench import explainers
+
+    try:
+        return int(explainers.get_class(name).version)
+    except Exception:  # noqa: BLE001 - a name no registry knows (a study's own label)
+        return 1
 
 
 

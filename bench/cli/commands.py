@@ -18,7 +18,8 @@ from typing import Optional
 
 import typer
 
-from explainbench.bench.cli.options import DataDir, Plugins, console as _console, setup as _setup
+from explainbench.bench.cli.options import (DataDir, Plugins, console as _console, parse_assignments,
+                                            setup as _setup)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever fetched from a model hub
 
@@ -40,6 +41,8 @@ def run(
     backend: str = typer.Option("local", "--backend", help="local, or ray (pip install 'explainbench-xai[ray]')."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="An existing Ray cluster (default: a local Ray runtime)."),
     cpus_per_cell: int = typer.Option(1, "--cpus-per-cell", min=1, help="CPUs (and torch threads) per Ray task on CPU runs."),
+    explainer: Optional[list[str]] = typer.Option(None, "--explainer", "-e", help="Score only this explainer (repeatable) on the suite's scoring experiments, as the published run scored its own: then `bench compare`."),
+    param: Optional[list[str]] = typer.Option(None, "--param", "-p", help="With --explainer: its parameter key=value (repeatable)."),
 ) -> None:
     """Run a suite: explain, score, write scores.parquet, manifest.json, leaderboards and report.html."""
     from explainbench.bench import report
@@ -47,7 +50,12 @@ def run(
 
     _setup(data_dir, plugin)
     out = _run_folder(out)
-    spec = suites.load(suite)
+    if param and not explainer:
+        from explainbench.core.errors import BenchError
+
+        raise BenchError("--param needs --explainer (the explainer it sets)")
+    spec = (suites.load_like(suite, list(explainer), parse_assignments(param, "--param"))
+            if explainer else suites.load(suite))
     if out is None:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         from explainbench.bench.cells.cell import file_safe
@@ -59,6 +67,9 @@ def run(
         summary = runner.run(spec, out, device=device, retry_failed=retry_failed,
                              batch_size=batch_size, show_progress=progress, backend=backend,
                              ray_address=ray_address, cpus_per_cell=cpus_per_cell, announce=True)
+        # a minute of tables and figures on a large run: say so rather than sit silent
+        print(f"writing the report (tables, FINDINGS.md, figures, report.html) into {summary.out}",
+              file=sys.stderr, flush=True)
         report.write_all(summary.out)
     console = _console()
     console.print(f"[bold]{spec.name}[/]: {summary.total} cells, {summary.done} run now, "
@@ -135,6 +146,7 @@ def validate(suite: str = typer.Argument(..., help="Built-in suite name or path 
                       f"{len(exp.explainers)} explainers x {len(exp.metrics)} metrics, seeds {list(exp.seeds)}")
 
 
+from explainbench.bench.cli.compare import compare  # noqa: E402
 from explainbench.bench.cli.explain import explain  # noqa: E402
 from explainbench.bench.cli.listing import list_  # noqa: E402
 from explainbench.bench.cli.plan import plan  # noqa: E402
@@ -142,6 +154,7 @@ from explainbench.bench.cli.report import leaderboard_app, report, verify  # noq
 from explainbench.bench.cli.score import score  # noqa: E402
 from explainbench.bench.cli.stability import stability  # noqa: E402
 
+app.command("compare")(compare)
 app.command("explain")(explain)
 app.command("list")(list_)
 app.command("plan")(plan)

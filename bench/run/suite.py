@@ -118,6 +118,32 @@ def load(name_or_path: str) -> Suite:
     return parse(read_yaml(text, source), source=source, text=text)
 
 
+def load_like(name_or_path: str, explainers: list[str], params: dict | None = None) -> Suite:
+    """The suite's scoring experiments (slices, models, metrics, seeds, chunk size) with only
+    `explainers` (each with `params`) and no studies or controls: a new explainer scored exactly
+    as a published run scored its own, for `bench compare` (`bench run --suite S --explainer E`)."""
+    import copy
+
+    text, source = resolve(name_or_path)
+    raw = copy.deepcopy(read_yaml(text, source))
+    if not isinstance(raw, dict) or not isinstance(raw.get("experiments"), list):
+        return parse(raw, source=source, text=text)  # its own one-line error
+    chosen = [{"name": e, "params": dict(params or {})} if params else e for e in explainers]
+    experiments = []
+    for exp in raw["experiments"]:
+        if isinstance(exp, dict) and exp.get("metrics"):
+            exp = {k: v for k, v in exp.items() if k != "studies"}
+            experiments.append({**exp, "explainers": chosen, "floor": False})
+    if not experiments:
+        _fail(source, "no experiment with metrics to score the explainers on")
+    names = "-".join(explainers)
+    raw.update(name=f"{raw.get('name')}-with-{names}", experiments=experiments)
+    raw["description"] = (f"{raw.get('name')}: {', '.join(explainers)} on the scoring experiments "
+                          f"of {name_or_path}")
+    return parse(raw, source=f"{source} with {', '.join(explainers)}",
+                 text=text + f"\n# with explainers {explainers} {params or {}}\n")
+
+
 # ----------------------------------------------------------------------------- parsing
 
 

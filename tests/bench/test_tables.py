@@ -26,6 +26,7 @@ def rows(explainer, metric, values, *, higher=False, seed=0, params=None, metric
         "label": 0, "target": 0,
         "pred": 0, "correct": True, "value": np.asarray(values, dtype=float),
         "higher_is_better": higher, "slice": "s", "slice_hash": "x", "cell_id": "c",
+        "explainer_version": 1, "metric_version": 1,
     })[SCORE_COLUMNS]
 
 
