@@ -11,6 +11,7 @@ from explainbench.bench import report
 from explainbench.bench.run import runner, suite as suites
 from explainbench.bench.cells.context import RunContext
 from explainbench.core.errors import BenchError
+from explainbench.bench.store import SCORE_COLUMNS, ResultStore
 
 TINY = {
     "name": "tiny",
