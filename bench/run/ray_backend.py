@@ -84,6 +84,7 @@ def run_cells(todo, total: int, suite, ctx, store, show_progress: bool, *,
         failed = []
         with progress.bar(show_progress) as bar:
             task = bar.add_task("cells (ray)", total=total, completed=total - len(todo),
+                                initial=total - len(todo),
                                 current="", rate="")
             while pending:
                 done, pending = ray.wait(pending, num_returns=1)

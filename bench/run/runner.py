@@ -141,7 +141,8 @@ def run_local(todo: list[Cell], work: dict[str, float], suite: Suite, ctx: RunCo
     total = sum(work.values())
     left = sum(work[c.id] for c in todo)
     with progress.bar(show_progress) as bar:
-        task = bar.add_task("forward passes", total=total, completed=total - left, current="",
+        task = bar.add_task("forward passes", total=total, completed=total - left,
+                            initial=total - left, current="",
                             rate="")
         for cell in todo:
             bar.update(task, current=cell.label)

@@ -147,3 +147,24 @@ def test_bench_stability_table_reads_at_80_columns(tmp_path, real_data):
         shown = f"{row.mean:.3f}   [{row.ci_low:.3f}, {row.ci_high:.3f}]"
         assert any(measure in l and " ".join(shown.split()) in " ".join(l.split()) for l in lines), (
             measure, done.stdout)
+
+
+def test_the_eta_is_the_sessions_average_rate_not_the_last_seconds():
+    """Resumed at 20 of 100 passes, 20 more in 10 s: 60 left at 2 per second is 0:00:30, whatever
+    the last update's rate (a burst of cheap passes no longer makes it 0:00:10)."""
+    from rich.console import Console
+
+    from explainbench.bench.run.progress import bar as progress
+
+    with progress(True) as bar:
+        bar.stop()
+        task = bar.add_task("forward passes", total=100, completed=20, initial=20, current="",
+                            rate="")
+        state = bar.tasks[0]
+        state.start_time = state.start_time - 10.0  # 10 s ago
+        bar.update(task, completed=39)
+        bar.update(task, completed=40)  # a burst at the end
+        screen = Console(width=80, record=True, force_terminal=False, file=open(os.devnull, "w"))
+        screen.print(bar.get_renderable())
+    line = screen.export_text().splitlines()[0]
+    assert "ETA 0:00:30" in " ".join(line.split()), line
