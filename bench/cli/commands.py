@@ -41,6 +41,7 @@ def run(
     backend: str = typer.Option("local", "--backend", help="local, or ray (pip install 'explainbench-xai[ray]')."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="An existing Ray cluster (default: a local Ray runtime)."),
     cpus_per_cell: int = typer.Option(1, "--cpus-per-cell", min=1, help="CPUs (and torch threads) per Ray task on CPU runs."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, max=256, help="Cells computed at once, each in its own process (default: the machine's CPU cores; 1: one after another). Scores do not depend on it."),
     explainer: Optional[list[str]] = typer.Option(None, "--explainer", "-e", help="Score only this explainer (repeatable) on the suite's scoring experiments, as the published run scored its own: then `bench compare`."),
     param: Optional[list[str]] = typer.Option(None, "--param", "-p", help="With --explainer: its parameter key=value (repeatable)."),
 ) -> None:
@@ -66,7 +67,8 @@ def run(
     with ResultStore(out).lock():  # the run and its report, with no other writer between them
         summary = runner.run(spec, out, device=device, retry_failed=retry_failed,
                              batch_size=batch_size, show_progress=progress, backend=backend,
-                             ray_address=ray_address, cpus_per_cell=cpus_per_cell, announce=True)
+                             ray_address=ray_address, cpus_per_cell=cpus_per_cell, announce=True,
+                             workers=workers or _default_workers())
         # a minute of tables and figures on a large run: say so rather than sit silent
         print(f"writing the report (tables, FINDINGS.md, figures, report.html) into {summary.out}",
               file=sys.stderr, flush=True)
@@ -81,6 +83,12 @@ def run(
     if summary.failed:
         console.print(f"  details in {summary.out / 'failures.csv'}; rerun with --retry-failed")
         raise typer.Exit(1)
+
+
+def _default_workers() -> int:
+    from explainbench.bench.run.workers import default_workers
+
+    return default_workers()
 
 
 def _run_folder(out: Optional[str]) -> Optional[Path]:

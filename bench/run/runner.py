@@ -55,7 +55,7 @@ BACKENDS = ("local", "ray")
 def run(suite: Suite, out: str | Path, *, device: str = "auto", retry_failed: bool = False,
         batch_size: int | None = None, show_progress: bool = True, backend: str = "local",
         ray_address: str | None = None, cpus_per_cell: int = 1,
-        only: set[str] | None = None, announce: bool = False) -> RunSummary:
+        only: set[str] | None = None, announce: bool = False, workers: int = 1) -> RunSummary:
     """Run every unfinished cell of `suite` into `out` (with `only`, just those cell ids) and
     rebuild the folder's derived files. The parts already there are verified first: damaged or
     unverified ones are moved to damaged/ (one line each on stderr) and their cells computed
@@ -99,6 +99,11 @@ def run(suite: Suite, out: str | Path, *, device: str = "auto", retry_failed: bo
 
             failed = ray_backend.run_cells(todo, len(cells), suite, ctx, store, show_progress,
                                            address=ray_address, cpus_per_cell=cpus_per_cell)
+        elif workers > 1 and len(todo) > 1:
+            from explainbench.bench.run.workers import run_parallel
+
+            failed = run_parallel(todo, work, suite, ctx, store, show_progress,
+                                  min(workers, len(todo)))
         else:
             failed = run_local(todo, work, suite, ctx, store, show_progress)
         store.consolidate()

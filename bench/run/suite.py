@@ -140,8 +140,9 @@ def load_like(name_or_path: str, explainers: list[str], params: dict | None = No
     raw.update(name=f"{raw.get('name')}-with-{names}", experiments=experiments)
     raw["description"] = (f"{raw.get('name')}: {', '.join(explainers)} on the scoring experiments "
                           f"of {name_or_path}")
+    # its text is the derived suite itself: what suite.yaml keeps, a resume and workers re-read
     return parse(raw, source=f"{source} with {', '.join(explainers)}",
-                 text=text + f"\n# with explainers {explainers} {params or {}}\n")
+                 text=yaml.safe_dump(raw, sort_keys=False))
 
 
 # ----------------------------------------------------------------------------- parsing
