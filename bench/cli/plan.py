@@ -21,6 +21,7 @@ def plan(
     suite: str = typer.Option(..., "--suite", "-s", help="Built-in suite name or path to a YAML file."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, max=2**20, help="Model evaluations per forward batch (default: per task and device)."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, max=256, help="Cells at once, as `bench run --workers` (default: the CPU cores)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     data_dir: Optional[Path] = DataDir,
     plugin: Optional[list[str]] = Plugins,
@@ -50,12 +51,16 @@ def plan(
         basis = f"throughput calibrated on this {resolved.type}"
         device_name = resolved.type
     result = forecast.forecast(cells, throughput, device_name)
+    from explainbench.bench.run.workers import default_workers
+
+    workers = workers or default_workers()
     if as_json:
         payload = result.to_json()
-        payload.update(suite=spec.name, cells=len(cells), basis=basis)
+        payload.update(suite=spec.name, cells=len(cells), basis=basis, workers=workers,
+                       projected_wall_seconds=round(result.wall_seconds(workers), 1))
         print(json.dumps(payload, indent=2, default=sorted))
         return
-    _print_tables(spec, cells, result, basis)
+    _print_tables(spec, cells, result, basis, workers)
     from explainbench.bench.cli.options import plugin_notice
 
     if notice := plugin_notice(spec.plugins, plugin):
@@ -74,7 +79,7 @@ def compact(n: float) -> str:
     return f"{n / 1e9:.2g}G" if n >= 9.995e8 else f"{n / 1e6:.0f}M"
 
 
-def _print_tables(spec, cells, result, basis: str) -> None:
+def _print_tables(spec, cells, result, basis: str, workers: int = 1) -> None:
     from rich.table import Table
 
     from explainbench.bench.run.forecast import format_seconds
@@ -108,7 +113,12 @@ def _print_tables(spec, cells, result, basis: str) -> None:
     if unknown:
         out.print(f"[yellow]not forecast[/] (no declared cost): {', '.join(unknown)}")
     out.print(f"total: {result.forward_passes:,} forward and {result.backward_passes:,} backward "
-              f"passes, about {format_seconds(result.projected_seconds)} ({basis}; a forecast)")
+              f"passes, about {format_seconds(result.projected_seconds)} one cell after another "
+              f"({basis}; a forecast)")
+    if workers > 1:
+        out.print(f"with {workers} workers: about {format_seconds(result.wall_seconds(workers))} "
+                  "(the host-side Python of the reference libraries spread over the workers; "
+                  "model passes share the same cores or GPU)")
     from explainbench.bench.run.forecast import training_line
 
     if training := training_line({c.model for c in cells}):

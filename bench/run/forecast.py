@@ -209,6 +209,22 @@ class Forecast:
     rows: list[dict]
     throughput: dict[str, Throughput]
     device: str
+    longest_cell_s: float = 0.0
+
+    def wall_seconds(self, workers: int = 1, cores: int | None = None) -> float:
+        """The wall time with `workers` cell processes. Model passes do not get faster with
+        more workers (on a CPU the workers split its cores' threads; on a GPU they share the
+        device), the host-side Python of the reference libraries does, up to the CPU cores;
+        set-up and report run once; never below the longest cell."""
+        import os
+
+        parallel = max(1, min(workers, cores or os.cpu_count() or 1))
+        serial = sum(r["seconds"] for r in self.rows if r["kind"] in ("setup", "report"))
+        model = sum(r["seconds"] - r["host_seconds"] for r in self.rows
+                    if r["kind"] not in ("setup", "report"))
+        host = sum(r["host_seconds"] for r in self.rows if r["kind"] not in ("setup", "report"))
+        cells = max(model + host / parallel, self.longest_cell_s if parallel > 1 else 0.0)
+        return serial + cells
 
     @property
     def forward_passes(self) -> int:
@@ -240,6 +256,7 @@ class Forecast:
                 "throughput": {k: asdict(v) for k, v in self.throughput.items()},
                 "unknown_costs": sorted({u for r in self.rows for u in r["unknown"]}),
                 "experiments": self.by("experiment"),
+                "longest_cell_s": round(self.longest_cell_s, 1),
                 "rows": [{k: v for k, v in r.items() if k != "unknown"} for r in self.rows]}
 
 
@@ -292,7 +309,7 @@ def forecast(cells: list[Cell], throughput: dict[str, Throughput], device: str) 
         key = (experiment, kind, model, component)
         return rows.setdefault(key, dict(zip(("experiment", "kind", "model", "component"), key),
                                          cells=0, explanations=0.0, forward=0.0, backward=0.0,
-                                         seconds=0.0, unknown=set()))
+                                         seconds=0.0, host_seconds=0.0, unknown=set()))
 
     for model, w in setup_work(cells).items():
         r = row("(setup)", "setup", model, "example index")
@@ -300,8 +317,10 @@ def forecast(cells: list[Cell], throughput: dict[str, Throughput], device: str) 
         r["seconds"] += w.forward * throughput[model].forward_s
     if cells:
         row("(report)", "report", "-", "report")["seconds"] += report_seconds(cells)
+    longest = 0.0
     for cell, work in plan_cells(cells):
         t = throughput[cell.model]
+        longest = max(longest, cell_seconds(work, t))
         for component, w in work.items():
             r = row(cell.experiment.name, cell.kind, cell.model, component)
             r["cells"] += component == "predict"
@@ -309,8 +328,9 @@ def forecast(cells: list[Cell], throughput: dict[str, Throughput], device: str) 
             r["forward"] += w.forward
             r["backward"] += w.backward
             r["seconds"] += w.forward * t.forward_s + w.backward * t.backward_s + w.overhead_s
+            r["host_seconds"] += w.overhead_s
             r["unknown"] |= w.unknown
-    return Forecast(list(rows.values()), throughput, device)
+    return Forecast(list(rows.values()), throughput, device, longest)
 
 
 def training_line(model_names) -> str | None:

@@ -89,7 +89,7 @@ def run(suite: Suite, out: str | Path, *, device: str = "auto", retry_failed: bo
         work = {cell.id: sum(w.forward for w in parts.values())
                 for cell, parts in forecast.plan_cells(cells)}
         if announce:
-            print(announcement(cells, todo, ctx, batch_size), file=sys.stderr)
+            print(announcement(cells, todo, ctx, batch_size, workers), file=sys.stderr)
         record_models_and_slices(manifest, suite, ctx)
         manifest["unsupported"] = unsupported_pairs(suite)
         store.write_manifest(manifest)
@@ -162,14 +162,17 @@ def run_local(todo: list[Cell], work: dict[str, float], suite: Suite, ctx: RunCo
 
 
 def announcement(cells: list[Cell], todo: list[Cell], ctx: RunContext,
-                 batch_size: int | None) -> str:
+                 batch_size: int | None, workers: int = 1) -> str:
     """The plan's total and ETA, one line, before the run starts (calibrated in seconds)."""
     models = {c.model for c in cells}
     throughput = forecast.calibrate(models, ctx.device, batch_size)
     plan = forecast.forecast(todo, throughput, ctx.device.type)
+    workers = min(workers, max(1, len(todo)))
+    on = f"{workers} workers on this {ctx.device.type}" if workers > 1 else f"this {ctx.device.type}"
     line = (f"plan: {len(todo)} of {len(cells)} cells to run, {plan.forward_passes:,} forward and "
-            f"{plan.backward_passes:,} backward passes; about {forecast.format_seconds(plan.projected_seconds)}"
-            f" on this {ctx.device.type} (a forecast; `bench plan` has the breakdown)")
+            f"{plan.backward_passes:,} backward passes; about "
+            f"{forecast.format_seconds(plan.wall_seconds(workers))} on {on} (a forecast; "
+            "`bench plan` has the breakdown)")
     training = forecast.training_line(models)
     return line + (f"; {training}" if training else "")
 

@@ -147,3 +147,24 @@ def test_bench_plan_reads_at_80_columns_with_every_experiment_named_in_full():
     assert max(len(line) for line in lines) <= 80
     firsts = {line.split()[0] for line in lines if line.strip()}
     assert {e.name for e in suites.load("full").experiments} <= firsts
+
+
+def test_the_wall_time_with_workers_spreads_only_the_host_side_work():
+    """Model passes keep their time (the workers split the same cores or GPU), host-side Python
+    divides over min(workers, cores), set-up and report run once, and no run beats its longest
+    cell: by hand on a scripted plan."""
+    from explainbench.bench.run.forecast import Forecast
+
+    def r(kind, seconds, host):
+        return {"experiment": "e", "kind": kind, "model": "m", "component": "c", "cells": 1,
+                "explanations": 0, "forward": 0, "backward": 0, "seconds": seconds,
+                "host_seconds": host, "unknown": set()}
+
+    plan = Forecast([r("scores", 100.0, 80.0), r("stability", 50.0, 10.0), r("report", 20.0, 0.0)],
+                    {}, "cpu", longest_cell_s=30.0)
+    assert plan.wall_seconds(1) == plan.projected_seconds == 170.0
+    assert plan.wall_seconds(2, cores=2) == 20.0 + 60.0 + 90.0 / 2
+    assert plan.wall_seconds(16, cores=2) == plan.wall_seconds(2, cores=2)  # cores bound it
+    assert plan.wall_seconds(16, cores=16) == 20.0 + max(60.0 + 90.0 / 16, 30.0)
+    slow_cell = Forecast([r("scores", 100.0, 100.0)], {}, "cpu", longest_cell_s=90.0)
+    assert slow_cell.wall_seconds(4, cores=4) == 90.0
