@@ -20,7 +20,6 @@ metric, Holm-corrected over the published explainers).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,11 +55,9 @@ def ordinal(n: int) -> str:
 
 
 def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    from explainbench.core.data import file_digest
+
+    return file_digest(path)
 
 
 def read_published(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
