@@ -42,6 +42,7 @@ def run(
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="An existing Ray cluster (default: a local Ray runtime)."),
     cpus_per_cell: int = typer.Option(1, "--cpus-per-cell", min=1, help="CPUs (and torch threads) per Ray task on CPU runs."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, max=256, help="Cells computed at once, each in its own process (default: the machine's CPU cores; 1: one after another). Scores do not depend on it."),
+    threads_per_cell: Optional[int] = typer.Option(None, "--threads-per-cell", min=1, max=1024, help="Torch threads per cell (default: the cores over the workers). Equal thread counts give identical scores; other counts differ in float32 rounding."),
     explainer: Optional[list[str]] = typer.Option(None, "--explainer", "-e", help="Score only this explainer (repeatable) on the suite's scoring experiments, as the published run scored its own: then `bench compare`."),
     param: Optional[list[str]] = typer.Option(None, "--param", "-p", help="With --explainer: its parameter key=value (repeatable)."),
 ) -> None:
@@ -68,7 +69,7 @@ def run(
         summary = runner.run(spec, out, device=device, retry_failed=retry_failed,
                              batch_size=batch_size, show_progress=progress, backend=backend,
                              ray_address=ray_address, cpus_per_cell=cpus_per_cell, announce=True,
-                             workers=workers or _default_workers())
+                             workers=workers or _default_workers(), threads=threads_per_cell)
         # a minute of tables and figures on a large run: say so rather than sit silent
         print(f"writing the report (tables, FINDINGS.md, figures, report.html) into {summary.out}",
               file=sys.stderr, flush=True)

@@ -10,6 +10,8 @@ Stochastic explainers run under every seed of the experiment, deterministic ones
 
 from __future__ import annotations
 
+import contextlib
+
 import sys
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -55,7 +57,8 @@ BACKENDS = ("local", "ray")
 def run(suite: Suite, out: str | Path, *, device: str = "auto", retry_failed: bool = False,
         batch_size: int | None = None, show_progress: bool = True, backend: str = "local",
         ray_address: str | None = None, cpus_per_cell: int = 1,
-        only: set[str] | None = None, announce: bool = False, workers: int = 1) -> RunSummary:
+        only: set[str] | None = None, announce: bool = False, workers: int = 1,
+        threads: int | None = None) -> RunSummary:
     """Run every unfinished cell of `suite` into `out` (with `only`, just those cell ids) and
     rebuild the folder's derived files. The parts already there are verified first: damaged or
     unverified ones are moved to damaged/ (one line each on stderr) and their cells computed
@@ -103,9 +106,10 @@ def run(suite: Suite, out: str | Path, *, device: str = "auto", retry_failed: bo
             from explainbench.bench.run.workers import run_parallel
 
             failed = run_parallel(todo, work, suite, ctx, store, show_progress,
-                                  min(workers, len(todo)))
+                                  min(workers, len(todo)), threads)
         else:
-            failed = run_local(todo, work, suite, ctx, store, show_progress)
+            with torch_threads(threads):
+                failed = run_local(todo, work, suite, ctx, store, show_progress)
         store.consolidate()
         manifest["end_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         manifest["cells"] = {"total": len(cells),
@@ -136,6 +140,21 @@ def repair(run_dir: str | Path, *, device: str = "auto", show_progress: bool = T
         spec = replace(spec, content_hash=manifest["suite"]["hash"])
     summary = run(spec, store.root, device=device, show_progress=show_progress, only=broken)
     return summary.repaired
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None):
+    """Torch's intra-op threads for the cells of this process (None: as they are). A cell's
+    float32 sums depend on how many threads split them: equal thread counts, equal scores."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def run_local(todo: list[Cell], work: dict[str, float], suite: Suite, ctx: RunContext,

@@ -13,7 +13,9 @@ compute_cell: the same code as the serial runner), writes its parts and digest i
 answers one JSON line. Nothing but JSON crosses the pipes. A cell's numbers depend only on the cell,
 so which worker runs it, and when, changes nothing (tested: identical scores.parquet).
 
-Torch threads per worker: the machine's cores over the workers (at least 1). Memory: each worker
+Torch threads per worker: the machine's cores over the workers (at least 1), or
+`--threads-per-cell`. Scores are identical for equal threads per cell; across thread counts they
+differ in float32 rounding (a sum split over more threads adds in another order). Memory: each worker
 holds its own models and slices (the four built-in models are ~30 MB; explanation by example's
 CNN activations cache, 750 MB, is loaded by a worker that runs such a cell).
 """
@@ -42,7 +44,7 @@ def threads_per_worker(workers: int) -> int:
 
 
 def run_parallel(todo, work: dict[str, float], suite, ctx, store, show_progress: bool,
-                 workers: int) -> list[dict]:
+                 workers: int, threads: int | None = None) -> list[dict]:
     """Run `todo` on `workers` processes; the bar counts planned forward passes as the serial
     runner's does. Returns the failure records."""
     from explainbench.bench.run import progress
@@ -50,7 +52,7 @@ def run_parallel(todo, work: dict[str, float], suite, ctx, store, show_progress:
 
     settings = {"suite_text": suite.text, "source": suite.source, "run_dir": str(store.root),
                 "device": str(ctx.device), "batch_size": ctx.batch_size,
-                "threads": threads_per_worker(workers),
+                "threads": threads or threads_per_worker(workers),
                 "data_dir": str(data._data_dir_override) if data._data_dir_override else None,
                 "plugins": [[spec, base] for spec, base in plugins.loaded()]}
     # the costliest first: the last cells to finish are the short ones (less idle at the end)

@@ -154,24 +154,24 @@ def test_a_dot_or_slash_in_an_experiment_name_loses_nothing(tmp_path, real_data)
 
 def test_parallel_workers_give_the_serial_scores_and_resume_alike(tmp_path, real_data,
                                                                   monkeypatch):
-    """--workers 3 against one after another: the same scores.parquet and curves, byte for byte
-    in value (cells in other processes, in another order); a failing cell is recorded the same
-    way; a resume with workers finds nothing to do."""
+    """--workers 3 against one after another at one thread per cell: exactly the same
+    scores.parquet and curves (cells in other processes, in another order); a resume with
+    workers finds nothing to do."""
     monkeypatch.setenv("BENCH_ATTRIBUTION_CACHE", "0")  # each run computes its own maps
     raw = copy.deepcopy(TINY)
     raw["experiments"][0]["explainers"].append({"name": "lime_batched", "params": {"n_samples": 20}})
     raw["experiments"][0]["studies"] = {"stability": {"explainers": ["lime_batched"], "seeds": 2}}
     raw["seeds"] = [0, 1]
     serial = runner.run(suites.parse(copy.deepcopy(raw)), tmp_path / "serial", device="cpu",
-                        show_progress=False)
+                        show_progress=False, threads=1)
     parallel = runner.run(suites.parse(copy.deepcopy(raw)), tmp_path / "parallel", device="cpu",
-                          show_progress=False, workers=3)
+                          show_progress=False, workers=3, threads=1)
     assert serial.ok and parallel.ok and serial.done == parallel.done > 6
-    for name in ("scores.parquet", "curves.parquet"):
+    for name in ("scores.parquet", "curves.parquet"):  # exactly: the same threads per cell
         a = pd.read_parquet(tmp_path / "serial" / name)
         b = pd.read_parquet(tmp_path / "parallel" / name)
-        pd.testing.assert_frame_equal(a, b)
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
     again = runner.run(suites.parse(copy.deepcopy(raw)), tmp_path / "parallel", device="cpu",
-                       show_progress=False, workers=3)
+                       show_progress=False, workers=3, threads=1)
     assert again.done == 0 and again.skipped == parallel.total
     assert ResultStore(tmp_path / "parallel").verify().ok
