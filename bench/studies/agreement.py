@@ -33,7 +33,7 @@ from explainbench.bench.present.finding import (Finding, base_name, interval, is
 from explainbench.bench.studies.common import EXPLAINER_NAMES
 from explainbench.bench.studies.contribution import Contribution, Section
 from explainbench.core.errors import BenchError
-from explainbench.core.params import Choice, Float, Int, Seq
+from explainbench.core.params import Bool, Choice, Float, Int, Seq
 
 MEASURES = ("spearman", "topk", "kendall")
 PARAMETERS = {
@@ -42,8 +42,12 @@ PARAMETERS = {
                     doc="spearman, topk (top-k intersection), kendall (Kendall's tau-b)"),
     "permutations": Int(0, 0, 10_000, doc="Jain & Wallace's permutation test on models with "
                         "additive attention: permutations per review (0: off)"),
+    "absolute": Bool(False, doc="compare |maps|: how much each feature matters, whatever its "
+                     "sign (unsigned measures such as attention or leave-one-out against signed "
+                     "maps)"),
 }
-METRICS = {"agreement_spearman": True, "agreement_topk": True, "agreement_kendall": True}
+METRICS = {f"agreement_{m}{suffix}": True for m in ("spearman", "topk", "kendall")
+           for suffix in ("", "_abs")}  # _abs: the maps' magnitudes compared (`absolute`)
 PERMUTATION = "attention_permutation"  # its rows: the median output change, explainer attention
 
 
@@ -77,6 +81,8 @@ def plan(suite, exp, options: dict) -> list[Cell]:
         settings += (("measures", freeze(list(options["measures"]))),)
     if options["permutations"]:
         settings += (("permutations", int(options["permutations"])),)
+    if options["absolute"]:
+        settings += (("absolute", True),)
     cells = []
     for model in exp.models:
         for chunk, start, stop in chunks(exp):
@@ -120,8 +126,12 @@ def execute(cell: Cell, suite, ctx) -> CellOutput:
                 "topk": lambda a, b: similarity.top_k_intersection(a, b, valid, k_fraction=k),
                 "kendall": lambda a, b: similarity.kendall_tau(a, b, valid)}
     chosen = _option(cell, "measures")
+    magnitude = bool(_option(cell, "absolute"))
     for (label_a, exp_a, a), (label_b, _, b) in itertools.combinations(explained, 2):
-        values = {f"agreement_{m}": measures[m](a, b) for m in MEASURES if m in chosen}
+        if magnitude:
+            a, b = a.abs(), b.abs()
+        values = {f"agreement_{m}{'_abs' if magnitude else ''}": measures[m](a, b)
+                  for m in MEASURES if m in chosen}
         for metric, v in values.items():
             frames.append(score_rows(suite, cell, chunk, model_sha256=model.card["checkpoint_sha256"],
                                      explainer_name=exp_a.name, params=exp_a.params,

@@ -56,10 +56,15 @@ def findings(folder) -> list[Finding]:
     pairs = folder.table("agreement_pairs.csv")
     if pairs.empty:
         return []
-    pairs = pairs[pairs["metric"] == "agreement_kendall"]
     permuted = folder.table("attention_permutation.csv")
     out = []
-    for (task, model), g in pairs.groupby(["task", "model"], sort=True):
+    kendall = pairs[pairs["metric"].isin(["agreement_kendall", "agreement_kendall_abs"])]
+    for (task, model), both in kendall.groupby(["task", "model"], sort=True):
+        # attention, jw_gradient and leave_one_out are unsigned: both variants give them the
+        # same tau; against signed maps only the magnitudes' (_abs) compare like with like
+        signed = both[both["metric"] == "agreement_kendall"]
+        g = signed if len(signed) else both
+        magnitudes = both[both["metric"] == "agreement_kendall_abs"]
         main = _pair(g, "attention", "jw_gradient")
         if main is None:
             continue
@@ -87,7 +92,7 @@ def findings(folder) -> list[Finding]:
                 f"for {num(100 * p[f'share_below_{SMALL_CHANGE}'])} % of the reviews by less "
                 f"than {SMALL_CHANGE} (Jain & Wallace: for most IMDB reviews the output barely "
                 "moves).")
-        details += _relations(g)
+        details += _relations(magnitudes if len(magnitudes) else g, magnitude=len(magnitudes) > 0)
         details.append(
             "Why ours may differ: the embedding is trained from scratch here (theirs starts from "
             "pretrained vectors), on our tokenizer and our slice of the test split (theirs: "
@@ -112,10 +117,12 @@ def _verdict(g: pd.DataFrame) -> str:
     return f"Our interval holds their {theirs:.2f}: the reproduction agrees."
 
 
-def _relations(g: pd.DataFrame) -> list[str]:
+def _relations(g: pd.DataFrame, magnitude: bool = False) -> list[str]:
     """How every other explainer ranks tokens against attention and against leave-one-out (the
-    closest to what the model uses: the output without the token), and attention rollout."""
+    closest to what the model uses: the output without the token), and attention rollout;
+    `magnitude`: the maps' absolute values were compared (signed maps against unsigned ones)."""
     out = []
+    what = "Kendall τ of |map|" if magnitude else "Kendall τ"
     everyone = sorted(set(g["explainer"]) | set(g["other"]))
     for anchor in ("leave_one_out", "attention"):
         if anchor not in everyone:
@@ -123,7 +130,7 @@ def _relations(g: pd.DataFrame) -> list[str]:
         found = [(e, _pair(g, anchor, e)) for e in everyone if e != anchor]
         found = sorted([(e, h) for e, h in found if h is not None], key=lambda x: -x[1]["mean"])
         if found:
-            out.append(f"Kendall τ with {anchor}, highest first: " + names(
+            out.append(f"{what} with {anchor}, highest first: " + names(
                 [f"{e} {interval(h['mean'], h['ci_low'], h['ci_high'])}" for e, h in found],
                 limit=12) + ".")
     return out
