@@ -242,6 +242,11 @@ def test_jain_and_wallace_side_by_side_with_their_numbers(tmp_path):
     _csv(tmp_path, "agreement_pairs.csv", rows)
     again = _one(findings.generate(tmp_path), "jain_wallace", "imdb_bilstm_attention").answer
     assert "Our interval holds their 0.44: the reproduction agrees" in again
+    # signed maps against the unsigned measures: the magnitudes' tau, and the text says so
+    rows.append(pair("saliency", "leave_one_out", 0.6, "agreement_kendall_abs"))
+    _csv(tmp_path, "agreement_pairs.csv", rows)
+    text = " ".join(_one(findings.generate(tmp_path), "jain_wallace", "imdb_bilstm_attention").details)
+    assert "Kendall τ of |map| with leave_one_out, highest first: saliency 0.6 [0.57, 0.63]" in text
 
 
 def test_kendall_to_spearman_conversion():
