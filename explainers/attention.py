@@ -18,6 +18,7 @@ from explainbench.explainers.gradients import chunks
 class _AttentionExplainer(Explainer):
     modalities = frozenset({"text"})
     readable = "transformer models"  # the models whose attention it reads, for `supports`
+    reads = "a transformer's attention layers"
 
     def cost(self, modality, features):
         return 1.0, 0.0
@@ -25,8 +26,8 @@ class _AttentionExplainer(Explainer):
     def supports(self, model, task):
         reason = super().supports(model, task)
         if reason is None and not hasattr(model, "attentions"):
-            reason = (f"{self.name} reads attention weights; {type(model).__name__} has no "
-                      f"attention ({self.readable} only)")
+            reason = (f"{self.name} reads {self.reads}; {type(model).__name__} has none "
+                      f"({self.readable} only)")
         return reason
 
     def attribute(self, model, task, inputs, targets, *, seed):
@@ -48,6 +49,7 @@ class LastLayerAttention(_AttentionExplainer):
     name = "attention"
     reference = "Bahdanau et al. 2015; Jain & Wallace 2019"
     readable = "transformer models and models with additive attention"
+    reads = "attention weights"
 
     def supports(self, model, task):
         if model is not None and hasattr(model, "additive_attention"):

@@ -130,7 +130,8 @@ def _relations(g: pd.DataFrame, magnitude: bool = False) -> list[str]:
         found = [(e, _pair(g, anchor, e)) for e in everyone if e != anchor]
         found = sorted([(e, h) for e, h in found if h is not None], key=lambda x: -x[1]["mean"])
         if found:
-            out.append(f"{what} with {anchor}, highest first: " + names(
+            n = int(min(h["n"] for _, h in found))
+            out.append(f"{what} with {anchor} (n = {n} reviews), highest first: " + names(
                 [f"{e} {interval(h['mean'], h['ci_low'], h['ci_high'])}" for e, h in found],
                 limit=12) + ".")
     return out

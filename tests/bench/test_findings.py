@@ -235,7 +235,7 @@ def test_jain_and_wallace_side_by_side_with_their_numbers(tmp_path):
     assert "Our interval lies below their 0.44" in f.answer  # 0.23 < 0.437
     text = " ".join(f.details)
     assert "moves the predicted probability by a median 0.004" in text and "for 90 % of the reviews" in text
-    assert ("Kendall τ with leave_one_out, highest first: jw_gradient 0.5 [0.47, 0.53], saliency 0.3 "
+    assert ("Kendall τ with leave_one_out (n = 500 reviews), highest first: jw_gradient 0.5 [0.47, 0.53], saliency 0.3 "
             "[0.27, 0.33] and attention 0.25 [0.22, 0.28]") in text
     assert "pretrained vectors" in text
     rows[0].update(mean=0.44, ci_low=0.40, ci_high=0.48)
@@ -246,7 +246,7 @@ def test_jain_and_wallace_side_by_side_with_their_numbers(tmp_path):
     rows.append(pair("saliency", "leave_one_out", 0.6, "agreement_kendall_abs"))
     _csv(tmp_path, "agreement_pairs.csv", rows)
     text = " ".join(_one(findings.generate(tmp_path), "jain_wallace", "imdb_bilstm_attention").details)
-    assert "Kendall τ of |map| with leave_one_out, highest first: saliency 0.6 [0.57, 0.63]" in text
+    assert "Kendall τ of |map| with leave_one_out (n = 500 reviews), highest first: saliency 0.6" in text
 
 
 def test_kendall_to_spearman_conversion():
