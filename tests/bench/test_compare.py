@@ -72,6 +72,15 @@ def test_publish_writes_per_sample_scores_with_provenance(published):
     assert {"explainer_version", "metric_version", "sample_id", "seed", "metric_params"} <= set(scores.columns)
     base = pd.read_parquet(published / "base" / "scores.parquet")
     assert len(scores) == len(base)
+    # every table FINDINGS.md cites is published beside it
+    import re
+
+    answered = [line for line in (results / "FINDINGS.md").read_text().splitlines()
+                if "no data for this question" not in line]  # those name the table they lack
+    cited = set(re.findall(r"\*\(([^()*]+\.csv)\)\*", "\n".join(answered)))
+    assert cited and all((results / name).is_file() or name.startswith("leaderboard/")
+                         for name in cited), cited
+    assert (results / "agreement_pairs.csv").is_file() and (results / "versus_controls.csv").is_file()
 
 
 def test_the_readme_saliency_clone_comes_out_as_the_published_saliency(published):
