@@ -188,8 +188,11 @@ def announcement(cells: list[Cell], todo: list[Cell], ctx: RunContext,
     plan = forecast.forecast(todo, throughput, ctx.device.type)
     workers = min(workers, max(1, len(todo)))
     on = f"{workers} workers on this {ctx.device.type}" if workers > 1 else f"this {ctx.device.type}"
-    line = (f"plan: {len(todo)} of {len(cells)} cells to run, {plan.forward_passes:,} forward and "
-            f"{plan.backward_passes:,} backward passes; about "
+    # the bar counts the cells' passes; the one-off index of explanation by example is apart
+    setup = int(round(sum(r["forward"] for r in plan.rows if r["kind"] == "setup")))
+    once = f" (+{setup:,} once: the training split indexed for explanation by example)" if setup else ""
+    line = (f"plan: {len(todo)} of {len(cells)} cells to run, {plan.forward_passes - setup:,} "
+            f"forward{once} and {plan.backward_passes:,} backward passes; about "
             f"{forecast.format_seconds(plan.wall_seconds(workers))} on {on} (a forecast; "
             "`bench plan` has the breakdown)")
     training = forecast.training_line(models)

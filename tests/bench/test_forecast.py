@@ -168,3 +168,26 @@ def test_the_wall_time_with_workers_spreads_only_the_host_side_work():
     assert plan.wall_seconds(16, cores=16) == 20.0 + max(60.0 + 90.0 / 16, 30.0)
     slow_cell = Forecast([r("scores", 100.0, 100.0)], {}, "cpu", longest_cell_s=90.0)
     assert slow_cell.wall_seconds(4, cores=4) == 90.0
+
+
+def test_the_announcement_counts_the_passes_the_bar_counts(real_data):
+    """`quick` announced 679,100 forward passes while its bar counted to 559,100: the difference
+    was the one-off index of the training split for explanation by example. The cells' passes
+    are announced as the bar counts them, the index apart."""
+    import re
+
+    import torch
+
+    from explainbench.bench.cells.context import RunContext
+    from explainbench.bench.run import forecast, runner, suite as suites
+    from explainbench.bench.run.suite_cells import plan
+
+    cells = plan(suites.load("quick"))
+    bar_total = sum(sum(w.forward for w in parts.values())
+                    for _, parts in forecast.plan_cells(cells))
+    line = runner.announcement(cells, cells, RunContext(torch.device("cpu")), None)
+    announced = int(re.search(r"cells to run, ([\d,]+) forward", line).group(1).replace(",", ""))
+    assert announced == int(round(bar_total)), line
+    setup = sum(w.forward for w in forecast.setup_work(cells).values())
+    if setup:
+        assert f"(+{int(setup):,} once: the training split indexed" in line
