@@ -213,7 +213,10 @@ def test_publish_copies_leaderboards_with_provenance_and_the_findings(run_dir, t
     (run_dir / "report.html").unlink(missing_ok=True)  # a run without a page (plots=False) ...
     report.write_all(run_dir, plots=False)  # ... must not leave the earlier page published
     published = publish_leaderboards(run_dir, tmp_path / "leaderboard")
-    assert {p.name for p in published} == {"mnist-mnist_cnn.csv", "imdb-imdb_lstm.csv", "FINDINGS.md"}
+    names = {p.relative_to(tmp_path).as_posix() for p in published}
+    assert {"leaderboard/mnist-mnist_cnn.csv", "leaderboard/imdb-imdb_lstm.csv", "FINDINGS.md",
+            "scores.parquet", "scores.json", "costs.csv", "versus_controls.csv",
+            "agreement_pairs.csv"} <= names and "report.html" not in names
     assert not (tmp_path / "report.html").exists()
     text = published[0].read_text()
     assert text.startswith("# explainbench leaderboard") and "checkpoint sha256" in text
