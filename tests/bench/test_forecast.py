@@ -122,7 +122,7 @@ def test_the_plan_says_which_models_it_trains_first_and_how_long(tmp_path, monke
     monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("BENCH_TRAIN_PROFILE", "full")
     line = training_line(["mnist_logreg", "mnist_cnn", "mnist_cnn"])
-    assert line == "first it trains mnist_cnn, mnist_logreg (about 53 s on 2 CPU cores; once, then cached)"
+    assert line == "first it trains mnist_cnn, mnist_logreg (about 46 s on 2 CPU cores; once, then cached)"
     assert zoo.REFERENCE_TRAINING_S.keys() == zoo.BUILTIN_SPECS.keys()
     monkeypatch.setenv("BENCH_TRAIN_PROFILE", "ci")
     assert training_line(["mnist_logreg"]) == "first it trains mnist_logreg (once, then cached)"
