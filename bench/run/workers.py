@@ -31,10 +31,6 @@ import threading
 import time
 from pathlib import Path
 
-FORWARDED_ENV = ("BENCH_DATA_DIR", "BENCH_CACHE_DIR", "BENCH_TRAIN_PROFILE", "HF_HUB_OFFLINE",
-                 "BENCH_ATTRIBUTION_CACHE")
-
-
 def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
@@ -48,6 +44,7 @@ def run_parallel(todo, work: dict[str, float], suite, ctx, store, show_progress:
     """Run `todo` on `workers` processes; the bar counts planned forward passes as the serial
     runner's does. Returns the failure records."""
     from explainbench.bench.run import progress
+    from explainbench.bench.run.execute import failure_record
     from explainbench.core import data, plugins
 
     settings = {"suite_text": suite.text, "source": suite.source, "run_dir": str(store.root),
@@ -80,12 +77,8 @@ def run_parallel(todo, work: dict[str, float], suite, ctx, store, show_progress:
                     started = time.perf_counter()
                     answer = worker.run(cell.id)
                     if answer is None:  # the worker died: the cell fails, a new worker goes on
-                        record = {"cell_id": cell.id, "kind": cell.kind,
-                                  "experiment": cell.experiment.name, "model": cell.model,
-                                  "explainer": cell.explainer.label if cell.explainer else "",
-                                  "seed": cell.seed, "chunk": cell.chunk,
-                                  "error_type": "WorkerDied",
-                                  "error": f"worker process ended ({worker.stderr_tail()})"}
+                        record = failure_record(cell, RuntimeError(
+                            f"worker process ended ({worker.stderr_tail()})"))
                         store.write_failure(cell.id, record)
                         answer = {"failure": record}
                         worker.close()
