@@ -85,14 +85,11 @@ class LeaveOneOut(Explainer):
         pairs = task.feature_mask(inputs).nonzero()  # (P, 2): every (review, word position)
         out = torch.zeros(inputs.shape, dtype=torch.float32, device=inputs.device)
         with torch.no_grad():
-            base = target_probability(task_logits(model, inputs, self.batch_size), targets)
+            base = task.probabilities(model, inputs, self.batch_size).gather(
+                1, targets.view(-1, 1)).squeeze(1).float()
             for part in chunks(len(pairs), self.batch_size):  # deletions of several reviews
                 rows, positions = pairs[part, 0], pairs[part, 1]
                 variants = without_tokens(inputs, rows, positions, task.tokenizer.pad_id)
                 p = target_probability(model(variants), targets[rows])
                 out[rows, positions] = (p - base[rows]).abs()
         return out
-
-
-def task_logits(model, inputs: Tensor, batch_size: int) -> Tensor:
-    return torch.cat([model(inputs[part]) for part in chunks(len(inputs), batch_size)])
