@@ -191,6 +191,24 @@ def test_logistic_model_against_its_exact_attributions_and_the_cnn(tmp_path):
     assert "exact 1 → 3" in a and "rough 3 → 1" in a
 
 
+def test_explainers_equal_to_the_exact_attributions_are_all_named_closest(tmp_path):
+    """Four explainers with the same per-sample scores (as deeplift, input_x_gradient,
+    integrated_gradients and feature_ablation on a logistic model): all of them are the closest,
+    in the sentence and in the summary's short answer, not the first in name order."""
+    rng = np.random.default_rng(3)
+    n = 12
+    exact = 0.74 + rng.normal(0, 0.1, n)
+    gt = {"zeta": exact, "alpha": exact.copy(), "mid": exact * (1 + 1e-9), "omega": exact.copy(),
+          "rough": 0.4 + rng.normal(0, 0.05, n), "random": rng.normal(0, 0.05, n)}
+    _write_tables(tmp_path, _scores({"linear_ground_truth": gt}, model="m_logreg",
+                                    category="ground_truth"))
+    f = _one(findings.generate(tmp_path), "linear", "m_logreg")
+    assert "closest (tied: equal to the precision computed) " in f.answer
+    for name in ("zeta", "alpha", "mid", "omega"):
+        assert name in f.short and f.answer.index(name) < f.answer.index("rough")
+    assert "rough" not in f.short
+
+
 def test_attention_against_gradients_compared_with_jain_and_wallace(tmp_path):
     rows = [dict(task="imdb", model="imdb_transformer", metric="agree_spearman", explainer=a, other=b,
                  mean=m, ci_low=m - 0.05, ci_high=m + 0.05, n=50)
