@@ -169,9 +169,10 @@ def _example_sets(cell: Cell, ctx, model, chunk, seeds):
 
 REPORT = Contribution(
     tables=stability_results.tables,
-    findings=((40, stability_results.budget_findings), (41, stability_results.least_stable),
+    findings=((40, stability_results.budget_findings), (41, stability_results.settling_findings),
+              (42, stability_results.least_stable),
               (90, stability_results.styles_findings)),
-    glance={"stable": (3, "least stable across seeds")},
+    glance={"stable": (3, "least stable across seeds"), "settling": (3.5, "top features settle at")},
     figures=stability_results.figures,
     section=Section(40, "stability", "Stability", stability_results.section),
 )

@@ -17,10 +17,16 @@ from explainbench.bench.studies import styles
 Q_LIME = "How much does LIME's explanation move when only the seed changes, per sampling budget?"
 Q_BUDGET = "How much does {name}'s explanation move when only the seed changes, per sampling budget?"
 Q_STABLE = "Which stochastic explainers are the least stable across seeds?"
+Q_SETTLE = "At what sampling budget do an explainer's top features stop moving between seeds?"
+
+SETTLED = 0.9  # mean pairwise top-k intersection between seeds at which the top features have settled
+SETTLE_MEASURE = "stability_topk"
 
 
 def tables(scores: pd.DataFrame, costs) -> dict[str, pd.DataFrame]:
-    return {"stability.csv": stability_table(scores), "stability_budget.csv": by_budget(scores),
+    budget = by_budget(scores)
+    return {"stability.csv": stability_table(scores), "stability_budget.csv": budget,
+            "stability_settling.csv": settling(budget, scores),
             "explanation_styles.csv": styles.table(scores)}
 
 
@@ -53,6 +59,80 @@ def by_budget(scores: pd.DataFrame) -> pd.DataFrame:
     per = (rows.groupby(keys + ["sample_id"], sort=True)
            .agg(value=("value", "mean"), seeds=("seeds", "max")).reset_index())
     return aggregate(per, keys, extra={"seeds": lambda g: int(g["seeds"].max())})
+
+
+def settling(budget: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+    """Per swept (task, model, explainer, budget parameter): the smallest budget tried from which
+    the mean pairwise top-k intersection between seeds is at least SETTLED at that budget and at
+    every larger one tried (`settles_at`), and the same for its 95% interval's low end
+    (`settles_at_surely`, the firmer claim); blank when the largest budget tried does not reach it.
+    With the top-k agreement at the settling budget and at the largest, and k (a share of the
+    features below 1, a count from 1) as the study ran it."""
+    if budget.empty or SETTLE_MEASURE not in set(budget["metric"]):
+        return pd.DataFrame()
+    rows = scores[(scores["study"] == "stability") & (scores["metric"] == SETTLE_MEASURE)]
+    k_of = {(t, m, e): k for t, m, e, k in zip(rows["task"], rows["model"], rows["explainer"],
+                                               setting(rows["metric_params"], "k"))}
+    out = []
+    keys = ["task", "model", "explainer", "budget_param"]
+    for key, g in budget[budget["metric"] == SETTLE_MEASURE].groupby(keys, sort=True):
+        g = g.sort_values("budget")
+        row = dict(zip(keys, key), k=k_of.get(key[:3]), threshold=SETTLED,
+                   settles_at=_first_settled(g, g["mean"]),
+                   settles_at_surely=_first_settled(g, g["ci_low"]))
+        at = g[g["budget"] == row["settles_at"]]
+        last = g.iloc[-1]
+        row.update(mean_at_settling=at["mean"].iloc[0] if len(at) else np.nan,
+                   largest_budget=last["budget"], mean_at_largest=last["mean"],
+                   ci_low_at_largest=last["ci_low"], ci_high_at_largest=last["ci_high"],
+                   budgets=len(g), seeds=int(g["seeds"].max()), n=int(g["n"].min()))
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def _first_settled(g: pd.DataFrame, values: pd.Series) -> float:
+    """The smallest budget from which `values` (in budget order) stay >= SETTLED; NaN if the
+    largest budget's does not."""
+    above = (values >= SETTLED).to_numpy()
+    if not above[-1]:
+        return np.nan
+    first = len(above) - int(np.argmin(above[::-1])) if not above.all() else 0
+    return float(g["budget"].iloc[first])
+
+
+def top_k_words(k) -> str:
+    if k is None or (isinstance(k, float) and np.isnan(k)):
+        return "top-k features"
+    return f"top-{num(100 * k)} % features" if k < 1 else f"top-{int(k)} features"
+
+
+def settling_findings(folder) -> list[Finding]:
+    table = folder.table("stability_settling.csv")
+    if table.empty:
+        return [Finding("settling", Q_SETTLE, "This run has no data for this question: it has no "
+                        "stability study over sampling budgets measuring top-k agreement.",
+                        "stability_settling.csv")]
+    out = []
+    for (task, model), g in table.groupby(["task", "model"], sort=True):
+        settled, moving = g[g["settles_at"].notna()], g[g["settles_at"].isna()]
+        parts = [f"{r.explainer} from {r.budget_param} = {num(r.settles_at)}"
+                 + ("" if r.settles_at_surely == r.settles_at else
+                    f" (its interval only from {num(r.settles_at_surely)})" if not np.isnan(r.settles_at_surely)
+                    else " (its interval never above it)")
+                 for r in settled.sort_values(["settles_at", "explainer"]).itertuples()]
+        unsettled = [f"{r.explainer} ({interval(r.mean_at_largest, r.ci_low_at_largest, r.ci_high_at_largest)} "
+                     f"at {r.budget_param} = {num(r.largest_budget)})" for r in moving.itertuples()]
+        words = top_k_words(g["k"].iloc[0])
+        text = (f"Explained under {int(g['seeds'].max())} seeds, the {words} agree between seeds "
+                f"(mean pairwise top-k intersection ≥ {num(SETTLED)}, at that budget and every "
+                f"larger one tried; n ≥ {int(g['n'].min())}): ")
+        text += f"{names(parts)}" if parts else "no explainer reaches it"
+        text += (f"; not within the budgets tried: {names(unsettled)}." if unsettled else ".")
+        short = (f"{settled.sort_values('settles_at').iloc[0]['explainer']} from "
+                 f"{num(settled['settles_at'].min())}" if len(settled) else "none within the budgets")
+        out.append(Finding("settling", Q_SETTLE, text, "stability_settling.csv", task, model,
+                           short=short))
+    return out
 
 
 def budget_findings(folder) -> list[Finding]:
@@ -124,12 +204,14 @@ def styles_findings(folder) -> list[Finding]:
 
 def figures(folder) -> list:
     """Stability against the sampling budget: one panel per stability measure, one line per swept
-    explainer, mean over samples with its 95% interval."""
+    explainer, mean over samples with its 95% interval; on the top-k panel the settling threshold
+    and, per explainer, a ring where its top features settle (stability_settling.csv)."""
     from explainbench.bench.present.figure import errorbars, pyplot, save
 
     table = folder.table("stability_budget.csv")
     if table.empty:
         return []
+    settle = folder.table("stability_settling.csv")
     plt, sns = pyplot()
     out = []
     for (task, model), g in table.groupby(["task", "model"], sort=True):
@@ -142,6 +224,12 @@ def figures(folder) -> list:
             for colour, (explainer, param) in zip(colours, lines):
                 e = m[(m["explainer"] == explainer) & (m["budget_param"] == param)]
                 errorbars(ax, e, "budget", f"{explainer} ({param})", colour)
+                if measure == SETTLE_MEASURE and len(settle):
+                    _mark_settling(ax, settle, (task, model, explainer, param), e, colour)
+            if measure == SETTLE_MEASURE:
+                ax.axhline(SETTLED, color="0.45", lw=0.8, ls=":", zorder=0)
+                ax.annotate(f"settled ≥ {num(SETTLED)}", (0.02, SETTLED), xycoords=("axes fraction", "data"),
+                            textcoords="offset points", xytext=(0, 2), fontsize=6.5, color="0.35")
             higher = bool(m["higher_is_better"].iloc[0])
             budgets = sorted(m["budget"].unique())
             ax.set(xscale="log", xlabel="sampling budget", title=f"{measure} ({'↑' if higher else '↓'})")
@@ -154,6 +242,18 @@ def figures(folder) -> list:
         fig.tight_layout()
         out += save(fig, folder.root / "plots", f"budget-{task}-{model}")
     return out
+
+
+def _mark_settling(ax, settle: pd.DataFrame, key: tuple, line: pd.DataFrame, colour) -> None:
+    """A ring on the explainer's line at the budget where its top features settle."""
+    hit = settle[(settle["task"] == key[0]) & (settle["model"] == key[1])
+                 & (settle["explainer"] == key[2]) & (settle["budget_param"] == key[3])]
+    if hit.empty or pd.isna(hit["settles_at"].iloc[0]):
+        return
+    at = line[line["budget"] == hit["settles_at"].iloc[0]]
+    if len(at):
+        ax.scatter(at["budget"], at["mean"], s=90, facecolors="none", edgecolors=colour, lw=1.4,
+                   zorder=5)
 
 
 def section(folder) -> str:
@@ -182,6 +282,9 @@ def section(folder) -> str:
         if len(exact):
             parts.append(html.note(f"Deterministic, identical under every seed (as they must be): "
                               f"{', '.join(sorted(exact))}."))
+    settle = folder.table("stability_settling.csv")
+    if len(settle):
+        parts.append("<h3>Where the top features settle</h3>" + _settling_table(settle))
     if budget:
         parts.append("<h3>Against the sampling budget</h3>" + budget)
     for path in sorted(run_dir.rglob("*styles*.csv")):  # the explanation-styles study's tables
@@ -189,8 +292,27 @@ def section(folder) -> str:
         parts.append(f"<h3>Explanation styles ({html.link(run_dir, rel)})</h3>"
                      + _styles_tables(folder.table(rel)))
     parts.append(f"<p class=\"note\">Tables: {html.link(run_dir, 'stability.csv')}, "
-                 f"{html.link(run_dir, 'stability_budget.csv')}.</p>")
+                 f"{html.link(run_dir, 'stability_budget.csv')}, "
+                 f"{html.link(run_dir, 'stability_settling.csv')}.</p>")
     return "".join(parts)
+
+
+def _settling_table(settle: pd.DataFrame) -> str:
+    """Per model and swept explainer: the budget from which the top-k agreement between seeds
+    stays at or above the threshold (by its mean, and by its interval's low end), and where it
+    stands at the largest budget tried."""
+    words = top_k_words(settle["k"].iloc[0])
+    rows = [[html.cell(r.model), html.cell(r.explainer), html.cell(r.budget_param),
+             html.cell("–" if pd.isna(r.settles_at) else f"{int(r.settles_at):,}"),
+             html.cell("–" if pd.isna(r.settles_at_surely) else f"{int(r.settles_at_surely):,}"),
+             html.cell(f"{interval(r.mean_at_largest, r.ci_low_at_largest, r.ci_high_at_largest)} "
+                       f"at {int(r.largest_budget):,}")]
+            for r in settle.sort_values(["task", "model", "explainer", "budget_param"]).itertuples()]
+    return (html.note(f"The smallest budget from which the {words} agree between seeds at mean "
+                      f"pairwise top-k intersection ≥ {num(SETTLED)} at every larger budget tried "
+                      f"(– : not within the budgets tried); the ring on the figure's top-k panel.")
+            + html.table(["model", "explainer", "parameter", "settles at (mean)",
+                          "settles at (interval)", "top-k agreement at the largest"], rows))
 
 
 def _styles_tables(styles: pd.DataFrame) -> str:

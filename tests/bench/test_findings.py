@@ -129,6 +129,43 @@ def test_stability_per_budget_in_budget_order(tmp_path):
                          "1.8 [1.75, 1.85] at 1,000",)
 
 
+def _topk_rows(explainer: str, means: dict[int, float], spread: float, n: int = 10, k=0.1):
+    """Stability-study rows of stability_topk for a budget sweep: per budget, n samples whose
+    values are the mean plus symmetric offsets of +-spread."""
+    offsets = np.linspace(-spread, spread, n)
+    return [dict(study="stability", task="mnist", model="m_cnn", explainer=explainer,
+                 params_hash=f"{explainer}{budget}", params=json.dumps({"n_samples": budget}),
+                 metric="stability_topk", higher_is_better=True, sample_id=i, seed=-1,
+                 metric_params=json.dumps({"budget_param": "n_samples", "k": k, "seeds": list(range(10))}),
+                 category="stability", correct=True, value=mean + offsets[i])
+            for budget, mean in means.items() for i in range(n)]
+
+
+def test_the_budget_where_top_features_settle(tmp_path):
+    """settles_at: the smallest budget from which the mean top-k agreement stays >= 0.9 at every
+    larger budget (a dip below it at 1,000 moves lime's to 3,000); settles_at_surely: the same for
+    the interval's low end; blank when the largest budget is below."""
+    rows = (_topk_rows("lime", {100: 0.70, 300: 0.93, 1000: 0.88, 3000: 0.95}, spread=0.01)
+            + _topk_rows("kshap", {100: 0.5, 300: 0.8, 1000: 0.91, 3000: 0.92}, spread=0.2)
+            + _topk_rows("rise", {100: 0.3, 300: 0.4, 1000: 0.5, 3000: 0.6}, spread=0.05))
+    scores = pd.DataFrame(rows)
+    settle = stability_results.settling(stability_results.by_budget(scores), scores).set_index("explainer")
+    assert settle.loc["lime", "settles_at"] == 3000 and settle.loc["lime", "settles_at_surely"] == 3000
+    assert settle.loc["kshap", "settles_at"] == 1000 and np.isnan(settle.loc["kshap", "settles_at_surely"])
+    assert np.isnan(settle.loc["rise", "settles_at"]) and settle.loc["rise", "largest_budget"] == 3000
+    assert settle.loc["lime", "mean_at_settling"] == pytest.approx(0.95)
+    assert settle.loc["rise", "mean_at_largest"] == pytest.approx(0.6)
+    assert (settle["k"] == 0.1).all() and (settle["seeds"] == 10).all() and (settle["n"] == 10).all()
+    settle.reset_index().to_csv(tmp_path / "stability_settling.csv", index=False)
+    f = _one(findings.generate(tmp_path), "settling", "m_cnn")
+    a = f.answer
+    assert "the top-10 % features agree between seeds" in a and "10 seeds" in a
+    assert a.index("kshap from n_samples = 1,000 (its interval never above it)") \
+        < a.index("lime from n_samples = 3,000") and "lime from n_samples = 3,000;" in a
+    assert "not within the budgets tried: rise (0.6 [" in a and "at n_samples = 3,000)" in a
+    assert f.short == "kshap from 1,000"
+
+
 def test_least_stable_skips_controls_and_deterministic_explainers(tmp_path):
     rows = [dict(explainer=e, mean=m, ci_low=lo, ci_high=hi) for e, m, lo, hi in [
         ("lime", 0.3, 0.2, 0.4), ("rise", 0.6, 0.5, 0.7), ("smoothgrad", 0.9, 0.85, 0.95),
