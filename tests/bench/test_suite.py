@@ -74,6 +74,24 @@ def test_the_builtin_suites_include_the_reference_and_study_suites():
         assert all(e.chunk_size == leaderboard[e.slice.dataset].chunk_size for e in stability)
 
 
+def test_lime_seeds_sweeps_every_sampling_explainer_on_every_model_from_100_to_5000():
+    """The question users bring first (LIME's variance across seeds) on every built-in model,
+    beside the other sampling explainers, 10 seeds, budgets up to lime's text default."""
+    from explainbench.bench.studies import stability
+
+    suite = suites.load("lime-seeds")
+    models = {m for e in suite.experiments for m in e.models}
+    assert models == {"mnist_cnn", "mnist_logreg", "imdb_transformer", "imdb_lstm"}
+    for exp in suite.experiments:
+        options = exp.study_options()["stability"]
+        settings = stability._settings(options, exp)
+        assert {c.name for c, _, _ in settings} == {"lime", "lime_batched", "kernel_shap", "rise", "anchor"}
+        assert all(seeds == tuple(range(10)) for _, seeds, _ in settings)
+        for name in ("lime", "lime_batched", "kernel_shap", "rise"):
+            (param, values), = options["budgets"][name].items()
+            assert min(values) == 100 and max(values) == 5000 and len(values) >= 5
+
+
 def test_parse_builds_frozen_components_and_a_stable_hash():
     a, b = suites.parse(BASE), suites.parse(copy.deepcopy(BASE))
     assert a.content_hash == b.content_hash
