@@ -77,7 +77,7 @@ def test_publish_writes_per_sample_scores_with_provenance(published):
 
     answered = [line for line in (results / "FINDINGS.md").read_text().splitlines()
                 if "no data for this question" not in line]  # those name the table they lack
-    cited = set(re.findall(r"\*\(([^()*]+\.csv)\)\*", "\n".join(answered)))
+    cited = set(re.findall(r"\*\(([^()*]+\.(?:csv|json))\)\*", "\n".join(answered)))
     assert cited and all((results / name).is_file() or name.startswith("leaderboard/")
                          for name in cited), cited
     assert (results / "agreement_pairs.csv").is_file() and (results / "versus_controls.csv").is_file()
