@@ -49,9 +49,17 @@ def by_budget(scores: pd.DataFrame) -> pd.DataFrame:
     if rows.empty:
         return pd.DataFrame()
     param = pd.Series(setting(rows["metric_params"], "budget_param"), index=rows.index)
-    rows = rows.assign(budget_param=param)[param.notna()]
-    if rows.empty:
+    rows = rows.assign(budget_param=param)
+    swept = rows[param.notna()]
+    if swept.empty:
         return pd.DataFrame()
+    # the explainer's own setting is one more point of each of its sweeps, at its value of the
+    # swept parameter (lime at its default 1,000 beside a sweep of 100 and 300); where a sweep
+    # has that value too, both are the same explanations and count once per sample below
+    group = ["task", "model", "explainer"]
+    sweeps = swept[group + ["budget_param"]].drop_duplicates()
+    own = rows[param.isna()].drop(columns="budget_param").merge(sweeps, on=group)
+    rows = pd.concat([swept, own], ignore_index=True)
     params = [decode_params(p) for p in rows["params"]]
     rows = rows.assign(budget=[p.get(k) for p, k in zip(params, rows["budget_param"])],
                        seeds=[len(s or []) for s in setting(rows["metric_params"], "seeds")])

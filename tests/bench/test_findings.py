@@ -129,16 +129,35 @@ def test_stability_per_budget_in_budget_order(tmp_path):
                          "1.8 [1.75, 1.85] at 1,000",)
 
 
-def _topk_rows(explainer: str, means: dict[int, float], spread: float, n: int = 10, k=0.1):
+def _topk_rows(explainer: str, means: dict[int, float], spread: float, n: int = 10, k=0.1,
+               swept: str | None = "n_samples"):
     """Stability-study rows of stability_topk for a budget sweep: per budget, n samples whose
-    values are the mean plus symmetric offsets of +-spread."""
+    values are the mean plus symmetric offsets of +-spread (swept=None: the explainer's own
+    setting, outside the sweep)."""
     offsets = np.linspace(-spread, spread, n)
     return [dict(study="stability", task="mnist", model="m_cnn", explainer=explainer,
-                 params_hash=f"{explainer}{budget}", params=json.dumps({"n_samples": budget}),
+                 params_hash=f"{explainer}{budget}", params=json.dumps({"n_samples": budget, "seg": "slic"}),
                  metric="stability_topk", higher_is_better=True, sample_id=i, seed=-1,
-                 metric_params=json.dumps({"budget_param": "n_samples", "k": k, "seeds": list(range(10))}),
+                 metric_params=json.dumps({"budget_param": swept, "k": k, "seeds": list(range(10))}),
                  category="stability", correct=True, value=mean + offsets[i])
             for budget, mean in means.items() for i in range(n)]
+
+
+def test_the_explainers_own_setting_is_a_point_of_its_sweep():
+    """lime swept over 100 and 300 beside its own setting (1,000): three budgets; an own setting
+    equal to a swept value is the same explanations, counted once per sample; an explainer
+    without a sweep stays out."""
+    scores = pd.DataFrame(_topk_rows("lime", {100: 0.5, 300: 0.7}, spread=0.01)
+                          + _topk_rows("lime", {1000: 0.9}, spread=0.01, swept=None)
+                          + _topk_rows("smooth", {4: 0.8}, spread=0.01)
+                          + _topk_rows("smooth", {4: 0.8}, spread=0.01, swept=None)
+                          + _topk_rows("rise", {500: 0.6}, spread=0.01, swept=None))
+    budget = stability_results.by_budget(scores)
+    lime = budget[budget["explainer"] == "lime"].sort_values("budget")
+    assert list(lime["budget"]) == [100, 300, 1000] and list(lime["mean"].round(6)) == [0.5, 0.7, 0.9]
+    smooth = budget[budget["explainer"] == "smooth"]
+    assert list(smooth["budget"]) == [4] and list(smooth["n"]) == [10]
+    assert "rise" not in set(budget["explainer"])
 
 
 def test_the_budget_where_top_features_settle(tmp_path):
