@@ -241,12 +241,15 @@ def figures(folder) -> list:
             higher = bool(m["higher_is_better"].iloc[0])
             budgets = sorted(m["budget"].unique())
             ax.set(xscale="log", xlabel="sampling budget", title=f"{measure} ({'↑' if higher else '↓'})")
-            ax.set_xticks(budgets, [f"{int(b):,}" for b in budgets])
+            # 1k, 2k: full numbers of neighbouring budgets on a log axis run into each other
+            ax.set_xticks(budgets, [f"{b / 1000:g}k" if b >= 1000 else f"{b:g}" for b in budgets])
             ax.minorticks_off()
             ax.title.set_fontsize(8.5)
         axes[0, -1].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1))
-        fig.suptitle(f"{model}: stability across seeds against the sampling budget (95% intervals)",
-                     fontsize=9, y=1.03)
+        settled = len(settle) and settle[(settle["task"] == task) & (settle["model"] == model)]["settles_at"].notna().any()
+        fig.suptitle(f"{model}: stability across seeds against the sampling budget (95% intervals)"
+                     + ("\nring: the budget from which the top features stay settled" if settled else ""),
+                     fontsize=9, y=1.03 + 0.04 * bool(settled))
         fig.tight_layout()
         out += save(fig, folder.root / "plots", f"budget-{task}-{model}")
     return out
