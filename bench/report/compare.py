@@ -30,6 +30,7 @@ import pandas as pd
 from explainbench.bench.present.finding import is_control as is_control_name
 from explainbench.bench.present.stats import ALPHA, holm, wilcoxon_p
 from explainbench.bench.report import tables
+from explainbench.core.data import file_digest
 from explainbench.core.errors import BenchError
 
 PUBLISHED_SCORES, PUBLISHED_PROVENANCE, PUBLISHED_COSTS = "scores.parquet", "scores.json", "costs.csv"
@@ -54,12 +55,6 @@ def ordinal(n: int) -> str:
 # ------------------------------------------------------------------------------ reading
 
 
-def file_sha256(path: Path) -> str:
-    from explainbench.core.data import file_digest
-
-    return file_digest(path)
-
-
 def read_published(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per-sample scores, costs) of a published run, refused unless its digest matches."""
     folder = Path(folder)
@@ -73,7 +68,7 @@ def read_published(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         raise BenchError(f"baseline {provenance_path} is not readable JSON") from None
     expected = provenance.get("sha256") if isinstance(provenance, dict) else None
-    if expected != file_sha256(scores_path):
+    if expected != file_digest(scores_path):
         raise BenchError(f"baseline {scores_path} fails its digest (sha256 in {provenance_path}): "
                          "edited or truncated; publish it again")
     scores = pd.read_parquet(scores_path)

@@ -114,7 +114,8 @@ def publish_scores(run_dir: Path, folder: Path, manifest: dict) -> list[Path]:
     from explainbench import metrics
     from explainbench.bench.store import ResultStore, atomic_write_bytes
     from explainbench.bench.report.compare import (PUBLISHED_COSTS, PUBLISHED_PROVENANCE,
-                                                   PUBLISHED_SCORES, file_sha256)
+                                                   PUBLISHED_SCORES)
+    from explainbench.core.data import file_digest
 
     store = ResultStore(run_dir)
     scores = store.consolidate()
@@ -126,7 +127,7 @@ def publish_scores(run_dir: Path, folder: Path, manifest: dict) -> list[Path]:
     scores.drop(columns=["cell_id"]).to_parquet(buffer, index=False, compression="zstd")
     atomic_write_bytes(target, buffer.getvalue())
     provenance = {
-        "sha256": file_sha256(target),
+        "sha256": file_digest(target),
         "rows": int(len(scores)),
         "suite": manifest.get("suite", {}),
         "git_commits": describe_commits(manifest),

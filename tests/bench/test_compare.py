@@ -64,9 +64,9 @@ def test_publish_writes_per_sample_scores_with_provenance(published):
     results = published / "results"
     scores = pd.read_parquet(results / "scores.parquet")
     provenance = json.loads((results / "scores.json").read_text())
-    from explainbench.bench.report.compare import file_sha256
+    from explainbench.core.data import file_digest
 
-    assert provenance["sha256"] == file_sha256(results / "scores.parquet")
+    assert provenance["sha256"] == file_digest(results / "scores.parquet")
     assert provenance["definitions"]["metrics"]["deletion"] == 2  # the random tie order
     assert provenance["models"]["mnist_cnn"] == scores["model_sha256"].iloc[0]
     assert {"explainer_version", "metric_version", "sample_id", "seed", "metric_params"} <= set(scores.columns)
@@ -119,14 +119,14 @@ def test_a_definition_version_bump_makes_compare_refuse_old_scores(published, mo
 def _republished(published, tmp_path, change) -> Path:
     """A copy of the published folder with its scores changed by `change` and its digest
     recomputed (a consistent publication of something else)."""
-    from explainbench.bench.report.compare import file_sha256
+    from explainbench.core.data import file_digest
 
     folder = tmp_path / "results"
     folder.mkdir()
     scores = change(pd.read_parquet(published / "results" / "scores.parquet"))
     scores.to_parquet(folder / "scores.parquet", index=False)
     provenance = json.loads((published / "results" / "scores.json").read_text())
-    provenance["sha256"] = file_sha256(folder / "scores.parquet")
+    provenance["sha256"] = file_digest(folder / "scores.parquet")
     (folder / "scores.json").write_text(json.dumps(provenance))
     return folder
 
