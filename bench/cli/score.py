@@ -21,6 +21,7 @@ def score(
     param: Optional[list[str]] = typer.Option(None, "--param", help="Other metric parameter, key=value (repeatable)."),
     explainer: Optional[str] = typer.Option(None, "--explainer", help="Explainer for metrics that re-explain (max_sensitivity); default: the file's."),
     seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Seed of the metric's random draws."),
+    name: Optional[str] = typer.Option(None, "--name", help="The method's name in the rows (default: the file's explainer, else its stem); `bench compare` ranks it under this name."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="CSV to write (default <attributions>.<metric>.csv)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     batch_size: int = typer.Option(256, "--batch-size", min=1, max=2**20, help="Model evaluations per forward batch."),
@@ -36,7 +37,7 @@ def score(
     _setup(data_dir, plugin)
     scored = score_file(model, attributions, metric, params=parse_assignments(param, "--param"),
                         steps=steps, substrate=substrate, explainer=explainer, seed=seed, out=out,
-                        device=device, batch_size=batch_size)
+                        device=device, batch_size=batch_size, name=name)
     rows, bound = scored.rows, scored.metric
     columns = [f"{name} ({'higher' if higher else 'lower'} is better)" for name, higher in scored.outputs]
     table = Table("sample_id", "target", *columns,

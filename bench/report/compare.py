@@ -90,6 +90,60 @@ def read_run(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return check_versions(store.consolidate(), str(run_dir)), store.costs()
 
 
+# what a `bench score` file (bench/run/score_file.py) must hold to be paired
+SCORE_FILE_COLUMNS = ("sample_id", "target", "metric", "value", "higher_is_better", "task", "model",
+                      "model_sha256", "metric_params", "metric_version", "seed", "explainer",
+                      "params", "explainer_version")
+
+
+def read_score_files(paths: list[Path], base: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The rows `bench score` wrote for attributions made anywhere (one metric per file) as
+    leaderboard rows of a run: what they lack (study, category, family, correctness) is the
+    baseline's for the same model, metric and sample, so they rank exactly as a run's would. A
+    file explaining another class of a sample than the baseline did is refused."""
+    from explainbench.explainers.base import params_hash
+
+    frames = []
+    for path in paths:
+        if not path.is_file():
+            raise BenchError(f"{path}: no such score file or run folder")
+        try:
+            frame = pd.read_parquet(path) if path.suffix == ".parquet" else \
+                pd.read_csv(path, dtype={"metric_params": str, "params": str})
+        except Exception as exc:  # noqa: BLE001 - not a table: one line, whatever the reader says
+            raise BenchError(f"{path} is not a score file ({type(exc).__name__}); write one with "
+                             "`bench score -a FILE.npz ...`") from None
+        missing = [c for c in SCORE_FILE_COLUMNS if c not in frame.columns]
+        if missing:
+            raise BenchError(f"{path} lacks {', '.join(missing)}: not a file `bench score` wrote "
+                             "with this code; score the .npz again")
+        frames.append(frame[list(SCORE_FILE_COLUMNS)])
+    rows = pd.concat(frames, ignore_index=True)
+    rows = rows.drop_duplicates(["model", "explainer", "params", "metric", "metric_params",
+                                 "seed", "sample_id"], keep="last")
+    per_metric = base.drop_duplicates(["model", "metric"]).set_index(["model", "metric"])
+    per_sample = base.drop_duplicates(["model", "sample_id"]).set_index(["model", "sample_id"])
+    keys = list(zip(rows["model"], rows["sample_id"]))
+    known = [k in per_sample.index for k in keys]
+    theirs = per_sample.reindex(keys)
+    differ = np.array(known) & (theirs["target"].to_numpy() != rows["target"].to_numpy())
+    if differ.any():
+        i = int(np.flatnonzero(differ)[0])
+        raise BenchError(f"{rows['model'].iloc[i]} sample {int(rows['sample_id'].iloc[i])}: the file "
+                         f"explains class {int(rows['target'].iloc[i])}, the baseline class "
+                         f"{int(theirs['target'].iloc[i])} ({len({k for k, d in zip(keys, differ) if d})} "
+                         "samples differ); "
+                         "explain the classes the baseline did (its target: the prediction)")
+    described = per_metric.reindex(list(zip(rows["model"], rows["metric"])))
+    rows = rows.assign(
+        study="scores", category=described["category"].to_numpy(),
+        family=described["family"].to_numpy(), correct=theirs["correct"].to_numpy(),
+        params_hash=[params_hash(e, json.loads(p)) for e, p in zip(rows["explainer"], rows["params"])])
+    absent = rows[rows["category"].isna()].drop_duplicates(["model", "metric"])
+    notes = [f"{r.model}: metric {r.metric} is not in the baseline; left out" for r in absent.itertuples()]
+    return rows.dropna(subset=["category"]), notes
+
+
 def check_versions(scores: pd.DataFrame, where: str) -> pd.DataFrame:
     """Refuse rows whose stored definition versions are not this code's."""
     from explainbench import explainers, metrics
@@ -167,16 +221,25 @@ def _check_pairing(new: pd.DataFrame, base: pd.DataFrame) -> tuple[pd.DataFrame,
     return pd.concat(kept_new), pd.concat(kept_base), notes
 
 
-def compare(run_dir: Path, baseline: Path) -> Comparison:
-    new_all, new_costs = read_run(Path(run_dir))
+def compare(sources: Path | list[Path], baseline: Path) -> Comparison:
+    """`sources`: a run folder, or the score files `bench score` wrote (one metric each)."""
+    sources = [Path(p) for p in sources] if isinstance(sources, (list, tuple)) else [Path(sources)]
     base_all, base_costs = read_published(Path(baseline))
-    new = new_all[(new_all["study"] == "scores")
-                  & new_all["category"].isin(tables.LEADERBOARD_CATEGORIES)]
     base = base_all[(base_all["study"] == "scores")
                     & base_all["category"].isin(tables.LEADERBOARD_CATEGORIES)]
+    left_out = []
+    if len(sources) == 1 and sources[0].is_dir():
+        new_all, new_costs = read_run(sources[0])
+    else:
+        new_all, left_out = read_score_files(sources, base_all[base_all["study"] == "scores"])
+        new_all = check_versions(new_all, ", ".join(map(str, sources)))
+        new_costs = pd.DataFrame()
+    new = new_all[(new_all["study"] == "scores")
+                  & new_all["category"].isin(tables.LEADERBOARD_CATEGORIES)]
     if new.empty:
-        raise BenchError(f"{run_dir} has no leaderboard scores to compare")
+        raise BenchError(f"{', '.join(map(str, sources))} has no leaderboard scores to compare")
     new, base, notes = _check_pairing(new, base)
+    notes = left_out + notes
     # an explainer setting the baseline has too is this run's copy of it: compared, not merged
     base_labels = set(_label(base))
     labels = _label(new)
@@ -261,7 +324,7 @@ def paragraph(board: pd.DataFrame, pairwise: pd.DataFrame, label: str, task: str
 # ------------------------------------------------------------------------------ writing
 
 
-def write(result: Comparison, out: Path, run_dir: Path, baseline: Path) -> list[Path]:
+def write(result: Comparison, out: Path, run_dir: Path | str, baseline: Path) -> list[Path]:
     from explainbench.bench.present import html
     from explainbench.bench.store import atomic_write_bytes
 
@@ -279,7 +342,7 @@ def write(result: Comparison, out: Path, run_dir: Path, baseline: Path) -> list[
     csv("pairwise.csv", result.pairwise)
     csv("versus_controls.csv", result.controls)
     lines = [f"# {', '.join(result.new)} against the published run", "",
-             f"Run {run_dir} compared with the baseline {baseline} on the samples, checkpoints, "
+             f"{run_dir} compared with the baseline {baseline} on the samples, checkpoints, "
              "metric settings and definition versions both have.", ""]
     lines += [f"- {p}" for p in result.paragraphs]
     if result.notes:

@@ -14,8 +14,10 @@ from typing import Optional
 from explainbench.core.errors import BenchError
 
 REQUIRED = ("inputs", "sample_ids", "targets", "attributions")
-CSV_COLUMNS = ["sample_id", "target", "metric", "value", "higher_is_better", "model",
-               "model_sha256", "metric_params", "seed"]
+# the rows `bench compare` pairs with a published run's (bench/report/compare.py)
+CSV_COLUMNS = ["sample_id", "target", "metric", "value", "higher_is_better", "task", "model",
+               "model_sha256", "metric_params", "metric_version", "seed", "explainer", "params",
+               "explainer_version"]
 
 
 @dataclass
@@ -29,10 +31,11 @@ class ScoredFile:
 def score_file(model: str, attributions: Path, metric: str, *, params: dict | None = None,
                steps: int | None = None, substrate: str | None = None,
                explainer: str | None = None, seed: int = 0, out: Path | None = None,
-               device: str = "auto", batch_size: int = 256) -> ScoredFile:
+               device: str = "auto", batch_size: int = 256, name: str | None = None) -> ScoredFile:
     """Score the attributions in `attributions` on `model` with `metric`; write one row per
-    sample (and output) to `out` (default <attributions>.<metric>.csv). Every argument is checked
-    before the model is loaded."""
+    sample (and output) to `out` (default <attributions>.<metric>.csv), with the method's name
+    (`name`, else the file's `explainer`, else the file's stem) and the definition versions that
+    `bench compare` pairs on. Every argument is checked before the model is loaded."""
     import numpy as np
     import pandas as pd
     import torch
@@ -62,6 +65,7 @@ def score_file(model: str, attributions: Path, metric: str, *, params: dict | No
         raise BenchError(f"{attributions} explains model {str(arrays['model'])!r}, not {model!r}")
     check_shapes(arrays, task, attributions)
     chosen = metric_explainer(bound, arrays, explainer)
+    method, method_params, method_version = method_of(arrays, attributions, name)
 
     net = models.load(model, device=device)
     dev = next(net.parameters()).device
@@ -73,14 +77,32 @@ def score_file(model: str, attributions: Path, metric: str, *, params: dict | No
     outputs = result.outputs(bound.spec)  # one (name, higher is better, scores, curve) per row set
     rows = pd.concat([pd.DataFrame({
         "sample_id": arrays["sample_ids"].astype(np.int64), "target": arrays["targets"].astype(np.int64),
-        "metric": name, "value": values.detach().double().cpu().numpy(), "higher_is_better": higher,
-        "model": model, "model_sha256": net.card["checkpoint_sha256"],
-        "metric_params": encode_params(bound.params), "seed": seed,
-    }) for name, higher, values, _ in outputs], ignore_index=True)[CSV_COLUMNS]
+        "metric": output, "value": values.detach().double().cpu().numpy(), "higher_is_better": higher,
+        "task": task.name, "model": model, "model_sha256": net.card["checkpoint_sha256"],
+        "metric_params": encode_params(bound.params), "metric_version": metrics.version_of(output),
+        "seed": seed, "explainer": method, "params": method_params, "explainer_version": method_version,
+    }) for output, higher, values, _ in outputs], ignore_index=True)[CSV_COLUMNS]
     from explainbench.bench.store import atomic_write_bytes
 
     atomic_write_bytes(out, rows.to_csv(index=False).encode())  # a refused write: exit 5
-    return ScoredFile(rows, [(name, higher) for name, higher, _, _ in outputs], bound, out)
+    return ScoredFile(rows, [(output, higher) for output, higher, _, _ in outputs], bound, out)
+
+
+def method_of(arrays: dict, path: Path, name: str | None) -> tuple[str, str, int]:
+    """(name, parameters as JSON, definition version) of the method that made the file: a
+    built-in explainer's own (the file `bench explain` wrote), else `name` or the file's stem
+    at version 1, as a plugin's."""
+    from explainbench import explainers
+    from explainbench.bench.store import decode_params, encode_params
+
+    recorded = str(arrays["explainer"]) if "explainer" in arrays else None
+    chosen = name or recorded or path.stem
+    if not chosen.strip() or any(c in chosen for c in "[]\n"):
+        raise BenchError(f"--name {chosen!r}: give the method a name without brackets or line breaks")
+    params = decode_params(str(arrays["params"])) if chosen == recorded and "params" in arrays else {}
+    builtin = chosen == recorded and chosen in explainers.names()
+    version = int(explainers.get_class(chosen).version) if builtin else 1
+    return chosen, encode_params(params), version
 
 
 def read_attributions(path: Path) -> dict:

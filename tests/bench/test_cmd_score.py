@@ -56,8 +56,10 @@ def test_score_writes_one_row_per_sample(attribution_file, monkeypatch, capsys, 
                               "--out", out)
     assert code == 0, err
     rows = pd.read_csv(out)
-    assert list(rows.columns[:7]) == ["sample_id", "target", "metric", "value", "higher_is_better",
-                                      "model", "model_sha256"]
+    assert list(rows.columns[:8]) == ["sample_id", "target", "metric", "value", "higher_is_better",
+                                      "task", "model", "model_sha256"]
+    # what `bench compare` pairs on: the definition versions of this code
+    assert (rows.metric_version == metrics.version_of("deletion")).all() and (rows.seed == 0).all()
     assert rows.sample_id.tolist() == arrays["sample_ids"].tolist()
     assert (rows.metric == "deletion").all() and not rows.higher_is_better.any()
     assert (rows.model_sha256 == model.card["checkpoint_sha256"]).all()

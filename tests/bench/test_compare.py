@@ -164,3 +164,55 @@ def test_a_partial_overlap_is_compared_on_the_common_samples(published, tmp_path
     board = result.boards[("mnist", "mnist_cnn")]
     assert (board["n"] == 4).all()
     assert np.isfinite(board["mean"]).all()
+
+
+def _score_external(root: Path, npz: str, name: str) -> list[str]:
+    """`bench score` of an .npz with the baseline's three metric settings: the files written."""
+    files = []
+    for metric, extra in (("deletion", ["--steps", "4", "--substrate", "zero"]),
+                          ("insertion", ["--steps", "4", "--substrate", "blur"]), ("sparseness", [])):
+        target = f"{Path(npz).parent}/{name}.{metric}.csv"
+        done = bench("score", "-m", "mnist_cnn", "-a", npz, "--metric", metric, *extra,
+                     "--name", name, "-o", target, cwd=root)
+        assert done.returncode == 0, done.stderr
+        files.append(target)
+    return files
+
+
+def test_attributions_made_elsewhere_compare_through_bench_score(published):
+    """An .npz from anywhere (here `bench explain` writes saliency's maps, as a user's own code
+    would), scored with `bench score` metric by metric and compared from those files: it comes
+    out with the published saliency's means and p = 1 against it, under its own name."""
+    root = published
+    (root / "ext").mkdir()
+    done = bench("explain", "-m", "mnist_cnn", "-e", "saliency", "--n", "6", "-o", "ext/maps.npz", cwd=root)
+    assert done.returncode == 0, done.stderr
+    files = _score_external(root, "ext/maps.npz", "external")
+    done = bench("compare", *files, "--baseline", "results", cwd=root)
+    assert done.returncode == 0, done.stderr
+    out = root / "ext" / "compare"
+    board = pd.read_csv(out / "leaderboard" / "mnist-mnist_cnn.csv")
+    for metric in ("deletion", "insertion", "sparseness"):
+        rows = board[board["metric"].str.startswith(metric)].set_index("explainer")
+        assert rows.loc["external", "mean"] == rows.loc["saliency", "mean"], metric
+        assert rows.loc["external", "n"] == rows.loc["saliency", "n"] == 6
+    pairwise = pd.read_csv(out / "pairwise.csv")
+    same = pairwise[(pairwise["explainer"] == "external") & (pairwise["other"] == "saliency")]
+    assert len(same) == 3 and (same["p"] == 1).all()
+    assert "external on mnist_cnn: ranks" in (out / "COMPARE.md").read_text()
+
+
+def test_a_file_explaining_other_classes_than_the_baseline_is_refused(published):
+    root = published
+    (root / "other").mkdir()
+    done = bench("explain", "-m", "mnist_cnn", "-e", "saliency", "--n", "6", "-o", "other/maps.npz", cwd=root)
+    assert done.returncode == 0, done.stderr
+    with np.load(root / "other" / "maps.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["targets"] = (arrays["targets"] + 1) % 10
+    np.savez(root / "other" / "shifted.npz", **arrays)
+    files = _score_external(root, "other/shifted.npz", "shifted")
+    done = bench("compare", *files, "--baseline", "results", cwd=root)
+    assert done.returncode == 2
+    line = done.stderr.strip().splitlines()[-1]
+    assert "the file explains class" in line and "6 samples differ" in line, line
