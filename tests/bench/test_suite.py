@@ -50,7 +50,7 @@ def test_every_builtin_suite_validates_and_plans(name):
 
 
 def test_the_builtin_suites_include_the_reference_and_study_suites():
-    assert {"smoke", "quick", "standard", "full", "lime-seeds", "explanation-styles",
+    assert {"smoke", "quick", "standard", "full", "lime-seeds", "lime-seeds-text", "explanation-styles",
             "background-ablation", "model-complexity", "correct-vs-wrong",
             "attention-vs-gradients"} <= set(suites.builtin_names())
     from explainbench import explainers, metrics
@@ -79,10 +79,10 @@ def test_lime_seeds_sweeps_every_sampling_explainer_on_every_model_from_100_to_5
     beside the other sampling explainers, 10 seeds, budgets up to lime's text default."""
     from explainbench.bench.studies import stability
 
-    suite = suites.load("lime-seeds")
-    models = {m for e in suite.experiments for m in e.models}
+    experiments = [e for name in ("lime-seeds", "lime-seeds-text") for e in suites.load(name).experiments]
+    models = {m for e in experiments for m in e.models}
     assert models == {"mnist_cnn", "mnist_logreg", "imdb_transformer", "imdb_lstm"}
-    for exp in suite.experiments:
+    for exp in experiments:
         options = exp.study_options()["stability"]
         settings = stability._settings(options, exp)
         assert {c.name for c, _, _ in settings} == {"lime", "lime_batched", "kernel_shap", "rise", "anchor"}
