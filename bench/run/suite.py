@@ -133,9 +133,13 @@ def load_like(name_or_path: str, explainers: list[str], params: dict | None = No
     for exp in raw["experiments"]:
         if isinstance(exp, dict) and exp.get("metrics"):
             exp = {k: v for k, v in exp.items() if k != "studies"}
-            experiments.append({**exp, "explainers": chosen, "floor": False})
+            # an image-only explainer is scored on the image experiments only (and so on)
+            explains = [e for e in explainers if _explains(e, exp)]
+            if explains == list(explainers):
+                experiments.append({**exp, "explainers": chosen, "floor": False})
     if not experiments:
-        _fail(source, "no experiment with metrics to score the explainers on")
+        _fail(source, f"no experiment with metrics on a kind of model {', '.join(explainers)} "
+                      "explains (images or text) to score it on")
     names = "-".join(explainers)
     raw.update(name=f"{raw.get('name')}-with-{names}", experiments=experiments)
     raw["description"] = (f"{raw.get('name')}: {', '.join(explainers)} on the scoring experiments "
@@ -143,6 +147,19 @@ def load_like(name_or_path: str, explainers: list[str], params: dict | None = No
     # its text is the derived suite itself: what suite.yaml keeps, a resume and workers re-read
     return parse(raw, source=f"{source} with {', '.join(explainers)}",
                  text=yaml.safe_dump(raw, sort_keys=False))
+
+
+def _explains(explainer: str, exp: dict) -> bool:
+    """Whether `explainer` explains the experiment's models (their modality); True where that
+    cannot be told yet (an unknown name or model gets its one-line error from `parse`)."""
+    from explainbench import explainers, models
+
+    try:
+        modalities = explainers.get_class(explainer).modalities
+        kinds = {models.task_of(m).modality for m in exp.get("models") or []}
+    except Exception:  # noqa: BLE001 - parse names what is wrong
+        return True
+    return kinds <= set(modalities)
 
 
 # ----------------------------------------------------------------------------- parsing

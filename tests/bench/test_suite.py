@@ -139,3 +139,20 @@ def test_malformed_yaml_file_is_one_line(tmp_path):
         suites.load(str(bad))
     with pytest.raises(suites.SuiteError, match="does not exist"):
         suites.load(str(tmp_path / "missing.yaml"))
+
+
+@pytest.mark.parametrize("explainer, dataset", [("grad_cam", "mnist"), ("attention", "imdb")])
+def test_a_suite_like_standard_scores_an_explainer_on_the_models_it_explains(explainer, dataset):
+    """`bench run --suite standard --explainer E`: an image-only explainer (the README's
+    my_saliency) on the image experiments only, a text-only one on the text experiments, each
+    with the published metrics and no studies."""
+    from explainbench import explainers
+
+    suite = suites.load_like("standard", [explainer])
+    standard = suites.load("standard")
+    assert {e.slice.dataset for e in suite.experiments} == {dataset}
+    expected = [e.name for e in standard.experiments
+                if e.metrics and e.slice.dataset == dataset]
+    assert [e.name for e in suite.experiments] == expected
+    assert all(not e.studies and [c.name for c in e.explainers] == [explainer] for e in suite.experiments)
+    assert explainers.get_class(explainer).modalities == {"image" if dataset == "mnist" else "text"}
