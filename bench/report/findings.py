@@ -204,7 +204,11 @@ def best(boards: dict, agreement: pd.DataFrame | None = None) -> list[Finding]:
         ranks = ranks[[e for e in ranks.index if not is_control(e)]]
         metrics = sorted(faith["metric"].unique())
         family = " (each metric family once)" if group_column(board) == "family" else ""
-        top = [f"{e} ({num(r)})" for e, r in ranks.head(3).items()]
+        # the first three, and every explainer tied with the third (naming three of four equals
+        # would pick among them)
+        shown = max(3, int(np.isclose(ranks.to_numpy(), ranks.iloc[min(2, len(ranks) - 1)]).nonzero()[0].max() + 1)) \
+            if len(ranks) else 0
+        top = [f"{e} ({num(r)})" for e, r in ranks.head(shown).items()]
         wins = faith[faith["best"]].groupby("explainer")["metric"].apply(sorted)
         ties, details = [], []
         for metric in metrics:

@@ -265,6 +265,21 @@ def test_explainers_equal_to_the_exact_attributions_are_all_named_closest(tmp_pa
     assert "rough" not in f.short
 
 
+def test_every_explainer_tied_for_the_lead_is_named(tmp_path):
+    """Four explainers with the same scores share the best mean rank: the sentence names all
+    four, not the first three in name order."""
+    rng = np.random.default_rng(6)
+    n = 12
+    same = 0.9 + rng.normal(0, 0.02, n)
+    values = {e: same.copy() for e in ("dd", "cc", "bb", "aa")}
+    values.update(weak=same - 0.3, random=rng.uniform(0.2, 0.4, n))
+    _write_tables(tmp_path, _scores({"zeta_up": values}))
+    f = _one(findings.generate(tmp_path), "best", "m_cnn")
+    lead = f.answer.split(".")[0]
+    assert all(f"{e} (" in lead for e in ("aa", "bb", "cc", "dd")) and "weak" not in lead, lead
+    assert f.short == "aa = bb = cc = dd"
+
+
 def test_attention_against_gradients_compared_with_jain_and_wallace(tmp_path):
     rows = [dict(task="imdb", model="imdb_transformer", metric="agree_spearman", explainer=a, other=b,
                  mean=m, ci_low=m - 0.05, ci_high=m + 0.05, n=50)
