@@ -10,13 +10,13 @@ from typing import Optional
 import typer
 
 
-def compare(sources: list[Path] = typer.Argument(..., metavar="RUN_DIR | SCORE_FILE...", help="A run folder (e.g. `bench run --suite standard --explainer mine`), or the files `bench score` wrote for attributions made elsewhere (one per metric)."),
+def compare(sources: list[Path] = typer.Argument(..., metavar="RUN_DIR|SCORE_FILE", help="A run folder (e.g. `bench run --suite standard --explainer mine`), or the files `bench score` wrote for attributions made elsewhere (one per metric)."),
             baseline: Path = typer.Option(Path("results"), "--baseline", help="A folder `bench leaderboard publish` wrote into (scores.parquet, scores.json)."),
             out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where to write the comparison (default RUN_DIR/compare, or compare/ beside the first score file)."),
             plugin: Optional[list[str]] = typer.Option(None, "--plugin", help="The plugins the run used (for their definition versions).")) -> None:
-    """Rank a run's explainers against a published run on the same samples, checkpoints and
-    metric definitions: merged leaderboards, paired tests against every published explainer and
-    the controls, a paragraph per model."""
+    """Rank a run's explainers (or maps scored with `bench score`) against a published run on
+    the same samples, checkpoints and metric definitions: merged leaderboards, paired tests
+    against every published explainer and the controls, a paragraph per model."""
     from rich.console import Console
 
     from explainbench.bench.cli.options import setup
