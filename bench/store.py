@@ -39,6 +39,11 @@ import pandas as pd
 from explainbench.core.errors import BenchError
 
 # The key of a score row, in the order scores.parquet is sorted by.
+# The columns of a file `bench score` writes (bench/run/score_file.py): what `bench compare`
+# (bench/report/compare.py) pairs with a published run's rows.
+SCORE_FILE_COLUMNS = ["sample_id", "target", "metric", "value", "higher_is_better", "task", "model",
+                      "model_sha256", "metric_params", "metric_version", "seed", "explainer",
+                      "params", "explainer_version"]
 KEY_COLUMNS = ["suite", "experiment", "study", "task", "model", "explainer", "params_hash",
                "metric", "metric_params", "seed", "sample_id"]
 SCORE_COLUMNS = [

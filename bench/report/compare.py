@@ -90,17 +90,12 @@ def read_run(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return check_versions(store.consolidate(), str(run_dir)), store.costs()
 
 
-# what a `bench score` file (bench/run/score_file.py) must hold to be paired
-SCORE_FILE_COLUMNS = ("sample_id", "target", "metric", "value", "higher_is_better", "task", "model",
-                      "model_sha256", "metric_params", "metric_version", "seed", "explainer",
-                      "params", "explainer_version")
-
-
 def read_score_files(paths: list[Path], base: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """The rows `bench score` wrote for attributions made anywhere (one metric per file) as
     leaderboard rows of a run: what they lack (study, category, family, correctness) is the
     baseline's for the same model, metric and sample, so they rank exactly as a run's would. A
     file explaining another class of a sample than the baseline did is refused."""
+    from explainbench.bench.store import SCORE_FILE_COLUMNS
     from explainbench.explainers.base import params_hash
 
     frames = []
@@ -117,7 +112,7 @@ def read_score_files(paths: list[Path], base: pd.DataFrame) -> tuple[pd.DataFram
         if missing:
             raise BenchError(f"{path} lacks {', '.join(missing)}: not a file `bench score` wrote "
                              "with this code; score the .npz again")
-        frames.append(frame[list(SCORE_FILE_COLUMNS)])
+        frames.append(frame[SCORE_FILE_COLUMNS])
     rows = pd.concat(frames, ignore_index=True)
     rows = rows.drop_duplicates(["model", "explainer", "params", "metric", "metric_params",
                                  "seed", "sample_id"], keep="last")

@@ -14,15 +14,11 @@ from typing import Optional
 from explainbench.core.errors import BenchError
 
 REQUIRED = ("inputs", "sample_ids", "targets", "attributions")
-# the rows `bench compare` pairs with a published run's (bench/report/compare.py)
-CSV_COLUMNS = ["sample_id", "target", "metric", "value", "higher_is_better", "task", "model",
-               "model_sha256", "metric_params", "metric_version", "seed", "explainer", "params",
-               "explainer_version"]
 
 
 @dataclass
 class ScoredFile:
-    rows: object  # pandas.DataFrame in CSV_COLUMNS, one row per (output, sample)
+    rows: object  # pandas.DataFrame in store.SCORE_FILE_COLUMNS, one row per (output, sample)
     outputs: list[tuple[str, bool]]  # (output name, higher is better) in the metric's order
     metric: object  # the bound metric
     out: Path  # where the rows were written
@@ -41,7 +37,7 @@ def score_file(model: str, attributions: Path, metric: str, *, params: dict | No
     import torch
 
     from explainbench import metrics, models
-    from explainbench.bench.store import check_output_file, encode_params
+    from explainbench.bench.store import SCORE_FILE_COLUMNS, check_output_file, encode_params
 
     params = dict(params or {})
     spec = metrics.spec(metric)
@@ -81,7 +77,7 @@ def score_file(model: str, attributions: Path, metric: str, *, params: dict | No
         "task": task.name, "model": model, "model_sha256": net.card["checkpoint_sha256"],
         "metric_params": encode_params(bound.params), "metric_version": metrics.version_of(output),
         "seed": seed, "explainer": method, "params": method_params, "explainer_version": method_version,
-    }) for output, higher, values, _ in outputs], ignore_index=True)[CSV_COLUMNS]
+    }) for output, higher, values, _ in outputs], ignore_index=True)[SCORE_FILE_COLUMNS]
     from explainbench.bench.store import atomic_write_bytes
 
     atomic_write_bytes(out, rows.to_csv(index=False).encode())  # a refused write: exit 5
