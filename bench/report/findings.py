@@ -206,9 +206,9 @@ def best(boards: dict, agreement: pd.DataFrame | None = None) -> list[Finding]:
         family = " (each metric family once)" if group_column(board) == "family" else ""
         # the first three, and every explainer tied with the third (naming three of four equals
         # would pick among them)
-        shown = max(3, int(np.isclose(ranks.to_numpy(), ranks.iloc[min(2, len(ranks) - 1)]).nonzero()[0].max() + 1)) \
-            if len(ranks) else 0
-        top = [f"{e} ({num(r)})" for e, r in ranks.head(shown).items()]
+        third = ranks.iloc[:3].iloc[-1] if len(ranks) else np.nan
+        top = [f"{e} ({num(r)})" for place, (e, r) in enumerate(ranks.items())
+               if place < 3 or np.isclose(r, third)]
         wins = faith[faith["best"]].groupby("explainer")["metric"].apply(sorted)
         ties, details = [], []
         for metric in metrics:

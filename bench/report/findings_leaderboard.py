@@ -136,18 +136,18 @@ def linear_ground_truth(boards: dict) -> list[Finding]:
         if rows.empty:
             continue
         metric = rows["metric"].iloc[0]
-        rows = rows[rows["metric"] == metric].sort_values("mean", ascending=False, kind="stable")
-        if "rank" in rows.columns:
-            rows = rows.sort_values("rank", kind="stable")
+        rows = rows[rows["metric"] == metric].sort_values(["rank", "mean"], ascending=[True, False],
+                                                          kind="stable")
         real = rows[~rows["explainer"].map(is_control)]
         # explainers that share the best rank (equal to the precision they were computed in) are
         # all the closest: naming one of them would make a tie look like a winner
-        best = real[real["rank"] == real["rank"].min()] if "rank" in real.columns else real.head(1)
+        best = real[real["rank"] == real["rank"].min()]
         listed = [f"{r.explainer} {interval(r.mean, r.ci_low, r.ci_high)}"
                   for r in real.head(max(3, len(best))).itertuples()]
         close = real[real["ci_low"] > 0.9]
+        tied = "(tied: equal to the precision computed) " if len(best) > 1 else ""
         text = (f"Agreement with the exact attributions W·x ({metric}, {direction(True)}, 1 = the "
-                f"same ranking): closest {'(tied: equal to the precision computed) ' if len(best) > 1 else ''}{names(listed)}; {len(close)} of {len(real)} explainers "
+                f"same ranking): closest {tied}{names(listed)}; {len(close)} of {len(real)} explainers "
                 f"have an interval above 0.9; farthest {real.iloc[-1]['explainer']} "
                 f"{interval(real.iloc[-1]['mean'], real.iloc[-1]['ci_low'], real.iloc[-1]['ci_high'])}.")
         for r in rows[rows["explainer"].map(is_control)].itertuples():

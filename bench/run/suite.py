@@ -134,8 +134,7 @@ def load_like(name_or_path: str, explainers: list[str], params: dict | None = No
         if isinstance(exp, dict) and exp.get("metrics"):
             exp = {k: v for k, v in exp.items() if k != "studies"}
             # an image-only explainer is scored on the image experiments only (and so on)
-            explains = [e for e in explainers if _explains(e, exp)]
-            if explains == list(explainers):
+            if all(_explains(e, exp) for e in explainers):
                 experiments.append({**exp, "explainers": chosen, "floor": False})
     if not experiments:
         _fail(source, f"no experiment with metrics on a kind of model {', '.join(explainers)} "

@@ -101,11 +101,9 @@ def settling(budget: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
 def _first_settled(g: pd.DataFrame, values: pd.Series) -> float:
     """The smallest budget from which `values` (in budget order) stay >= SETTLED; NaN if the
     largest budget's does not."""
-    above = (values >= SETTLED).to_numpy()
-    if not above[-1]:
-        return np.nan
-    first = len(above) - int(np.argmin(above[::-1])) if not above.all() else 0
-    return float(g["budget"].iloc[first])
+    below = np.flatnonzero(~(values >= SETTLED).to_numpy())  # NaN counts as below
+    first = below[-1] + 1 if len(below) else 0
+    return float(g["budget"].iloc[first]) if first < len(g) else np.nan
 
 
 def top_k_words(k) -> str:
@@ -123,10 +121,7 @@ def settling_findings(folder) -> list[Finding]:
     out = []
     for (task, model), g in table.groupby(["task", "model"], sort=True):
         settled, moving = g[g["settles_at"].notna()], g[g["settles_at"].isna()]
-        parts = [f"{r.explainer} from {r.budget_param} = {num(r.settles_at)}"
-                 + ("" if r.settles_at_surely == r.settles_at else
-                    f" (its interval only from {num(r.settles_at_surely)})" if not np.isnan(r.settles_at_surely)
-                    else " (its interval never above it)")
+        parts = [f"{r.explainer} from {r.budget_param} = {num(r.settles_at)}{_surely(r)}"
                  for r in settled.sort_values(["settles_at", "explainer"]).itertuples()]
         unsettled = [f"{r.explainer} ({interval(r.mean_at_largest, r.ci_low_at_largest, r.ci_high_at_largest)} "
                      f"at {r.budget_param} = {num(r.largest_budget)})" for r in moving.itertuples()]
@@ -141,6 +136,15 @@ def settling_findings(folder) -> list[Finding]:
         out.append(Finding("settling", Q_SETTLE, text, "stability_settling.csv", task, model,
                            short=short))
     return out
+
+
+def _surely(r) -> str:
+    """Where the interval's low end settles, when not where the mean does."""
+    if r.settles_at_surely == r.settles_at:
+        return ""
+    if np.isnan(r.settles_at_surely):
+        return " (its interval never above it)"
+    return f" (its interval only from {num(r.settles_at_surely)})"
 
 
 def budget_findings(folder) -> list[Finding]:
@@ -220,6 +224,8 @@ def figures(folder) -> list:
     if table.empty:
         return []
     settle = folder.table("stability_settling.csv")
+    settles_at = (settle.set_index(["task", "model", "explainer", "budget_param"])["settles_at"].dropna()
+                  if len(settle) else pd.Series(dtype=float))
     plt, sns = pyplot()
     out = []
     for (task, model), g in table.groupby(["task", "model"], sort=True):
@@ -232,8 +238,10 @@ def figures(folder) -> list:
             for colour, (explainer, param) in zip(colours, lines):
                 e = m[(m["explainer"] == explainer) & (m["budget_param"] == param)]
                 errorbars(ax, e, "budget", f"{explainer} ({param})", colour)
-                if measure == SETTLE_MEASURE and len(settle):
-                    _mark_settling(ax, settle, (task, model, explainer, param), e, colour)
+                at = e[e["budget"] == settles_at.get((task, model, explainer, param))]
+                if measure == SETTLE_MEASURE and len(at):  # a ring where the top features settle
+                    ax.scatter(at["budget"], at["mean"], s=90, facecolors="none", edgecolors=colour,
+                               lw=1.4, zorder=5)
             if measure == SETTLE_MEASURE:
                 ax.axhline(SETTLED, color="0.45", lw=0.8, ls=":", zorder=0)
                 ax.annotate(f"settled ≥ {num(SETTLED)}", (0.02, SETTLED), xycoords=("axes fraction", "data"),
@@ -246,25 +254,13 @@ def figures(folder) -> list:
             ax.minorticks_off()
             ax.title.set_fontsize(8.5)
         axes[0, -1].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1))
-        settled = len(settle) and settle[(settle["task"] == task) & (settle["model"] == model)]["settles_at"].notna().any()
+        settled = any(k[:2] == (task, model) for k in settles_at.index)
         fig.suptitle(f"{model}: stability across seeds against the sampling budget (95% intervals)"
                      + ("\nring: the budget from which the top features stay settled" if settled else ""),
                      fontsize=9, y=1.03 + 0.04 * bool(settled))
         fig.tight_layout()
         out += save(fig, folder.root / "plots", f"budget-{task}-{model}")
     return out
-
-
-def _mark_settling(ax, settle: pd.DataFrame, key: tuple, line: pd.DataFrame, colour) -> None:
-    """A ring on the explainer's line at the budget where its top features settle."""
-    hit = settle[(settle["task"] == key[0]) & (settle["model"] == key[1])
-                 & (settle["explainer"] == key[2]) & (settle["budget_param"] == key[3])]
-    if hit.empty or pd.isna(hit["settles_at"].iloc[0]):
-        return
-    at = line[line["budget"] == hit["settles_at"].iloc[0]]
-    if len(at):
-        ax.scatter(at["budget"], at["mean"], s=90, facecolors="none", edgecolors=colour, lw=1.4,
-                   zorder=5)
 
 
 def section(folder) -> str:
