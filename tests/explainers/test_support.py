@@ -70,3 +70,37 @@ def test_slic_segments_follow_the_stroke(images):
         # most segments are pure stroke or pure background
         mixed = sum(bool(stroke[lab == s].any() and (~stroke[lab == s]).any()) for s in range(n))
         assert mixed / n < 0.35
+
+
+def test_slic_is_computed_once_per_image_and_served_as_skimage_computes_it(images, monkeypatch):
+    from skimage.segmentation import slic
+
+    from explainbench.core import superpixels
+
+    superpixels._slic_cache.clear()
+    calls = []
+    real = superpixels._slic
+    monkeypatch.setattr(superpixels, "_slic", lambda image: calls.append(1) or real(image))
+    first = segment_batch(images, "slic")
+    # lime's (H, W, 3) float64 copy of the same image is the same entry
+    rgb = np.repeat(images[0, 0].numpy().astype(np.float64)[..., None], 3, axis=2)
+    again, from_lime = segment_batch(images, "slic"), segment(rgb, "slic")
+    assert len(calls) == len(images)
+    assert torch.equal(first, again) and np.array_equal(from_lime, first[0].numpy())
+    from_lime[0, 0] = 99  # a caller's copy: the cached labels stay as they were
+    assert np.array_equal(segment(rgb, "slic"), first[0].numpy())
+    for image, labels in zip(images[:, 0].numpy().astype(np.float64), first.numpy()):
+        raw = slic(image, n_segments=49, compactness=0.1, channel_axis=None, start_label=0)
+        # the same partition as skimage's, numbered 0..S-1 in skimage's label order
+        assert np.array_equal(np.unique(raw, return_inverse=True)[1].reshape(raw.shape), labels)
+
+
+def test_slic_cache_is_bounded(monkeypatch):
+    from explainbench.core import superpixels
+
+    superpixels._slic_cache.clear()
+    monkeypatch.setattr(superpixels, "SLIC_CACHE_SIZE", 3)
+    images = [np.full((28, 28), v / 10) for v in range(5)]
+    for image in images:
+        segment(image, "slic")
+    assert len(superpixels._slic_cache) == 3
