@@ -49,6 +49,7 @@ def run(
     """Run a suite: explain, score, write scores.parquet, manifest.json, leaderboards and report.html."""
     from explainbench.bench import report
     from explainbench.bench.run import runner, suite as suites
+    from explainbench.bench.run.progress import ReportStages
 
     _setup(data_dir, plugin)
     out = _run_folder(out)
@@ -71,9 +72,10 @@ def run(
                              ray_address=ray_address, cpus_per_cell=cpus_per_cell, announce=True,
                              workers=workers or _default_workers(), threads=threads_per_cell)
         # a minute of tables and figures on a large run: say so rather than sit silent
-        print(f"writing the report (tables, FINDINGS.md, figures, report.html) into {summary.out}",
-              file=sys.stderr, flush=True)
-        report.write_all(summary.out)
+        print(f"writing the report into {summary.out}", file=sys.stderr, flush=True)
+        shown = ReportStages(report.stages())
+        report.write_all(summary.out, step=shown)
+        shown.done()
     console = _console()
     console.print(f"[bold]{spec.name}[/]: {summary.total} cells, {summary.done} run now, "
                   f"{summary.skipped} already done, {len(summary.failed)} failed -> {summary.out}")

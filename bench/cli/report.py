@@ -20,6 +20,7 @@ def report(run_dir: Path = typer.Argument(..., help="A folder written by `bench 
 
     from explainbench.bench import report as reports
     from explainbench.bench.run import runner
+    from explainbench.bench.run.progress import ReportStages
     from explainbench.bench.store import ResultStore
 
     reports.check_run_folder(run_dir)
@@ -27,7 +28,9 @@ def report(run_dir: Path = typer.Argument(..., help="A folder written by `bench 
     # report never reads a running run's half-written folder (it is refused instead).
     with ResultStore(run_dir).lock("bench report"):
         runner.repair(run_dir, show_progress=False)  # prints one line per cell it recomputes
-        written = reports.write_all(run_dir, plots=plots)
+        shown = ReportStages(reports.stages(plots))
+        written = reports.write_all(run_dir, plots=plots, step=shown)
+        shown.done()
     Console().print(f"wrote {len(written)} files into {run_dir}"
                     + (f"; open {run_dir / 'report.html'}" if plots else ""))
 

@@ -33,6 +33,7 @@ def stability(
     from explainbench.bench import report
     from explainbench.bench.cli.options import parse_assignments
     from explainbench.bench.run import runner, suite as suites
+    from explainbench.bench.run.progress import ReportStages
     from explainbench.core import data
     from explainbench.core.errors import BenchError
 
@@ -66,7 +67,9 @@ def stability(
 
     with ResultStore(out).lock():  # the run and its report, with no other writer between them
         summary = runner.run(spec, out, device=device, show_progress=progress)
-        report.write_all(summary.out)
+        shown = ReportStages(report.stages())
+        report.write_all(summary.out, step=shown)
+        shown.done()
     table = pd.read_csv(out / "stability.csv") if (out / "stability.csv").is_file() else pd.DataFrame()
     console = Console()
     if table.empty:

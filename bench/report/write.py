@@ -20,6 +20,7 @@ them (findings, figures, the page) reads the written tables through one reader (
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
@@ -78,12 +79,14 @@ def write_figures(folder: RunFolder) -> list[Path]:
     return out + gallery_figures.figures(folder)
 
 
-def write_all(run_dir: str | Path, *, plots: bool = True) -> list[Path]:
-    """Write every table (and, with `plots`, the figures and report.html) of a run folder."""
+def write_all(run_dir: str | Path, *, plots: bool = True,
+              step: Callable[[str], None] | None = None) -> list[Path]:
+    """Write every table (and, with `plots`, the figures and report.html) of a run folder.
+    `step(name)` is called as each stage starts (for the CLI's progress lines)."""
     run_dir = check_run_folder(run_dir)
     store = ResultStore(run_dir)
     with store.lock("bench report"):  # re-entrant: `bench run` and `bench report` hold it already
-        return _write_all(run_dir, store, plots)
+        return _write_all(run_dir, store, plots, step or (lambda name: None))
 
 
 def check_run_folder(run_dir: str | Path) -> Path:
@@ -93,21 +96,35 @@ def check_run_folder(run_dir: str | Path) -> Path:
     return run_dir
 
 
-def _write_all(run_dir: Path, store: ResultStore, plots: bool) -> list[Path]:
+REPORT_STAGES = ("verifying the cells", "tables", "FINDINGS.md", "figures", "report.html")
+
+
+def stages(plots: bool = True) -> tuple[str, ...]:
+    """The stages `write_all` goes through, in order (figures and the page only with plots)."""
+    return REPORT_STAGES if plots else REPORT_STAGES[:3]
+
+
+def _write_all(run_dir: Path, store: ResultStore, plots: bool,
+               step: Callable[[str], None]) -> list[Path]:
+    step(REPORT_STAGES[0])
     verification = store.verify()
     if not verification.ok:  # never build tables from a part that was not verified
         raise BenchError(f"{run_dir}: {len(verification.lines())} cells do not verify "
                          f"({verification.lines()[0]}); `bench report` or `bench run` recomputes them")
+    step(REPORT_STAGES[1])
     scores = store.consolidate()  # the derived files, rebuilt from the verified parts
     written = write_tables(run_dir, scores, store.costs())
     from explainbench.bench.report import findings
 
+    step(REPORT_STAGES[2])
     folder = RunFolder(run_dir, scores)
     found = findings.generate(folder)
     written.append(findings.write(folder, found))
     if plots:
         from explainbench.bench.report import html_page
 
+        step(REPORT_STAGES[3])
         written += write_figures(folder)
+        step(REPORT_STAGES[4])
         written.append(html_page.write(folder, found))
     return written

@@ -48,3 +48,26 @@ def bar(enabled: bool = True):
     )
     with bar:
         yield bar
+
+
+class ReportStages:
+    """`bench report`'s stages as lines on stderr, each as it starts, with the time since the
+    report began: a large run's report takes a minute, and a silent minute after a finished bar
+    reads as a hang. Call it with each stage's name; `done()` prints the total."""
+
+    def __init__(self, stages: tuple[str, ...], stream=None):
+        import sys
+        import time
+
+        self.stages, self.stream, self.clock = stages, stream or sys.stderr, time.perf_counter
+        self.started = self.clock()
+
+    def __call__(self, name: str) -> None:
+        self._line(f"report {self.stages.index(name) + 1}/{len(self.stages)}: {name}")
+
+    def done(self) -> None:
+        self._line("report written")
+
+    def _line(self, text: str) -> None:
+        seconds = int(self.clock() - self.started)
+        print(f"  [{seconds // 60}:{seconds % 60:02d}] {text}", file=self.stream, flush=True)

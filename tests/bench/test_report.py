@@ -52,7 +52,18 @@ def run_dir(tmp_path_factory, real_data):
 
 
 def test_report_writes_tables_findings_plots_and_html(run_dir):
-    written = report.write_all(run_dir)
+    import io
+
+    from explainbench.bench.run.progress import ReportStages
+
+    lines = io.StringIO()
+    shown = ReportStages(report.stages(), stream=lines)
+    written = report.write_all(run_dir, step=shown)
+    shown.done()
+    # every stage announced as it starts, in order, then the total
+    said = [line.split("] ", 1)[1] for line in lines.getvalue().splitlines()]
+    assert said == ["report 1/5: verifying the cells", "report 2/5: tables", "report 3/5: FINDINGS.md",
+                    "report 4/5: figures", "report 5/5: report.html", "report written"]
     names = {p.relative_to(run_dir).as_posix() for p in written}
     assert {"leaderboard.csv", "leaderboard/mnist-mnist_cnn.csv", "leaderboard/imdb-imdb_lstm.csv",
             "versus_controls.csv", "stability.csv", "stability_budget.csv", "sanity.csv",
