@@ -31,6 +31,10 @@ def pytest_configure(config):
     os.environ["BENCH_TRAIN_PROFILE"] = "ci"
     cache = os.environ.get("BENCH_TEST_CACHE_DIR") or tempfile.mkdtemp(prefix="bench-test-cache-")
     os.environ["BENCH_CACHE_DIR"] = cache
+    # each task's fixed forward batch: tests compare runs with each other and with golden files,
+    # which a batch measured on the machine of the day would make machine-dependent (the tuning's
+    # own tests switch it on)
+    os.environ["BENCH_TUNE_BATCH"] = "0"
     torch.set_num_threads(min(2, torch.get_num_threads()))
 
 

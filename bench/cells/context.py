@@ -39,22 +39,25 @@ class RunContext:
     """Loaded once per process: models on the device and slices."""
 
     device: torch.device
-    batch_size: int | None = None  # model evaluations per forward; None: each task's default
+    batch_size: int | None = None  # model evaluations per forward, for every model (--batch-size)
     models: dict = field(default_factory=dict)
     slices: dict = field(default_factory=dict)
-    halved: dict = field(default_factory=dict)  # task name -> batch size after out-of-memory
+    halved: dict = field(default_factory=dict)  # model name -> batch size after out-of-memory
+    tuned: dict = field(default_factory=dict)  # model name -> measured batch (run.batch_tuning)
 
-    def batch_for(self, task) -> int:
-        if task.name in self.halved:
-            return self.halved[task.name]
-        return self.batch_size or task.default_batch_size(self.device)
+    def batch_for(self, task, model: str) -> int:
+        """The forward batch of `model` (of `task`): halved after running out of memory, else
+        --batch-size, else the batch measured fastest here, else the task's default."""
+        if model in self.halved:
+            return self.halved[model]
+        return self.batch_size or self.tuned.get(model) or task.default_batch_size(self.device)
 
-    def halve(self, task) -> bool:
-        """Halve the task's batch size after running out of memory; False when it is already 1."""
-        current = self.batch_for(task)
+    def halve(self, task, model: str) -> bool:
+        """Halve the model's batch size after running out of memory; False when it is already 1."""
+        current = self.batch_for(task, model)
         if current <= 1:
             return False
-        self.halved[task.name] = current // 2
+        self.halved[model] = current // 2
         return True
 
     def model(self, name: str):
@@ -90,6 +93,7 @@ class Chunk:
     labels: torch.Tensor
     preds: torch.Tensor
     targets: torch.Tensor
+    model: str  # the explained model's name (its forward batch: RunContext.batch_for)
 
     def per_sample(self) -> dict[str, np.ndarray]:
         pred = self.preds.cpu().numpy().astype(np.int64)
@@ -108,9 +112,9 @@ def load_chunk(cell: Cell, ctx: RunContext) -> Chunk:
     part = whole.subset(np.arange(cell.start, cell.stop))
     inputs = task.inputs(part).to(ctx.device)
     labels = torch.as_tensor(part.labels, device=ctx.device)
-    preds = task.probabilities(model, inputs, ctx.batch_for(task)).argmax(dim=1)
+    preds = task.probabilities(model, inputs, ctx.batch_for(task, cell.model)).argmax(dim=1)
     targets = explained_classes(cell.experiment.target, preds, labels)
-    return Chunk(task, whole, part, inputs, labels, preds, targets)
+    return Chunk(task, whole, part, inputs, labels, preds, targets, cell.model)
 
 
 def explain_chunk(ctx: RunContext, model_name: str, component: Component, seed: int,
@@ -128,7 +132,7 @@ def explain_chunk(ctx: RunContext, model_name: str, component: Component, seed: 
     model = model if model is not None else ctx.model(model_name)
     inputs = chunk.inputs if inputs is None else inputs
     targets = chunk.targets if targets is None else targets
-    explainer = explainers.get(component.name, batch_size=ctx.batch_for(chunk.task),
+    explainer = explainers.get(component.name, batch_size=ctx.batch_for(chunk.task, model_name),
                                **component.params)
     key = attribution_cache.key(model.card["checkpoint_sha256"], explainer, seed,
                                 f"{chunk.slice.spec.dataset}/{chunk.slice.spec.split}",

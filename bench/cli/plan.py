@@ -39,6 +39,8 @@ def plan(
     names = {c.model for c in cells}
     for name in names:
         models.spec(name)
+    tuned: dict[str, dict] = {}
+    batches: dict[str, int] = {}
     if device == "cuda" and not torch.cuda.is_available():
         throughput = {n: forecast.Throughput(1 / ASSUMED_GPU_ROWS_PER_S.get(n, 20_000.0),
                                              2 / ASSUMED_GPU_ROWS_PER_S.get(n, 20_000.0))
@@ -47,7 +49,9 @@ def plan(
         device_name = "cuda"
     else:
         resolved = models.resolve_device(device)
-        throughput = forecast.calibrate(names, resolved, batch_size)
+        tuned = _forward_batches(names, resolved, batch_size, cells, workers)
+        batches = {name: entry["batch"] for name, entry in tuned.items()}
+        throughput = forecast.calibrate(names, resolved, batch_size, batches)
         basis = f"throughput calibrated on this {resolved.type}"
         device_name = resolved.type
     result = forecast.forecast(cells, throughput, device_name)
@@ -57,14 +61,34 @@ def plan(
     if as_json:
         payload = result.to_json()
         payload.update(suite=spec.name, cells=len(cells), basis=basis, workers=workers,
+                       forward_batches=batches or batch_size,
                        projected_wall_seconds=round(result.wall_seconds(workers), 1))
         print(json.dumps(payload, indent=2, default=sorted))
         return
     _print_tables(spec, cells, result, basis, workers)
+    if tuned:
+        from explainbench.bench.run.batch_tuning import describe
+
+        console().print(f"forward batches: {describe(tuned)}")
     from explainbench.bench.cli.options import plugin_notice
 
     if notice := plugin_notice(spec.plugins, plugin):
         console().print(notice)
+
+
+def _forward_batches(names, device, batch_size, cells, workers) -> dict[str, dict]:
+    """The batch each model's forwards will use, as `bench run` picks it (measured here at the
+    threads a cell will have, or recalled from an earlier measurement); {} with --batch-size."""
+    from explainbench.bench.run import batch_tuning
+    from explainbench.bench.run.runner import cell_threads, torch_threads
+
+    if batch_size or not batch_tuning.enabled():
+        return {}
+    from explainbench.bench.run.workers import default_workers
+
+    with torch_threads(cell_threads(workers or default_workers(), len(cells), None)):
+        found = batch_tuning.forward_batches(names, device)
+    return found
 
 
 def compact(n: float) -> str:

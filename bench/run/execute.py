@@ -90,7 +90,7 @@ def compute_cell(cell: Cell, suite: Suite, ctx: RunContext) -> tuple[dict | None
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # recorded, whatever it is; the run goes on
-            if is_out_of_memory(exc) and ctx.halve(models.task_of(cell.model)):
+            if is_out_of_memory(exc) and ctx.halve(models.task_of(cell.model), cell.model):
                 _free_device_memory()
                 continue
             return None, failure_record(cell, exc)

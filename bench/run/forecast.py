@@ -152,10 +152,11 @@ class Planner:
 
 
 def calibrate(model_names, device: torch.device, batch_size: int | None = None,
-              seconds: float = 0.3) -> dict[str, Throughput]:
+              batches: dict[str, int] | None = None, seconds: float = 0.3) -> dict[str, Throughput]:
     """Each model's seconds per forward row and per backward row, timed on an untrained copy
     of its architecture with inputs shaped like the task's (random pixels; reviews of 230 word
-    ids), at the batch size the runner would use."""
+    ids), at the batch size the runner would use: `batch_size`, else the model's measured batch
+    in `batches`, else the task's default."""
     from explainbench import models
     from explainbench.core import tasks
 
@@ -164,15 +165,15 @@ def calibrate(model_names, device: torch.device, batch_size: int | None = None,
         task = tasks.get(models.spec(name).task)
         torch.manual_seed(0)
         model = models.zoo.build(name).eval().to(device)
-        batch = batch_size or task.default_batch_size(device)
-        x = _calibration_inputs(task, batch, device)
+        batch = batch_size or (batches or {}).get(name) or task.default_batch_size(device)
+        x = calibration_inputs(task, batch, device)
         forward = _per_row(lambda: _forward(model, task, x), len(x), seconds)
         both = _per_row(lambda: _forward_backward(model, task, x), len(x), seconds)
         out[name] = Throughput(forward, max(both - forward, 0.0))
     return out
 
 
-def _calibration_inputs(task, batch: int, device) -> torch.Tensor:
+def calibration_inputs(task, batch: int, device) -> torch.Tensor:
     g = torch.Generator().manual_seed(0)
     if task.modality == "image":
         return torch.rand((batch, 1, *task.feature_shape), generator=g).to(device)

@@ -54,7 +54,10 @@ def start_manifest(previous: dict | None, suite, ctx, n_cells: int) -> dict:
 
     session = {"start_utc": now, "command": " ".join(sys.argv), "host": socket.gethostname(),
                "git_commit": git_commit(), "device": device_info(ctx.device),
-               "plugins": [spec for spec, _ in plugins.loaded()]}
+               "plugins": [spec for spec, _ in plugins.loaded()],
+               # forward rows per batch: --batch-size, else measured per model, else the default
+               "forward_batches": ({"all models": ctx.batch_size} if ctx.batch_size
+                                   else dict(sorted(ctx.tuned.items())))}
     if previous:
         previous.setdefault("sessions", []).append(session)
         return previous

@@ -88,6 +88,9 @@ def run(suite: Suite, out: str | Path, *, device: str = "auto", retry_failed: bo
             todo = [c for c in todo if c.id in failed_before]
         if only is not None:
             todo = [c for c in todo if c.id in only]
+        if todo and batch_size is None and backend != "ray":
+            with torch_threads(cell_threads(workers, len(todo), threads)):
+                ctx.tuned = tune_batches({c.model for c in cells}, ctx, announce)
         manifest = provenance.start_manifest(store.read_manifest(), suite, ctx, len(cells))
         work = {cell.id: sum(w.forward for w in parts.values())
                 for cell, parts in forecast.plan_cells(cells)}
@@ -142,6 +145,28 @@ def repair(run_dir: str | Path, *, device: str = "auto", show_progress: bool = T
     return summary.repaired
 
 
+def cell_threads(workers: int, cells: int, threads: int | None) -> int | None:
+    """The torch threads each cell will run with (None: the process's, a serial run's)."""
+    from explainbench.bench.run.workers import threads_per_worker
+
+    if threads or workers <= 1 or cells <= 1:
+        return threads
+    return threads_per_worker(min(workers, cells))
+
+
+def tune_batches(model_names, ctx: RunContext, announce: bool) -> dict[str, int]:
+    """Each model's forward batch, measured fastest on this machine (run.batch_tuning); {} when
+    tuning is off (each task's default)."""
+    from explainbench.bench.run import batch_tuning
+
+    if not batch_tuning.enabled():
+        return {}
+    found = batch_tuning.forward_batches(model_names, ctx.device)
+    if announce:
+        print(f"forward batches: {batch_tuning.describe(found)}", file=sys.stderr)
+    return {name: entry["batch"] for name, entry in found.items()}
+
+
 @contextlib.contextmanager
 def torch_threads(threads: int | None):
     """Torch's intra-op threads for the cells of this process (None: as they are). A cell's
@@ -184,7 +209,7 @@ def announcement(cells: list[Cell], todo: list[Cell], ctx: RunContext,
                  batch_size: int | None, workers: int = 1) -> str:
     """The plan's total and ETA, one line, before the run starts (calibrated in seconds)."""
     models = {c.model for c in cells}
-    throughput = forecast.calibrate(models, ctx.device, batch_size)
+    throughput = forecast.calibrate(models, ctx.device, batch_size, ctx.tuned)
     plan = forecast.forecast(todo, throughput, ctx.device.type)
     workers = min(workers, max(1, len(todo)))
     on = f"{workers} workers on this {ctx.device.type}" if workers > 1 else f"this {ctx.device.type}"

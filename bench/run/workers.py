@@ -48,7 +48,7 @@ def run_parallel(todo, work: dict[str, float], suite, ctx, store, show_progress:
     from explainbench.core import data, plugins
 
     settings = {"suite_text": suite.text, "source": suite.source, "run_dir": str(store.root),
-                "device": str(ctx.device), "batch_size": ctx.batch_size,
+                "device": str(ctx.device), "batch_size": ctx.batch_size, "tuned": ctx.tuned,
                 "threads": threads or threads_per_worker(workers),
                 "data_dir": str(data._data_dir_override) if data._data_dir_override else None,
                 "plugins": [[spec, base] for spec, base in plugins.loaded()]}
@@ -185,7 +185,8 @@ def _serve() -> None:
     suite = suites.parse(yaml.safe_load(settings["suite_text"]), source=settings["source"],
                          text=settings["suite_text"])
     cells = {c.id: c for c in plan(suite)}
-    ctx = RunContext(models.resolve_device(settings["device"]), batch_size=settings["batch_size"])
+    ctx = RunContext(models.resolve_device(settings["device"]), batch_size=settings["batch_size"],
+                     tuned=settings["tuned"])
     store = ResultStore(Path(settings["run_dir"]))
     out = sys.stdout
     sys.stdout = sys.stderr  # libraries that print must not break the protocol

@@ -164,7 +164,8 @@ def execute(cell: Cell, suite, ctx) -> CellOutput:
     for name, items in thaw(cell.option("metrics")):
         metric = bound_metric(Component(name, tuple(tuple(i) for i in items)))
         result = metric(model, chunk.task, chunk.inputs, attributions, chunk.targets, seed=cell.seed,
-                        explainer=explainer, batch_size=ctx.batch_for(chunk.task), shared=shared)
+                        explainer=explainer, batch_size=ctx.batch_for(chunk.task, chunk.model),
+                        shared=shared)
         for output, higher, values, _ in result.outputs(metric.spec):
             frames.append(score_rows(suite, cell, chunk, metric=output, metric_params=metric.params,
                                      category="background", higher_is_better=higher,

@@ -62,8 +62,8 @@ def execute(cell: Cell, suite, ctx) -> CellOutput:
     for comp in cell.experiment.metrics:
         metric = bound_metric(comp)
         result = metric(model, chunk.task, chunk.inputs, attributions, chunk.targets,
-                        seed=cell.seed, explainer=explainer, batch_size=ctx.batch_for(chunk.task),
-                        shared=shared)
+                        seed=cell.seed, explainer=explainer,
+                        batch_size=ctx.batch_for(chunk.task, chunk.model), shared=shared)
         for name, higher, values, curve in result.outputs(metric.spec):
             frames.append(score_rows(suite, cell, chunk, metric=name, metric_params=metric.params,
                                      category=metric.category, higher_is_better=higher,
@@ -122,7 +122,8 @@ def _example_scores(cell: Cell, suite, ctx, model, chunk, started: float) -> Cel
     from explainbench import explainers, models
     from explainbench.metrics.examples import EXAMPLE_METRICS, example_scores
 
-    explainer = explainers.get(cell.explainer.name, batch_size=ctx.batch_for(chunk.task),
+    explainer = explainers.get(cell.explainer.name,
+                               batch_size=ctx.batch_for(chunk.task, chunk.model),
                                **cell.explainer.params)
     t0 = time.perf_counter()
     found = explainer.explain(model, chunk.task, chunk.inputs, chunk.targets, seed=cell.seed,
@@ -133,7 +134,8 @@ def _example_scores(cell: Cell, suite, ctx, model, chunk, started: float) -> Cel
         if name == cell.model or models.task_of(name).name != chunk.task.name:
             continue
         other = ctx.model(name)
-        preds = chunk.task.probabilities(other, chunk.inputs, ctx.batch_for(chunk.task)).argmax(1)
+        batch = ctx.batch_for(chunk.task, name)
+        preds = chunk.task.probabilities(other, chunk.inputs, batch).argmax(1)
         targets = explained_classes(cell.experiment.target, preds, chunk.labels)
         others.append(explainer.explain(other, chunk.task, chunk.inputs, targets, seed=cell.seed,
                                         sample_ids=chunk.part.ids).ids)

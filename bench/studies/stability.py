@@ -153,7 +153,8 @@ def _example_sets(cell: Cell, ctx, model, chunk, seeds):
     """The example ids explanation by example returns under each seed (it has no map to cache)."""
     from explainbench import explainers
 
-    explainer = explainers.get(cell.explainer.name, batch_size=ctx.batch_for(chunk.task),
+    explainer = explainers.get(cell.explainer.name,
+                               batch_size=ctx.batch_for(chunk.task, chunk.model),
                                **cell.explainer.params)
     sets, costs = [], []
     for seed in seeds:
