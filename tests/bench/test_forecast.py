@@ -191,3 +191,21 @@ def test_the_announcement_counts_the_passes_the_bar_counts(real_data):
     setup = sum(w.forward for w in forecast.setup_work(cells).values())
     if setup:
         assert f"(+{int(setup):,} once: the training split indexed" in line
+
+
+def test_host_time_follows_the_sampling_budget_and_slic_is_paid_once_per_image():
+    from explainbench import explainers
+
+    lime = forecast.EXPLAIN_OVERHEAD_S[("lime", "image")]
+    assert forecast.host_seconds(explainers.get("lime"), "image") == lime  # measured at 1,000
+    assert forecast.host_seconds(explainers.get("lime", n_samples=5000), "image") == pytest.approx(5 * lime)
+    assert forecast.host_seconds(explainers.get("saliency"), "image") == 0.0
+    # a stability cell explains each image at 10 seeds: one segmentation per image, not ten
+    suite = suites.parse({"name": "t", "version": 1, "seeds": [0], "experiments": [{
+        "name": "s", "models": ["mnist_logreg"], "slice": {"name": "mnist-test", "size": 6},
+        "floor": False, "explainers": ["lime"], "metrics": [],
+        "studies": {"stability": {"seeds": 10, "explainers": ["lime"]}}}]})
+    cell = next(c for c in planning.plan(suite) if c.kind == "stability")
+    work = forecast.Planner().cell(cell)["explain"]
+    per_image = 10 * forecast.host_seconds(explainers.get("lime"), "image")
+    assert work.overhead_s == pytest.approx(cell.n_samples * (per_image + forecast.IMAGE_SEGMENTATION_S))
