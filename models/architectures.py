@@ -159,6 +159,23 @@ class TransformerClassifier(TextClassifier):
         return activations, logits
 
 
+def run_lstm(lstm: nn.LSTM, embeds: torch.Tensor) -> torch.Tensor:
+    """The LSTM's outputs (B, L, directions x hidden). cuDNN's RNN backward runs only on a module
+    in training mode, and explainers take gradients of eval-mode models: this switched cuDNN off
+    for every gradient explainer on a GPU. An LSTM without dropout (ours: one layer, dropout 0)
+    computes the same in either mode, so the module is put in training mode for that call only
+    and cuDNN does the work (on the CPU the mode changes nothing)."""
+    if lstm.training or lstm.dropout or not torch.is_grad_enabled() or not embeds.is_cuda:
+        with torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled
+                                        and (lstm.training or not torch.is_grad_enabled())):
+            return lstm(embeds)[0]
+    lstm.train()
+    try:
+        return lstm(embeds)[0]
+    finally:
+        lstm.eval()
+
+
 class LSTMClassifier(TextClassifier):
     """Bidirectional LSTM; the masked mean and max of its outputs over the real tokens feed a
     linear classifier.
@@ -182,11 +199,7 @@ class LSTMClassifier(TextClassifier):
         return self.embedding
 
     def _encode(self, embeds, attention_mask):
-        # cuDNN's LSTM backward refuses to run in eval mode; explainers need gradients of an
-        # eval-mode model, so fall back to the native kernel exactly then.
-        use_cudnn = self.training or not torch.is_grad_enabled()
-        with torch.backends.cudnn.flags(enabled=use_cudnn and torch.backends.cudnn.enabled):
-            outputs, _ = self.lstm(embeds)
+        outputs = run_lstm(self.lstm, embeds)
         mask = attention_mask.unsqueeze(-1).to(outputs.dtype)
         mean = (outputs * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         peak = outputs.masked_fill(mask == 0, torch.finfo(outputs.dtype).min).amax(1)
@@ -234,10 +247,7 @@ class LSTMAttentionClassifier(TextClassifier):
         return self.embedding
 
     def _states(self, embeds):
-        use_cudnn = self.training or not torch.is_grad_enabled()  # see LSTMClassifier._encode
-        with torch.backends.cudnn.flags(enabled=use_cudnn and torch.backends.cudnn.enabled):
-            states, _ = self.lstm(embeds)
-        return states
+        return run_lstm(self.lstm, embeds)
 
     def _attention(self, states, attention_mask):
         scores = self.attn2(torch.tanh(self.attn1(states))).squeeze(-1)
