@@ -5,7 +5,8 @@
 
 Steps (each writes its own file; summary.json has them all, and the exit code is 1 if a check
 failed):
-1. env.json: torch, CUDA, the GPU, cores; which optional libraries import.
+1. env.json: torch, CUDA, the GPU, cores; which optional libraries import. cuda_tests.txt: the
+   tests marked `cuda` (pytest -m cuda: LSTM gradients on cuDNN and explainers against the CPU).
 2. agreement.csv: a suite (quick; --tiny: a few cells) on --device and on the CPU, score by score:
    per metric the largest difference and the share of samples within its tolerance
    (TOLERANCE: float32 reduction order differs between kernels; rank-based metrics may swap
@@ -78,6 +79,20 @@ def environment() -> dict:
     return env
 
 
+def cuda_tests(out: Path, env: dict) -> dict:
+    """The tests marked `cuda` (device against CPU: LSTM gradients on cuDNN, explainers), their
+    output in cuda_tests.txt; on a machine without CUDA they skip, which passes."""
+    try:
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-p",
+                               "no:cacheprovider", "tests/models/test_cuda.py"], env=env,
+                              capture_output=True, text=True, timeout=300, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        return {"exit": "timeout"}
+    (out / "cuda_tests.txt").write_text(done.stdout + done.stderr)
+    last = (done.stdout.strip().splitlines() or [""])[-1]
+    return {"exit": done.returncode, "result": last}
+
+
 def env_report(device: str) -> dict:
     import torch
 
@@ -133,6 +148,9 @@ def main(argv=None) -> int:
     summary: dict = {"env": env_report(args.device), "steps": {}}
     (out / "env.json").write_text(json.dumps(summary["env"], indent=2))
 
+    summary["steps"]["cuda_tests"] = cuda_tests(out, env)
+    ok_tests = summary["steps"]["cuda_tests"]["exit"] == 0
+
     suite = "quick"
     if args.tiny:
         (out / "tiny.yaml").write_text(TINY_SUITE)
@@ -184,7 +202,7 @@ def main(argv=None) -> int:
         summary["steps"]["full"].update(
             seconds=round(time.monotonic() - t0, 1),
             cells_done=len(list(parts.glob("*.done.json"))) if parts.is_dir() else 0)
-    summary["ok"] = ok
+    summary["ok"] = ok = ok and ok_tests
     summary["seconds"] = round(time.monotonic() - started, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     print(json.dumps({"ok": ok, "seconds": summary["seconds"], "out": str(out)}))

@@ -21,7 +21,8 @@ grep -qx '/.gpu_carry/' .git/info/exclude 2>/dev/null || echo '/.gpu_carry/' >> 
 PY=${PYTHON:-python3}
 versions=$($PY -c "
 import importlib.metadata as m
-print(' '.join(f'{p}=={m.version(p)}' for p in ('captum', 'shap', 'slicer', 'cloudpickle')))")
+print(' '.join(f'{p}=={m.version(p)}' for p in ('captum', 'shap', 'slicer', 'cloudpickle',
+                                           'pytest', 'pluggy', 'iniconfig', 'packaging')))")
 $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
   --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d "$CARRY/whl" $versions

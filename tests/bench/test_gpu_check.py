@@ -25,4 +25,6 @@ def test_the_gpu_check_runs_in_its_tiny_cpu_mode(tmp_path, real_data):
     assert {m["metric"] for m in agreement["metrics"]} >= {"deletion", "sparseness"}
     assert summary["steps"]["plan"]["forward_passes"] > 100_000_000  # full's
     assert "full" not in summary["steps"]  # --tiny never starts it
+    assert summary["steps"]["cuda_tests"]["exit"] == 0  # here: collected, and skipped without CUDA
+    assert "skipped" in summary["steps"]["cuda_tests"]["result"]
     assert json.loads((tmp_path / "check" / "env.json").read_text())["device"] == "cpu"
