@@ -122,3 +122,38 @@ def test_a_sample_of_leaderboard_numbers_recomputed_without_the_code(rebuilt):
             assert np.allclose(published, adjusted, rtol=1e-4, atol=1e-300), (path.name, metric)
             checked += 1
     assert checked
+
+
+def test_the_stability_budgets_and_settling_recomputed_without_the_code(rebuilt):
+    """Per swept explainer, budget and measure: the mean over samples of the seeds' agreement
+    (the explainer's own setting counted as a point of its sweep, each sample once per budget),
+    and the smallest budget from which the mean top-k agreement stays >= 0.9, from the scores
+    with json and pandas alone."""
+    import json
+
+    folder, scores, _ = rebuilt
+    if not (folder / "stability_budget.csv").is_file():
+        pytest.skip("no budget sweep in this publication")
+    rows = scores[scores["study"] == "stability"].copy()
+    meta = [json.loads(m) for m in rows["metric_params"]]
+    rows["swept"] = [m.get("budget_param") for m in meta]
+    sweeps = {(t, m, e): b for t, m, e, b in rows[rows["swept"].notna()][
+        ["task", "model", "explainer", "swept"]].drop_duplicates().itertuples(index=False)}
+    rows["param"] = [sweeps.get((t, m, e)) for t, m, e in zip(rows["task"], rows["model"],
+                                                              rows["explainer"])]
+    rows = rows[rows["param"].notna()]
+    rows["budget"] = [float(json.loads(p)[k]) for p, k in zip(rows["params"], rows["param"])]
+    per_sample = rows.groupby(["model", "explainer", "budget", "metric", "sample_id"])["value"].mean()
+    means = per_sample.groupby(["model", "explainer", "budget", "metric"]).mean()
+    published = pd.read_csv(folder / "stability_budget.csv")
+    assert len(published) == len(means)
+    for r in published.itertuples():
+        assert r.mean == pytest.approx(means[(r.model, r.explainer, float(r.budget), r.metric)],
+                                       rel=1e-5, abs=1e-9), (r.model, r.explainer, r.budget, r.metric)
+    settle = pd.read_csv(folder / "stability_settling.csv")
+    for r in settle.itertuples():
+        topk = means.loc[(r.model, r.explainer)].xs("stability_topk", level="metric").sort_index()
+        settled = [b for b in topk.index if (topk.loc[b:] >= 0.9).all()]
+        expected = settled[0] if settled else np.nan
+        assert (np.isnan(expected) and np.isnan(r.settles_at)) or r.settles_at == expected, \
+            (r.model, r.explainer)
