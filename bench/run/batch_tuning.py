@@ -7,7 +7,8 @@ run (and in `bench plan`) each model's forward time per row is measured at a few
 sizes, in interleaved rounds (the best of each candidate's rounds: noise only ever slows a round
 down), on an untrained copy of the architecture with inputs shaped like the task's, at the torch
 thread count the cells will run with. The fastest candidate wins if it beats the task's default
-by more than 5 %; measure on an idle machine (delete the file below to measure again).
+by more than 5 %. A measurement made while other work holds half the cores or more (the load
+average) is used for that run only and not kept: under load the order is noise.
 
 The choice is kept in the cache (calibration/forward_batches.json, keyed by machine, device,
 threads, torch version and model) and reused: a measurement is noisy, and two runs of the same
@@ -71,6 +72,7 @@ def forward_batches(model_names, device: torch.device) -> dict[str, dict]:
     device = torch.device(device)
     known = _read()
     where = machine_key(device)
+    busy = machine_load() if device.type == "cpu" else None
     out, changed = {}, False
     for name in sorted(set(model_names)):
         entry = known.get(where, {}).get(name)
@@ -82,13 +84,25 @@ def forward_batches(model_names, device: torch.device) -> dict[str, dict]:
             times = measure(name, device, candidates)
             entry = {"batch": fastest(times, task.default_batch_size(device)),
                      "seconds_per_row": {str(b): s for b, s in times.items()}}
-            known.setdefault(where, {})[name] = entry
-            changed = True
-        out[name] = {**entry, "measured_now": fresh}
+            if busy is None:  # a choice made while other work held the cores is not kept
+                known.setdefault(where, {})[name] = entry
+                changed = True
+        out[name] = {**entry, "measured_now": fresh, "busy_load": busy if fresh else None}
     if changed:
         _cache_path().parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(_cache_path(), json.dumps(known, indent=1, sort_keys=True).encode())
     return out
+
+
+def machine_load() -> float | None:
+    """The 1-minute load average when other work holds at least half of the cores, else None.
+    Timed under load the candidates' order is noise (here, with another run on both cores,
+    mnist_cnn took 1.8 ms per image at 64 and 0.64 at 256; idle, 0.28 at both)."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # not on this platform
+        return None
+    return round(load, 1) if load >= 0.5 * (os.cpu_count() or 1) else None
 
 
 def fastest(seconds_per_row: dict[int, float], default: int | None = None) -> int:
@@ -136,6 +150,10 @@ def _per_row(model, task, x, device) -> float:
 def describe(batches: dict[str, dict]) -> str:
     """`mnist_cnn 128, imdb_lstm 32 (measured now; kept in the cache)` for the run's lines."""
     picks = ", ".join(f"{name} {entry['batch']}" for name, entry in sorted(batches.items()))
+    loads = [entry["busy_load"] for entry in batches.values() if entry.get("busy_load")]
+    if loads:
+        return picks + (f" (measured now under load {max(loads)}: not kept; measure again on an "
+                        "idle machine)")
     now = any(entry["measured_now"] for entry in batches.values())
     return picks + (" (measured now, kept for the next runs)" if now
                     else " (as measured on this machine before)")

@@ -81,6 +81,7 @@ def test_a_machine_measures_each_model_once_and_keeps_its_choice(tmp_path, monke
         return {b: (1e-4 if b == 128 else 2e-4) for b in candidates}
 
     monkeypatch.setattr(batch_tuning, "measure", scripted)
+    monkeypatch.setattr(batch_tuning, "machine_load", lambda: None)  # idle
     first = batch_tuning.forward_batches(["mnist_cnn", "imdb_lstm"], torch.device("cpu"))
     assert first["mnist_cnn"]["batch"] == 128 and first["mnist_cnn"]["measured_now"]
     assert first["imdb_lstm"]["batch"] == 32  # 128 is not a text candidate: all tie, the default
@@ -88,6 +89,12 @@ def test_a_machine_measures_each_model_once_and_keeps_its_choice(tmp_path, monke
     assert again["mnist_cnn"]["batch"] == 128 and not again["mnist_cnn"]["measured_now"]
     assert measured == ["imdb_lstm", "mnist_cnn"]  # never measured twice on one machine
     assert "measured now" in batch_tuning.describe(first)
+    # measured while the machine is busy: used, said, not kept
+    monkeypatch.setattr(batch_tuning, "machine_load", lambda: 3.2)
+    busy = batch_tuning.forward_batches(["mnist_logreg"], torch.device("cpu"))
+    assert busy["mnist_logreg"]["batch"] == 128 and "under load 3.2: not kept" in batch_tuning.describe(busy)
+    batch_tuning.forward_batches(["mnist_logreg"], torch.device("cpu"))
+    assert measured.count("mnist_logreg") == 2
 
 
 def test_a_run_uses_and_records_the_measured_batch(tmp_path, real_data, monkeypatch):
