@@ -36,7 +36,7 @@ def run(
     data_dir: Optional[Path] = DataDir,
     plugin: Optional[list[str]] = Plugins,
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run only the cells that failed before."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, max=2**20, help="Model evaluations per forward batch (default: per task and device, e.g. 256 images or 32 reviews on a CPU)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, max=2**20, help="Model evaluations per forward batch for every model (default: measured per model on this machine, see README)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
     backend: str = typer.Option("local", "--backend", help="local, or ray (pip install 'explainbench-xai[ray]')."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="An existing Ray cluster (default: a local Ray runtime)."),

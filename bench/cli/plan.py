@@ -20,7 +20,7 @@ ASSUMED_GPU_ROWS_PER_S = {"mnist_cnn": 400_000.0, "mnist_logreg": 2_000_000.0,
 def plan(
     suite: str = typer.Option(..., "--suite", "-s", help="Built-in suite name or path to a YAML file."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, max=2**20, help="Model evaluations per forward batch (default: per task and device)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, max=2**20, help="Model evaluations per forward batch for every model (default: measured per model, as bench run)."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, max=256, help="Cells at once, as `bench run --workers` (default: the CPU cores)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     data_dir: Optional[Path] = DataDir,
