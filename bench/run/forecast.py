@@ -53,6 +53,10 @@ CELL_OVERHEAD_S = 0.08  # loading the chunk, building the rows, writing the part
 # (159,245 pairs; 40 s of tables, 35 s of figures). The old per-model and per-study terms said 21 s
 # for small suites that took about 7.
 REPORT_BASE_S, REPORT_PER_SCORE_S = 6.0, 4.5e-4
+# A run's start beyond its cells' work: the run folder checked, the workers started, each library
+# imported and each model and slice loaded on first use. Measured on `smoke` (idle, 2 workers):
+# 18 s wall for 2.5 s of forecast cell work and 5 s of report.
+STARTUP_S = 10.0
 SEGMENTED = ("lime", "lime_batched", "kernel_shap", "kernel_shap_batched", "shap_kernel", "anchor")
 CALIBRATION_WORDS = 230  # about the mean length of the IMDB test reviews, in words
 
@@ -353,6 +357,7 @@ def forecast(cells: list[Cell], throughput: dict[str, Throughput], device: str) 
         r["forward"] += w.forward
         r["seconds"] += w.forward * throughput[model].forward_s
     if cells:
+        row("(setup)", "setup", "-", "start-up")["seconds"] += STARTUP_S
         row("(report)", "report", "-", "report")["seconds"] += report_seconds(cells)
     longest = 0.0
     for cell, work in plan_cells(cells):

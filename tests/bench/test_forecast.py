@@ -81,7 +81,8 @@ def test_seconds_are_the_passes_times_the_scripted_throughput():
     cells = planning.plan(suite)
     throughput = {"mnist_cnn": Throughput(0.001, 0.002), "imdb_lstm": Throughput(0.01, 0.03)}
     result = forecast.forecast(cells, throughput, "cpu")
-    expected = forecast.report_seconds(cells)  # the report the run writes at its end
+    # the run's start-up and the report it writes at its end
+    expected = forecast.STARTUP_S + forecast.report_seconds(cells)
     assert not forecast.setup_work(cells)  # no explanation by example: no index to build
     for cell, work in forecast.plan_cells(cells):
         t = throughput[cell.model]
@@ -104,8 +105,8 @@ def test_bench_plan_json_has_the_totals_and_a_breakdown(real_data):
     payload = json.loads(done.stdout)
     assert isinstance(payload["forward_passes"], int) and payload["forward_passes"] > 0
     assert isinstance(payload["projected_seconds"], float) and payload["forecast"] is True
-    # one row per experiment plus the report's own row (rendering costs time, no passes)
-    assert {e["experiment"] for e in payload["experiments"]} == {"mnist", "imdb", "(report)"}
+    # one row per experiment plus the start-up's and the report's (time, no passes)
+    assert {e["experiment"] for e in payload["experiments"]} == {"mnist", "imdb", "(setup)", "(report)"}
     report = [e for e in payload["experiments"] if e["experiment"] == "(report)"]
     assert report[0]["forward"] == 0 and report[0]["seconds"] > 0
     assert sum(e["forward"] for e in payload["experiments"]) == pytest.approx(
