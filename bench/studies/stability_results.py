@@ -24,7 +24,7 @@ SETTLE_MEASURE = "stability_topk"
 
 
 def tables(scores: pd.DataFrame, costs) -> dict[str, pd.DataFrame]:
-    budget = by_budget(scores)
+    budget = by_budget(scores, costs)
     return {"stability.csv": stability_table(scores), "stability_budget.csv": budget,
             "stability_settling.csv": settling(budget, scores),
             "explanation_styles.csv": styles.table(scores)}
@@ -42,9 +42,11 @@ def stability_table(scores: pd.DataFrame, study: str = "stability") -> pd.DataFr
                      spread=True)
 
 
-def by_budget(scores: pd.DataFrame) -> pd.DataFrame:
+def by_budget(scores: pd.DataFrame, costs: pd.DataFrame | None = None) -> pd.DataFrame:
     """The stability rows of a budget sweep (metric_params `budget_param`), per (task, model,
-    explainer, budget parameter, budget value, measure): mean, 95% CI and n over samples."""
+    explainer, budget parameter, budget value, measure): mean, 95% CI and n over samples, and the
+    model evaluations an explanation took at that budget (costs.csv's mean): the one effort scale
+    every sweep shares (n_samples, n_masks and Anchor's tau, whose smaller values cost more)."""
     rows = scores[scores["study"] == "stability"]
     if rows.empty:
         return pd.DataFrame()
@@ -66,7 +68,30 @@ def by_budget(scores: pd.DataFrame) -> pd.DataFrame:
     keys = ["task", "model", "explainer", "budget_param", "budget", "metric", "higher_is_better"]
     per = (rows.groupby(keys + ["sample_id"], sort=True)
            .agg(value=("value", "mean"), seeds=("seeds", "max")).reset_index())
-    return aggregate(per, keys, extra={"seeds": lambda g: int(g["seeds"].max())})
+    out = aggregate(per, keys, extra={"seeds": lambda g: int(g["seeds"].max())})
+    return out.merge(_passes(rows, costs), on=keys[:5], how="left")
+
+
+def _passes(rows: pd.DataFrame, costs: pd.DataFrame | None) -> pd.DataFrame:
+    """Mean forward passes per explanation per (task, model, explainer, budget parameter,
+    budget), over every explanation costs.csv timed at that setting (NaN without costs)."""
+    keys = ["task", "model", "explainer", "budget_param", "budget"]
+    settings = rows[keys + ["params_hash"]].drop_duplicates()
+    if costs is None or costs.empty:
+        return settings[keys].drop_duplicates().assign(forward_passes_per_explanation=np.nan)
+    spent = (costs.groupby(["model", "explainer", "params_hash"])["forward_passes_per_explanation"]
+             .mean().reset_index())
+    return (settings.merge(spent, on=["model", "explainer", "params_hash"], how="left")
+            .groupby(keys, sort=True)["forward_passes_per_explanation"].mean().reset_index())
+
+
+def effort_order(g: pd.DataFrame) -> pd.DataFrame:
+    """A sweep's rows from the least to the most effort: by forward passes per explanation where
+    every setting has them (Anchor's tau: 0.5 before 0.15), else by the budget's value."""
+    spent = g.get("forward_passes_per_explanation")
+    if spent is not None and spent.notna().all():
+        return g.sort_values(["forward_passes_per_explanation", "budget"])
+    return g.sort_values("budget")
 
 
 def settling(budget: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
@@ -84,13 +109,15 @@ def settling(budget: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     out = []
     keys = ["task", "model", "explainer", "budget_param"]
     for key, g in budget[budget["metric"] == SETTLE_MEASURE].groupby(keys, sort=True):
-        g = g.sort_values("budget")
+        g = effort_order(g)
         row = dict(zip(keys, key), k=k_of.get(key[:3]), threshold=SETTLED,
                    settles_at=_first_settled(g, g["mean"]),
                    settles_at_surely=_first_settled(g, g["ci_low"]))
         at = g[g["budget"] == row["settles_at"]]
         last = g.iloc[-1]
+        spent = at.get("forward_passes_per_explanation", pd.Series(dtype=float))
         row.update(mean_at_settling=at["mean"].iloc[0] if len(at) else np.nan,
+                   forward_passes_at_settling=spent.iloc[0] if len(spent) else np.nan,
                    largest_budget=last["budget"], mean_at_largest=last["mean"],
                    ci_low_at_largest=last["ci_low"], ci_high_at_largest=last["ci_high"],
                    budgets=len(g), seeds=int(g["seeds"].max()), n=int(g["n"].min()))
@@ -99,7 +126,7 @@ def settling(budget: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def _first_settled(g: pd.DataFrame, values: pd.Series) -> float:
-    """The smallest budget from which `values` (in budget order) stay >= SETTLED; NaN if the
+    """The least-effort budget from which `values` (in effort order) stay >= SETTLED; NaN if the
     largest budget's does not."""
     below = np.flatnonzero(~(values >= SETTLED).to_numpy())  # NaN counts as below
     first = below[-1] + 1 if len(below) else 0
@@ -121,8 +148,9 @@ def settling_findings(folder) -> list[Finding]:
     out = []
     for (task, model), g in table.groupby(["task", "model"], sort=True):
         settled, moving = g[g["settles_at"].notna()], g[g["settles_at"].isna()]
-        parts = [f"{r.explainer} from {r.budget_param} = {num(r.settles_at)}{_surely(r)}"
-                 for r in settled.sort_values(["settles_at", "explainer"]).itertuples()]
+        settled = settled.sort_values(["forward_passes_at_settling", "explainer"])  # least effort first
+        parts = [f"{r.explainer} from {r.budget_param} = {num(r.settles_at)}{_notes(r)}"
+                 for r in settled.itertuples()]
         unsettled = [f"{r.explainer} ({interval(r.mean_at_largest, r.ci_low_at_largest, r.ci_high_at_largest)} "
                      f"at {r.budget_param} = {num(r.largest_budget)})" for r in moving.itertuples()]
         words = top_k_words(g["k"].iloc[0])
@@ -131,20 +159,25 @@ def settling_findings(folder) -> list[Finding]:
                 f"larger one tried; n ≥ {int(g['n'].min())}): ")
         text += f"{names(parts)}" if parts else "no explainer reaches it"
         text += (f"; not within the budgets tried: {names(unsettled)}." if unsettled else ".")
-        short = (f"{settled.sort_values('settles_at').iloc[0]['explainer']} from "
-                 f"{num(settled['settles_at'].min())}" if len(settled) else "none within the budgets")
+        first = settled.iloc[0] if len(settled) else None
+        short = (f"{first['explainer']} from {first['budget_param']} = {num(first['settles_at'])}"
+                 if first is not None else "none within the budgets")
         out.append(Finding("settling", Q_SETTLE, text, "stability_settling.csv", task, model,
                            short=short))
     return out
 
 
-def _surely(r) -> str:
-    """Where the interval's low end settles, when not where the mean does."""
-    if r.settles_at_surely == r.settles_at:
-        return ""
-    if np.isnan(r.settles_at_surely):
-        return " (its interval never above it)"
-    return f" (its interval only from {num(r.settles_at_surely)})"
+def _notes(r) -> str:
+    """In brackets: the settling budget in model evaluations per explanation where that is not
+    the budget itself (Anchor's tau), and where the interval's low end settles if not there."""
+    notes = []
+    spent = getattr(r, "forward_passes_at_settling", np.nan)
+    if not pd.isna(spent) and abs(spent - r.settles_at) > 0.5:
+        notes.append(f"{num(spent)} model evaluations per explanation")
+    if r.settles_at_surely != r.settles_at:
+        notes.append(f"its interval's low end never reaches {num(SETTLED)}" if np.isnan(r.settles_at_surely)
+                     else f"its interval only from {num(r.settles_at_surely)}")
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 def budget_findings(folder) -> list[Finding]:
@@ -153,7 +186,7 @@ def budget_findings(folder) -> list[Finding]:
     for (task, model, explainer, param), g in (sweeps.groupby(["task", "model", "explainer", "budget_param"],
                                                               sort=True) if len(sweeps) else []):
         lead = primary_measure(g["metric"])
-        rows = g[g["metric"] == lead].sort_values("budget")
+        rows = effort_order(g[g["metric"] == lead])
         steps = [f"{interval(r.mean, r.ci_low, r.ci_high)} at {param} = {num(r.budget)}"
                  for r in rows.itertuples()]
         first, last = rows.iloc[0], rows.iloc[-1]
@@ -162,7 +195,7 @@ def budget_findings(folder) -> list[Finding]:
                 f"{names(steps, 10)} ({int(rows['seeds'].max())} seeds, n = {int(rows['n'].min())}).")
         details = tuple(f"{m} ({direction(bool(h['higher_is_better'].iloc[0]))}): "
                         + " → ".join(f"{interval(r.mean, r.ci_low, r.ci_high)} at {num(r.budget)}"
-                                     for r in h.sort_values("budget").itertuples())
+                                     for r in effort_order(h).itertuples())
                         for m, h in g[g["metric"] != lead].groupby("metric"))
         question = Q_LIME if explainer.startswith("lime") else Q_BUDGET.format(name=explainer)
         out.append(Finding("budget", question, text, "stability_budget.csv", task, model,
@@ -227,30 +260,43 @@ def figures(folder) -> list:
     settles_at = (settle.set_index(["task", "model", "explainer", "budget_param"])["settles_at"].dropna()
                   if len(settle) else pd.Series(dtype=float))
     plt, sns = pyplot()
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator
+
     out = []
     for (task, model), g in table.groupby(["task", "model"], sort=True):
         measures = sorted(g["metric"].unique())
         fig, axes = plt.subplots(1, len(measures), figsize=(2.9 * len(measures), 2.8), squeeze=False)
         lines = sorted(g.groupby(["explainer", "budget_param"]).groups)
+        # one effort axis for every sweep (n_samples, n_masks and tau alike) where costs say it
+        spent = g.get("forward_passes_per_explanation")
+        x = ("forward_passes_per_explanation" if spent is not None and spent.notna().all()
+             else "budget")
         colours = sns.color_palette("colorblind", len(lines))
         for ax, measure in zip(axes[0], measures):
             m = g[g["metric"] == measure]
             for colour, (explainer, param) in zip(colours, lines):
                 e = m[(m["explainer"] == explainer) & (m["budget_param"] == param)]
-                errorbars(ax, e, "budget", f"{explainer} ({param})", colour)
+                errorbars(ax, e, x, f"{explainer} ({param})", colour)
                 at = e[e["budget"] == settles_at.get((task, model, explainer, param))]
                 if measure == SETTLE_MEASURE and len(at):  # a ring where the top features settle
-                    ax.scatter(at["budget"], at["mean"], s=90, facecolors="none", edgecolors=colour,
+                    ax.scatter(at[x], at["mean"], s=90, facecolors="none", edgecolors=colour,
                                lw=1.4, zorder=5)
             if measure == SETTLE_MEASURE:
                 ax.axhline(SETTLED, color="0.45", lw=0.8, ls=":", zorder=0)
                 ax.annotate(f"settled ≥ {num(SETTLED)}", (0.02, SETTLED), xycoords=("axes fraction", "data"),
                             textcoords="offset points", xytext=(0, 2), fontsize=6.5, color="0.35")
             higher = bool(m["higher_is_better"].iloc[0])
-            budgets = sorted(m["budget"].unique())
-            ax.set(xscale="log", xlabel="sampling budget", title=f"{measure} ({'↑' if higher else '↓'})")
+            ax.set(xscale="log", title=f"{measure} ({'↑' if higher else '↓'})",
+                   xlabel="model evaluations per explanation" if x != "budget" else "sampling budget")
+            if x == "budget":  # the budgets tried
+                ax.set_xticks(sorted(m["budget"].unique()))
+            elif m[x].max() < 10 * m[x].min():  # within a decade (one sweep): a few plain ticks
+                ax.xaxis.set_major_locator(MaxNLocator(nbins=3))
+            else:  # 1, 2 and 5 per decade
+                ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
             # 1k, 2k: full numbers of neighbouring budgets on a log axis run into each other
-            ax.set_xticks(budgets, [f"{b / 1000:g}k" if b >= 1000 else f"{b:g}" for b in budgets])
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:g}k" if v >= 1000
+                                                       else f"{v:g}"))
             ax.minorticks_off()
             ax.title.set_fontsize(8.5)
         axes[0, -1].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1))
@@ -310,14 +356,15 @@ def _settling_table(settle: pd.DataFrame) -> str:
     stands at the largest budget tried."""
     words = top_k_words(settle["k"].iloc[0])
     rows = [[html.cell(r.model), html.cell(r.explainer), html.cell(r.budget_param),
-             html.cell("–" if pd.isna(r.settles_at) else f"{int(r.settles_at):,}"),
-             html.cell("–" if pd.isna(r.settles_at_surely) else f"{int(r.settles_at_surely):,}"),
+             html.cell("–" if pd.isna(r.settles_at) else num(r.settles_at)),
+             html.cell("–" if pd.isna(r.settles_at_surely) else num(r.settles_at_surely)),
              html.cell(f"{interval(r.mean_at_largest, r.ci_low_at_largest, r.ci_high_at_largest)} "
-                       f"at {int(r.largest_budget):,}")]
+                       f"at {num(r.largest_budget)}")]
             for r in settle.sort_values(["task", "model", "explainer", "budget_param"]).itertuples()]
-    return (html.note(f"The smallest budget from which the {words} agree between seeds at mean "
+    return (html.note(f"The least-effort budget from which the {words} agree between seeds at mean "
                       f"pairwise top-k intersection ≥ {num(SETTLED)} at every larger budget tried "
-                      f"(– : not within the budgets tried); the ring on the figure's top-k panel.")
+                      f"(more model evaluations per explanation: Anchor's smaller tau; – : not within "
+                      f"the budgets tried); the ring on the figure's top-k panel.")
             + html.table(["model", "explainer", "parameter", "settles at (mean)",
                           "settles at (interval)", "top-k agreement at the largest"], rows))
 

@@ -95,7 +95,7 @@ def _verdict(rows: pd.DataFrame, who: str, higher: bool, ci: bool) -> tuple[str,
 
     claimed = [r for (_, r), k in zip(rows.iterrows(), keys) if k in ("lime", "anchor")]
     others = [r for (_, r), k in zip(rows.iterrows(), keys) if k not in ("lime", "anchor")]
-    two = sorted(set(keys[:2]))
+    two = sorted(list(dict.fromkeys(keys))[:2])  # the two least stable styles (lime_batched is LIME)
     if set(two) == {"lime", "anchor"}:
         if not ci or all(below(c, o) for c in claimed for o in others):
             return "The published claim holds here: LIME and Anchor are the two least stable.", "holds"
