@@ -41,12 +41,14 @@ def plan(
         models.spec(name)
     tuned: dict[str, dict] = {}
     batches: dict[str, int] = {}
+    cores = None  # this machine's
     if device == "cuda" and not torch.cuda.is_available():
         throughput = {n: forecast.Throughput(1 / ASSUMED_GPU_ROWS_PER_S.get(n, 20_000.0),
                                              2 / ASSUMED_GPU_ROWS_PER_S.get(n, 20_000.0))
                       for n in names}
-        basis = "ASSUMED H200 throughput (no GPU here to calibrate on)"
+        basis = "ASSUMED H200 throughput and a CPU core per worker (no GPU here to calibrate on)"
         device_name = "cuda"
+        cores = -1  # the GPU machine's cores, not this one's: one per worker (set below)
     else:
         resolved = models.resolve_device(device)
         tuned = _forward_batches(names, resolved, batch_size, cells, workers)
@@ -58,14 +60,16 @@ def plan(
     from explainbench.bench.run.workers import default_workers
 
     workers = workers or default_workers()
+    cores = workers if cores == -1 else cores
     if as_json:
         payload = result.to_json()
         payload.update(suite=spec.name, cells=len(cells), basis=basis, workers=workers,
                        forward_batches=batches or batch_size,
-                       projected_wall_seconds=round(result.wall_seconds(workers), 1))
+                       projected_wall_seconds=round(result.wall_seconds(workers, cores), 1),
+                       longest_cell_seconds=round(result.longest_cell_s, 1))
         print(json.dumps(payload, indent=2, default=sorted))
         return
-    _print_tables(spec, cells, result, basis, workers)
+    _print_tables(spec, cells, result, basis, workers, cores)
     if tuned:
         from explainbench.bench.run.batch_tuning import describe
 
@@ -103,7 +107,7 @@ def compact(n: float) -> str:
     return f"{n / 1e9:.2g}G" if n >= 9.995e8 else f"{n / 1e6:.0f}M"
 
 
-def _print_tables(spec, cells, result, basis: str, workers: int = 1) -> None:
+def _print_tables(spec, cells, result, basis: str, workers: int = 1, cores: int | None = None) -> None:
     from rich.table import Table
 
     from explainbench.bench.run.forecast import format_seconds
@@ -140,9 +144,10 @@ def _print_tables(spec, cells, result, basis: str, workers: int = 1) -> None:
               f"passes, about {format_seconds(result.projected_seconds)} one cell after another "
               f"({basis}; a forecast)")
     if workers > 1:
-        out.print(f"with {workers} workers: about {format_seconds(result.wall_seconds(workers))} "
+        out.print(f"with {workers} workers: about {format_seconds(result.wall_seconds(workers, cores))} "
                   "(the host-side Python of the reference libraries spread over the workers; "
-                  "model passes share the same cores or GPU)")
+                  "model passes share the same cores or GPU; never below the longest cell, "
+                  f"{format_seconds(result.longest_cell_s)})")
     from explainbench.bench.run.forecast import training_line
 
     if training := training_line({c.model for c in cells}):
