@@ -27,7 +27,7 @@ import pandas as pd
 from explainbench.bench import studies
 from explainbench.bench.report import tables
 from explainbench.bench.report.reader import RunFolder
-from explainbench.bench.store import ResultStore, atomic_write_bytes
+from explainbench.bench.store import ResultStore, atomic_write_bytes, read_manifest_file
 from explainbench.core.errors import BenchError
 
 
@@ -90,9 +90,12 @@ def write_all(run_dir: str | Path, *, plots: bool = True,
 
 
 def check_run_folder(run_dir: str | Path) -> Path:
+    """The run folder, or a one-line error before any work: not a run folder, or its manifest
+    unreadable (the tables need it)."""
     run_dir = Path(run_dir)
     if not (run_dir / "manifest.json").is_file() or not (run_dir / "parts").is_dir():
         raise BenchError(f"{run_dir} is not a run folder: it has no manifest.json and parts/")
+    read_manifest_file(run_dir / "manifest.json")
     return run_dir
 
 
