@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import time
 
 import torch
 
@@ -114,14 +113,13 @@ def fastest(seconds_per_row: dict[int, float], default: int | None = None) -> in
     best = min(seconds_per_row, key=lambda b: (seconds_per_row[b], b))
     near = seconds_per_row[best] * (1 + TIE_MARGIN)
     return default if default in seconds_per_row and seconds_per_row[default] <= near else best
-    return best
 
 
 def measure(model_name: str, device: torch.device, candidates) -> dict[int, float]:
     """Seconds per forward row at each candidate batch size: the best of ROUNDS interleaved
     rounds of about ROUND_SECONDS each."""
     from explainbench import models
-    from explainbench.bench.run.forecast import calibration_inputs
+    from explainbench.bench.run.forecast import calibration_inputs, seconds_per_row
 
     task = models.task_of(model_name)
     torch.manual_seed(0)
@@ -131,20 +129,12 @@ def measure(model_name: str, device: torch.device, candidates) -> dict[int, floa
     with torch.no_grad():
         for b in candidates:  # warm-up: allocator, kernels, caches
             task.forward(model, inputs[b])
-        for _ in range(ROUNDS):
+        for _ in range(ROUNDS):  # interleaved: a slow spell of the machine hits every candidate
             for b in candidates:
-                best[b] = min(best[b], _per_row(model, task, inputs[b], device))
+                once = seconds_per_row(lambda: task.forward(model, inputs[b]), b, ROUND_SECONDS,
+                                       rounds=1, warm_up=False, device=device)
+                best[b] = min(best[b], once)
     return best
-
-
-def _per_row(model, task, x, device) -> float:
-    count, started = 0, time.perf_counter()
-    while count < 1 or time.perf_counter() - started < ROUND_SECONDS:
-        task.forward(model, x)
-        count += 1
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return (time.perf_counter() - started) / (count * len(x))
 
 
 def describe(batches: dict[str, dict]) -> str:

@@ -118,15 +118,11 @@ class Planner:
         out = defaultdict(Work)
         out["predict"].add(Work(forward=n, overhead_s=CELL_OVERHEAD_S))
 
-        segmented = False
-
         def explained(comp, count: int) -> Work:
-            nonlocal segmented
             explainer = explainers.get(comp.name, **comp.params)
             cost = explainer.cost(modality, features)
             if cost is None:
                 return Work(explanations=count * n, unknown={comp.name})
-            segmented |= modality == "image" and comp.name in SEGMENTED
             overhead = host_seconds(explainer, modality)
             return Work(count * n, count * n * cost[0], count * n * cost[1], count * n * overhead)
 
@@ -138,7 +134,9 @@ class Planner:
                 out["explain"].add(explained(comp, 1))
         for comp, count in demands.uncached:
             out["explain"].add(explained(comp, count))
-        if segmented:  # SLIC once per image and process, whatever explains it (core.superpixels)
+        explained_by = {comp.name for comp, _ in [*demands.cached, *demands.uncached]}
+        if modality == "image" and explained_by & set(SEGMENTED):
+            # SLIC once per image and process, whatever explains it (core.superpixels)
             out["explain"].add(Work(overhead_s=n * IMAGE_SEGMENTATION_S))
 
         shared: set = set()
@@ -190,8 +188,9 @@ def calibrate(model_names, device: torch.device, batch_size: int | None = None,
         model = models.zoo.build(name).eval().to(device)
         batch = batch_size or (batches or {}).get(name) or task.default_batch_size(device)
         x = calibration_inputs(task, batch, device)
-        forward = _per_row(lambda: _forward(model, task, x), len(x), seconds)
-        both = _per_row(lambda: _forward_backward(model, task, x), len(x), seconds)
+        forward = seconds_per_row(lambda: _forward(model, task, x), len(x), seconds, device=device)
+        both = seconds_per_row(lambda: _forward_backward(model, task, x), len(x), seconds,
+                               device=device)
         out[name] = Throughput(forward, max(both - forward, 0.0))
     return out
 
@@ -228,16 +227,26 @@ def _forward_backward(model, task, x):
         model.forward_embeds(embeds, model.attention_mask(x)).max(1).values.sum().backward()
 
 
-def _per_row(fn, rows: int, seconds: float, rounds: int = 3) -> float:
-    """The best of `rounds` timings of about seconds/rounds each: a busy machine only ever slows
-    a round down (one 0.3 s average drifted 182-264 us per row between runs here)."""
-    fn()  # warm-up
+def seconds_per_row(fn, rows: int, seconds: float, *, rounds: int = 3, warm_up: bool = True,
+                    device: torch.device | None = None) -> float:
+    """The best of `rounds` timings of `fn` (which computes `rows` rows) of about seconds/rounds
+    each: a busy machine only ever slows a round down (one 0.3 s average drifted 182-264 us per
+    row between runs here). On CUDA each round waits for the device: kernels run asynchronously,
+    and a round timed without it measures their launch, not their work."""
+    def wait():
+        if device is not None and torch.device(device).type == "cuda":
+            torch.cuda.synchronize(device)
+
+    if warm_up:
+        fn()
+        wait()
     best = float("inf")
     for _ in range(rounds):
         started, count = time.perf_counter(), 0
         while count < 1 or time.perf_counter() - started < seconds / rounds:
             fn()
             count += 1
+        wait()
         best = min(best, (time.perf_counter() - started) / (count * rows))
     return best
 
