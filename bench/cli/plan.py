@@ -39,32 +39,32 @@ def plan(
     names = {c.model for c in cells}
     for name in names:
         models.spec(name)
+    from explainbench.bench.run.runner import cell_threads, tune_batches
+    from explainbench.bench.run.workers import default_workers
+
+    workers = workers or default_workers()
     tuned: dict[str, dict] = {}
-    batches: dict[str, int] = {}
-    cores = None  # this machine's
-    if device == "cuda" and not torch.cuda.is_available():
+    assumed = device == "cuda" and not torch.cuda.is_available()
+    if assumed:
         throughput = {n: forecast.Throughput(1 / ASSUMED_GPU_ROWS_PER_S.get(n, 20_000.0),
                                              2 / ASSUMED_GPU_ROWS_PER_S.get(n, 20_000.0))
                       for n in names}
         basis = "ASSUMED H200 throughput and a CPU core per worker (no GPU here to calibrate on)"
         device_name = "cuda"
-        cores = -1  # the GPU machine's cores, not this one's: one per worker (set below)
     else:
         resolved = models.resolve_device(device)
-        tuned = _forward_batches(names, resolved, batch_size, cells, workers)
+        if not batch_size:  # the batches `bench run` would use
+            tuned = tune_batches(names, resolved, cell_threads(workers, len(cells), None))
         batches = {name: entry["batch"] for name, entry in tuned.items()}
         throughput = forecast.calibrate(names, resolved, batch_size, batches)
         basis = f"throughput calibrated on this {resolved.type}"
         device_name = resolved.type
     result = forecast.forecast(cells, throughput, device_name)
-    from explainbench.bench.run.workers import default_workers
-
-    workers = workers or default_workers()
-    cores = workers if cores == -1 else cores
+    cores = workers if assumed else None  # the GPU machine's cores, one per worker; else this one's
     if as_json:
         payload = result.to_json()
         payload.update(suite=spec.name, cells=len(cells), basis=basis, workers=workers,
-                       forward_batches=batches or batch_size,
+                       forward_batches={n: e["batch"] for n, e in tuned.items()} or batch_size,
                        projected_wall_seconds=round(result.wall_seconds(workers, cores), 1),
                        longest_cell_seconds=round(result.longest_cell_s, 1))
         print(json.dumps(payload, indent=2, default=sorted))
@@ -78,21 +78,6 @@ def plan(
 
     if notice := plugin_notice(spec.plugins, plugin):
         console().print(notice)
-
-
-def _forward_batches(names, device, batch_size, cells, workers) -> dict[str, dict]:
-    """The batch each model's forwards will use, as `bench run` picks it (measured here at the
-    threads a cell will have, or recalled from an earlier measurement); {} with --batch-size."""
-    from explainbench.bench.run import batch_tuning
-    from explainbench.bench.run.runner import cell_threads, torch_threads
-
-    if batch_size or not batch_tuning.enabled():
-        return {}
-    from explainbench.bench.run.workers import default_workers
-
-    with torch_threads(cell_threads(workers or default_workers(), len(cells), None)):
-        found = batch_tuning.forward_batches(names, device)
-    return found
 
 
 def compact(n: float) -> str:

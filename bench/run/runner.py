@@ -89,8 +89,13 @@ def run(suite: Suite, out: str | Path, *, device: str = "auto", retry_failed: bo
         if only is not None:
             todo = [c for c in todo if c.id in only]
         if todo and batch_size is None and backend != "ray":
-            with torch_threads(cell_threads(workers, len(todo), threads)):
-                ctx.tuned = tune_batches({c.model for c in cells}, ctx, announce)
+            found = tune_batches({c.model for c in cells}, ctx.device,
+                                 cell_threads(workers, len(todo), threads))
+            ctx.tuned = {name: entry["batch"] for name, entry in found.items()}
+            if announce and found:
+                from explainbench.bench.run.batch_tuning import describe
+
+                print(f"forward batches: {describe(found)}", file=sys.stderr)
         manifest = provenance.start_manifest(store.read_manifest(), suite, ctx, len(cells))
         work = {cell.id: sum(w.forward for w in parts.values())
                 for cell, parts in forecast.plan_cells(cells)}
@@ -154,17 +159,16 @@ def cell_threads(workers: int, cells: int, threads: int | None) -> int | None:
     return threads_per_worker(min(workers, cells))
 
 
-def tune_batches(model_names, ctx: RunContext, announce: bool) -> dict[str, int]:
-    """Each model's forward batch, measured fastest on this machine (run.batch_tuning); {} when
-    tuning is off (each task's default)."""
+def tune_batches(model_names, device, threads: int | None) -> dict[str, dict]:
+    """Each model's forward batch as run.batch_tuning measures (or recalls) it at the torch
+    threads a cell will have; {} when tuning is off (each task's default). `bench run` and
+    `bench plan` both take it from here."""
     from explainbench.bench.run import batch_tuning
 
     if not batch_tuning.enabled():
         return {}
-    found = batch_tuning.forward_batches(model_names, ctx.device)
-    if announce:
-        print(f"forward batches: {batch_tuning.describe(found)}", file=sys.stderr)
-    return {name: entry["batch"] for name, entry in found.items()}
+    with torch_threads(threads):
+        return batch_tuning.forward_batches(model_names, device)
 
 
 @contextlib.contextmanager
