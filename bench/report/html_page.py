@@ -44,7 +44,7 @@ table.board th:first-child{background:#f6f8fa}table.board tr.groups td:first-chi
 table.glance{font-size:.85rem}table.glance td,table.glance th{text-align:left}
 table.review td:last-child{text-align:left;line-height:1.7;max-width:70rem}
 td.best,span.best{font-weight:700;background:#aceebb}td.same,span.same{background:#e6f8ea}
-td.below,span.below{color:#8c959f}td.control{font-style:italic;color:#57606a}
+td.apart{background:#e6f8ea}td.below,span.below{color:#8c959f}td.control{font-style:italic;color:#57606a}
 sup{font-size:.7em;color:#57606a}
 img{max-width:100%;margin:.3rem 0;border:1px solid #eaeef2}
 .figs{display:flex;flex-wrap:wrap;gap:.6rem;align-items:flex-start}

@@ -6,7 +6,8 @@
     RUN_DIR/versus_controls.csv              every explainer against the random and edge controls
     RUN_DIR/metric_agreement.csv             how far the faithfulness families agree (Kendall's W,
                                              pairwise, the leaders with one family left out)
-    RUN_DIR/<the studies' tables>            stability.csv, stability_budget.csv, explanation_styles.csv,
+    RUN_DIR/<the studies' tables>            stability.csv, stability_budget.csv,
+                                             stability_budget_steps.csv, explanation_styles.csv,
                                              background.csv, sanity.csv, agreement_pairs.csv,
                                              agreement/<task>-<model>.csv (each study's REPORT)
     RUN_DIR/FINDINGS.md                      the answers, generated from those tables

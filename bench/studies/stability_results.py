@@ -11,8 +11,9 @@ from explainbench.bench.present import html
 from explainbench.bench.present.finding import (Finding, direction, interval, is_control, names,
                                                 num, primary_measure)
 from explainbench.bench.present.stats import aggregate, per_sample
-from explainbench.bench.store import decode_params, setting
-from explainbench.bench.studies import styles
+from explainbench.bench.store import setting
+from explainbench.bench.studies import budget_sweeps, styles
+from explainbench.bench.studies.budget_sweeps import by_budget, effort_order
 
 Q_LIME = "How much does LIME's explanation move when only the seed changes, per sampling budget?"
 Q_BUDGET = "How much does {name}'s explanation move when only the seed changes, per sampling budget?"
@@ -26,6 +27,7 @@ SETTLE_MEASURE = "stability_topk"
 def tables(scores: pd.DataFrame, costs) -> dict[str, pd.DataFrame]:
     budget = by_budget(scores, costs)
     return {"stability.csv": stability_table(scores), "stability_budget.csv": budget,
+            "stability_budget_steps.csv": budget_sweeps.steps(scores, budget),
             "stability_settling.csv": settling(budget, scores),
             "explanation_styles.csv": styles.table(scores)}
 
@@ -40,58 +42,6 @@ def stability_table(scores: pd.DataFrame, study: str = "stability") -> pd.DataFr
     keys = ["task", "model", "explainer_label", "metric_label", "higher_is_better"]
     return aggregate(samples, keys, ["task", "model", "explainer", "metric", "higher_is_better"],
                      spread=True)
-
-
-def by_budget(scores: pd.DataFrame, costs: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The stability rows of a budget sweep (metric_params `budget_param`), per (task, model,
-    explainer, budget parameter, budget value, measure): mean, 95% CI and n over samples, and the
-    model evaluations an explanation took at that budget (costs.csv's mean): the one effort scale
-    every sweep shares (n_samples, n_masks and Anchor's tau, whose smaller values cost more)."""
-    rows = scores[scores["study"] == "stability"]
-    if rows.empty:
-        return pd.DataFrame()
-    param = pd.Series(setting(rows["metric_params"], "budget_param"), index=rows.index)
-    rows = rows.assign(budget_param=param)
-    swept = rows[param.notna()]
-    if swept.empty:
-        return pd.DataFrame()
-    # the explainer's own setting is one more point of each of its sweeps, at its value of the
-    # swept parameter (lime at its default 1,000 beside a sweep of 100 and 300); where a sweep
-    # has that value too, both are the same explanations and count once per sample below
-    group = ["task", "model", "explainer"]
-    sweeps = swept[group + ["budget_param"]].drop_duplicates()
-    own = rows[param.isna()].drop(columns="budget_param").merge(sweeps, on=group)
-    rows = pd.concat([swept, own], ignore_index=True)
-    params = [decode_params(p) for p in rows["params"]]
-    rows = rows.assign(budget=[p.get(k) for p, k in zip(params, rows["budget_param"])],
-                       seeds=[len(s or []) for s in setting(rows["metric_params"], "seeds")])
-    keys = ["task", "model", "explainer", "budget_param", "budget", "metric", "higher_is_better"]
-    per = (rows.groupby(keys + ["sample_id"], sort=True)
-           .agg(value=("value", "mean"), seeds=("seeds", "max")).reset_index())
-    out = aggregate(per, keys, extra={"seeds": lambda g: int(g["seeds"].max())})
-    return out.merge(_passes(rows, costs), on=keys[:5], how="left")
-
-
-def _passes(rows: pd.DataFrame, costs: pd.DataFrame | None) -> pd.DataFrame:
-    """Mean forward passes per explanation per (task, model, explainer, budget parameter,
-    budget), over every explanation costs.csv timed at that setting (NaN without costs)."""
-    keys = ["task", "model", "explainer", "budget_param", "budget"]
-    settings = rows[keys + ["params_hash"]].drop_duplicates()
-    if costs is None or costs.empty:
-        return settings[keys].drop_duplicates().assign(forward_passes_per_explanation=np.nan)
-    spent = (costs.groupby(["model", "explainer", "params_hash"])["forward_passes_per_explanation"]
-             .mean().reset_index())
-    return (settings.merge(spent, on=["model", "explainer", "params_hash"], how="left")
-            .groupby(keys, sort=True)["forward_passes_per_explanation"].mean().reset_index())
-
-
-def effort_order(g: pd.DataFrame) -> pd.DataFrame:
-    """A sweep's rows from the least to the most effort: by forward passes per explanation where
-    every setting has them (Anchor's tau: 0.5 before 0.15), else by the budget's value."""
-    spent = g.get("forward_passes_per_explanation")
-    if spent is not None and spent.notna().all():
-        return g.sort_values(["forward_passes_per_explanation", "budget"])
-    return g.sort_values("budget")
 
 
 def settling(budget: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
@@ -197,14 +147,49 @@ def budget_findings(folder) -> list[Finding]:
                         + " → ".join(f"{interval(r.mean, r.ci_low, r.ci_high)} at {num(r.budget)}"
                                      for r in effort_order(h).itertuples())
                         for m, h in g[g["metric"] != lead].groupby("metric"))
+        paired = _steps_sentence(folder.table("stability_budget_steps.csv"),
+                                 (task, model, explainer, param), [lead, SETTLE_MEASURE])
+        source = "stability_budget.csv" + (", stability_budget_steps.csv" if paired else "")
         question = Q_LIME if explainer.startswith("lime") else Q_BUDGET.format(name=explainer)
-        out.append(Finding("budget", question, text, "stability_budget.csv", task, model,
+        out.append(Finding("budget", question, text + paired, source, task, model,
                            short=f"{lead} {num(first['mean'])} → {num(last['mean'])}", details=details))
     if not any(f.question == Q_LIME for f in out):
         out.insert(0, Finding("budget", Q_LIME, "This run has no data for this question: it has no "
                               "stability study of LIME over sampling budgets (a `budgets:` sweep "
                               "of lime in the stability study).", "stability_budget.csv"))
     return out
+
+
+def _steps_sentence(steps: pd.DataFrame, sweep: tuple, measures: list[str]) -> str:
+    """Which steps to the next budget separate, paired over the same samples, per measure (the
+    lead and the top-k agreement the settling reads), naming those that do not with their change
+    (stability_budget_steps.csv; empty where the run folder predates it)."""
+    if steps.empty:
+        return ""
+    keys = ["task", "model", "explainer", "budget_param"]
+    mine = steps[(steps[keys] == pd.Series(sweep, index=keys)).all(axis=1)]
+    parts = []
+    for measure in dict.fromkeys(measures):
+        g = mine[mine["metric"] == measure]
+        if g.empty:
+            continue
+        apart = g["separated"].astype(str).str.lower().eq("true")
+        words = (f"{int(apart.sum())} of {len(g)}" if apart.sum() < len(g)
+                 else {1: "the one step", 2: "both"}.get(len(g), f"all {len(g)}"))
+        missed = [f"{num(r.from_budget)} → {num(r.to_budget)}: {_signed(r.mean_difference)} "
+                  f"[{_signed(r.ci_low)}, {_signed(r.ci_high)}], p = {num(r.p_holm)}"
+                  for r in g[~apart].itertuples()]
+        parts.append(f"{words} for {measure}" + (f" (not {'; '.join(missed)})" if missed else ""))
+    if not parts:
+        return ""
+    n = int(mine["n"].min())
+    return (f" Paired over the same {n} samples, the steps to the next budget that separate (the "
+            f"95% interval of the change excludes 0 and Wilcoxon's p, Holm-adjusted over the "
+            f"sweep, is below 0.05): {'; '.join(parts)}.")
+
+
+def _signed(x) -> str:
+    return num(x) if pd.isna(x) or x <= 0 else f"+{num(x)}"
 
 
 def least_stable(folder) -> list[Finding]:
@@ -340,12 +325,16 @@ def section(folder) -> str:
         parts.append("<h3>Where the top features settle</h3>" + _settling_table(settle))
     if budget:
         parts.append("<h3>Against the sampling budget</h3>" + budget)
+    steps = folder.table("stability_budget_steps.csv")
+    if len(steps):
+        parts.append("<h3>From one budget to the next, paired</h3>" + _steps_table(steps))
     for path in sorted(run_dir.rglob("*styles*.csv")):  # the explanation-styles study's tables
         rel = path.relative_to(run_dir).as_posix()
         parts.append(f"<h3>Explanation styles ({html.link(run_dir, rel)})</h3>"
                      + _styles_tables(folder.table(rel)))
     parts.append(f"<p class=\"note\">Tables: {html.link(run_dir, 'stability.csv')}, "
                  f"{html.link(run_dir, 'stability_budget.csv')}, "
+                 f"{html.link(run_dir, 'stability_budget_steps.csv')}, "
                  f"{html.link(run_dir, 'stability_settling.csv')}.</p>")
     return "".join(parts)
 
@@ -367,6 +356,32 @@ def _settling_table(settle: pd.DataFrame) -> str:
                       f"the budgets tried); the ring on the figure's top-k panel.")
             + html.table(["model", "explainer", "parameter", "settles at (mean)",
                           "settles at (interval)", "top-k agreement at the largest"], rows))
+
+
+def _steps_table(steps: pd.DataFrame) -> str:
+    """Per model, swept explainer and measure (Spearman and the top-k agreement the settling
+    reads), one column per step to the next budget: the mean paired change [95% interval],
+    shaded where it separates the two budgets."""
+    shown = steps[steps["metric"].str.contains("spearman") | steps["metric"].eq(SETTLE_MEASURE)]
+    groups = list(shown.groupby(["task", "model", "explainer", "budget_param", "metric"], sort=True))
+    width = max((len(g) for _, g in groups), default=0)
+    rows = []
+    for (task, model, explainer, param, measure), g in groups:
+        apart = g["separated"].astype(str).str.lower().eq("true")
+        cells = [html.cell(f"<small>{num(r.from_budget)} → {num(r.to_budget)}</small><br>"
+                           f"{_signed(r.mean_difference)} <small>[{_signed(r.ci_low)}, "
+                           f"{_signed(r.ci_high)}]</small>", r.mean_difference,
+                           css="apart" if a else "", raw=True)
+                 for r, a in zip(g.itertuples(), apart)]
+        rows.append([html.cell(model), html.cell(explainer), html.cell(measure),
+                     html.cell(f"{int(apart.sum())} of {len(g)}")]
+                    + cells + [html.cell("")] * (width - len(cells)))
+    return (html.note("Every budget explains the same samples, so the change from one budget to the "
+                      "next is measured per sample: mean paired change [95% interval], shaded where "
+                      "it separates the two budgets (the interval excludes 0 and Wilcoxon's p, "
+                      "Holm-adjusted over the sweep, is below 0.05).")
+            + html.table(["model", "explainer", "measure", "steps that separate"]
+                         + [f"step {i + 1}" for i in range(width)], rows))
 
 
 def _styles_tables(styles: pd.DataFrame) -> str:

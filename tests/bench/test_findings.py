@@ -211,6 +211,46 @@ def test_a_tolerance_sweep_settles_in_the_order_of_its_cost(tmp_path):
     assert "anchor from tau = 0.3 (1,500 model evaluations per explanation)" in a
 
 
+def test_neighbouring_budgets_are_compared_paired_over_the_same_samples(tmp_path):
+    """Each sample gains exactly 0.2 from 100 to 300 samples and nothing from 300 to 1,000,
+    although the samples spread over +-0.3 (per-budget intervals of about +-0.1 overlap at
+    0.5 and 0.7 with n = 10 only barely; the paired change has no spread at all): the first step's
+    change is 0.2 [0.2, 0.2], the exact Wilcoxon p of 10 positive pairs is 2 / 2**10, doubled by
+    Holm over the sweep's two steps, and it separates; the second is 0 with p = 1 and does not.
+    With costs, Anchor's tau is stepped in the order of its effort (0.5 -> 0.3 -> 0.15)."""
+    from explainbench.bench.studies import budget_sweeps
+
+    rows = _topk_rows("lime", {100: 0.4, 300: 0.6, 1000: 0.6}, spread=0.3)
+    for tau, mean in {0.5: 0.80, 0.3: 0.92, 0.15: 0.95}.items():
+        for row in _topk_rows("anchor", {tau: mean}, spread=0.01):
+            row["params"] = json.dumps({"tau": tau})
+            row["metric_params"] = row["metric_params"].replace('"n_samples"', '"tau"')
+            rows.append(row)
+    scores = pd.DataFrame(rows)
+    costs = pd.DataFrame([dict(model="m_cnn", explainer="anchor", params_hash=f"anchor{tau}",
+                               forward_passes_per_explanation=passes)
+                          for tau, passes in {0.5: 1000.0, 0.3: 1500.0, 0.15: 2300.0}.items()])
+    steps = budget_sweeps.steps(scores, stability_results.by_budget(scores, costs))
+    lime = steps[steps["explainer"] == "lime"].set_index("from_budget")
+    assert list(lime["to_budget"]) == [300, 1000] and list(lime["n"]) == [10, 10]
+    assert lime.loc[100, "mean_difference"] == pytest.approx(0.2)
+    assert lime.loc[100, "ci_low"] == pytest.approx(0.2) and lime.loc[100, "ci_high"] == pytest.approx(0.2)
+    assert lime.loc[100, "p_holm"] == pytest.approx(2 * 2 / 2**10) and lime.loc[100, "separated"]
+    assert lime.loc[300, "mean_difference"] == 0 and lime.loc[300, "p_holm"] == 1
+    assert not lime.loc[300, "separated"]
+    anchor = steps[steps["explainer"] == "anchor"]
+    assert list(zip(anchor["from_budget"], anchor["to_budget"])) == [(0.5, 0.3), (0.3, 0.15)]
+    assert anchor["mean_difference"].tolist() == pytest.approx([0.12, 0.03])
+
+    budget = stability_results.by_budget(scores, costs)
+    budget.to_csv(tmp_path / "stability_budget.csv", index=False)
+    steps.to_csv(tmp_path / "stability_budget_steps.csv", index=False)
+    f = next(f for f in findings.generate(tmp_path) if f.key == "budget" and "lime" in f.answer)
+    assert "Paired over the same 10 samples" in f.answer
+    assert "1 of 2 for stability_topk (not 300 → 1,000: 0 [0, 0], p = 1)" in f.answer
+    assert f.source == "stability_budget.csv, stability_budget_steps.csv"
+
+
 def test_least_stable_skips_controls_and_deterministic_explainers(tmp_path):
     rows = [dict(explainer=e, mean=m, ci_low=lo, ci_high=hi) for e, m, lo, hi in [
         ("lime", 0.3, 0.2, 0.4), ("rise", 0.6, 0.5, 0.7), ("smoothgrad", 0.9, 0.85, 0.95),

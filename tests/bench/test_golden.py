@@ -25,7 +25,7 @@ GOLDEN = Path(__file__).parent / "golden"
 TIMING = ("seconds_per_explanation",)  # wall-clock columns: never equal twice
 TABLES = ("leaderboard.csv", "leaderboard/mnist-mnist_cnn.csv", "leaderboard/imdb-imdb_lstm.csv",
           "versus_controls.csv", "correct_vs_wrong.csv", "metric_agreement.csv", "stability.csv",
-          "stability_budget.csv", "stability_settling.csv",
+          "stability_budget.csv", "stability_budget_steps.csv", "stability_settling.csv",
           "explanation_styles.csv", "background.csv", "sanity.csv", "agreement_pairs.csv",
           "agreement/mnist-mnist_cnn.csv", "agreement/mnist-mnist_cnn-agreement_topk.csv")
 
