@@ -57,7 +57,8 @@ def plan(
             tuned = tune_batches(names, resolved, cell_threads(workers, len(cells), None))
         batches = {name: entry["batch"] for name, entry in tuned.items()}
         throughput = forecast.calibrate(names, resolved, batch_size, batches)
-        basis = f"throughput calibrated on this {resolved.type}"
+        note = forecast.calibration_note(throughput)
+        basis = f"throughput calibrated on this {resolved.type}" + (f", {note}" if note else "")
         device_name = resolved.type
     result = forecast.forecast(cells, throughput, device_name)
     cores = workers if assumed else None  # the GPU machine's cores, one per worker; else this one's

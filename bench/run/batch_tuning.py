@@ -19,14 +19,13 @@ task's fixed default (256 images / 32 reviews on a CPU, 4,096 / 512 on a GPU).
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 
 import torch
 
-from explainbench.core import paths
-from explainbench.bench.store import atomic_write_bytes
+from explainbench.bench.run import machine
+# under these names here (tests script the load); what they do is in machine.py
+from explainbench.bench.run.machine import busy_load as machine_load, key as machine_key
 
 # per (modality, device type); the task's fixed default is always one of them
 CANDIDATES = {
@@ -37,30 +36,11 @@ CANDIDATES = {
 }
 ROUNDS, ROUND_SECONDS = 3, 0.1
 TIE_MARGIN = 0.05  # a candidate must beat the task's default by more than this to replace it
+STORE = "forward_batches.json"
 
 
 def enabled() -> bool:
     return os.environ.get("BENCH_TUNE_BATCH", "1") != "0"
-
-
-def machine_key(device: torch.device) -> str:
-    """Where a measurement holds: the processor (or GPU), the threads, the torch version."""
-    if device.type == "cuda":
-        where = torch.cuda.get_device_name(device)
-    else:
-        where = f"{platform.processor() or platform.machine()} x{os.cpu_count()}"
-    return f"{device.type} {where} threads={torch.get_num_threads()} torch={torch.__version__}"
-
-
-def _cache_path():
-    return paths.cache_dir() / "calibration" / "forward_batches.json"
-
-
-def _read() -> dict:
-    try:
-        return json.loads(_cache_path().read_text())
-    except (OSError, ValueError):  # none yet, or unreadable: measure again
-        return {}
 
 
 def forward_batches(model_names, device: torch.device) -> dict[str, dict]:
@@ -69,7 +49,7 @@ def forward_batches(model_names, device: torch.device) -> dict[str, dict]:
     from explainbench import models
 
     device = torch.device(device)
-    known = _read()
+    known = machine.read(STORE)
     where = machine_key(device)
     busy = machine_load() if device.type == "cpu" else None
     out, changed = {}, False
@@ -88,20 +68,8 @@ def forward_batches(model_names, device: torch.device) -> dict[str, dict]:
                 changed = True
         out[name] = {**entry, "measured_now": fresh, "busy_load": busy if fresh else None}
     if changed:
-        _cache_path().parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(_cache_path(), json.dumps(known, indent=1, sort_keys=True).encode())
+        machine.write(STORE, known)
     return out
-
-
-def machine_load() -> float | None:
-    """The 1-minute load average when other work holds at least half of the cores, else None.
-    Timed under load the candidates' order is noise (here, with another run on both cores,
-    mnist_cnn took 1.8 ms per image at 64 and 0.64 at 256; idle, 0.28 at both)."""
-    try:
-        load = os.getloadavg()[0]
-    except OSError:  # not on this platform
-        return None
-    return round(load, 1) if load >= 0.5 * (os.cpu_count() or 1) else None
 
 
 def fastest(seconds_per_row: dict[int, float], default: int | None = None) -> int:

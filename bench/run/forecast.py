@@ -27,6 +27,8 @@ import torch
 
 from explainbench.bench import studies
 from explainbench.bench.cells.cell import Cell
+from explainbench.bench.run import machine
+from explainbench.bench.run.machine import busy_load
 from explainbench.core.tokenizer import SPECIAL_TOKENS
 
 # Seconds outside the model per explanation (explainers) or per sample (metrics), measured on the
@@ -79,10 +81,14 @@ class Work:
 
 @dataclass
 class Throughput:
-    """Seconds per model evaluation on this machine, at the runner's batch size."""
+    """Seconds per model evaluation on this machine, at the runner's batch size. `busy_load`: the
+    load average other work put on the cores when it was measured (None: idle); `kept`: taken
+    from this machine's idle measurement, the machine being busy now."""
 
     forward_s: float
     backward_s: float  # the extra time of a backward pass over a forward one, per row
+    busy_load: float | None = None
+    kept: bool = False
 
 
 class Planner:
@@ -172,27 +178,57 @@ def host_seconds(explainer, modality: str) -> float:
     return overhead
 
 
+THROUGHPUT_STORE = "throughput.json"
+
+
 def calibrate(model_names, device: torch.device, batch_size: int | None = None,
               batches: dict[str, int] | None = None, seconds: float = 0.3) -> dict[str, Throughput]:
     """Each model's seconds per forward row and per backward row, timed on an untrained copy
     of its architecture with inputs shaped like the task's (digit-like images; reviews of 230 word
     ids), at the batch size the runner would use: `batch_size`, else the model's measured batch
-    in `batches`, else the task's default."""
+    in `batches`, else the task's default. Measured on an idle machine, it is kept (per machine,
+    threads, torch and batch); on a busy one the kept measurement is used where there is one,
+    else the busy measurement, marked as such (see machine.py: under load it is no forecast)."""
     from explainbench import models
     from explainbench.core import tasks
 
-    out = {}
+    device = torch.device(device)
+    busy = busy_load() if device.type == "cpu" else None
+    known = machine.read(THROUGHPUT_STORE)
+    here = known.setdefault(machine.key(device), {})
+    out, changed = {}, False
     for name in sorted(set(model_names)):
         task = tasks.get(models.spec(name).task)
+        batch = batch_size or (batches or {}).get(name) or task.default_batch_size(device)
+        kept = here.get(name, {}).get(str(batch))
+        if busy is not None and kept:
+            out[name] = Throughput(kept["forward_s"], kept["backward_s"], kept=True)
+            continue
         torch.manual_seed(0)
         model = models.zoo.build(name).eval().to(device)
-        batch = batch_size or (batches or {}).get(name) or task.default_batch_size(device)
         x = calibration_inputs(task, batch, device)
         forward = seconds_per_row(lambda: _forward(model, task, x), len(x), seconds, device=device)
         both = seconds_per_row(lambda: _forward_backward(model, task, x), len(x), seconds,
                                device=device)
-        out[name] = Throughput(forward, max(both - forward, 0.0))
+        out[name] = Throughput(forward, max(both - forward, 0.0), busy_load=busy)
+        if busy is None:
+            here.setdefault(name, {})[str(batch)] = {"forward_s": forward,
+                                                     "backward_s": out[name].backward_s}
+            changed = True
+    if changed:
+        machine.write(THROUGHPUT_STORE, known)
     return out
+
+
+def calibration_note(throughput: dict[str, Throughput]) -> str:
+    """What the throughput behind a forecast is, where it is not a fresh idle measurement."""
+    loads = [t.busy_load for t in throughput.values() if t.busy_load is not None]
+    if loads:
+        return (f"measured under load {max(loads)}: other work on the cores stalls torch's "
+                "threads, so this forecast is far too long; plan again on an idle machine")
+    if any(t.kept for t in throughput.values()):
+        return "as measured on this machine when idle (it is busy now)"
+    return ""
 
 
 MNIST_INK = 0.19  # the share of an MNIST digit's pixels that are not black

@@ -224,6 +224,8 @@ def announcement(cells: list[Cell], todo: list[Cell], ctx: RunContext,
             f"forward{once} and {plan.backward_passes:,} backward passes; about "
             f"{forecast.format_seconds(plan.wall_seconds(workers))} on {on} (a forecast; "
             "`bench plan` has the breakdown)")
+    if note := forecast.calibration_note(throughput):
+        line += f"; throughput {note}"
     training = forecast.training_line(models)
     return line + (f"; {training}" if training else "")
 

@@ -210,3 +210,38 @@ def test_host_time_follows_the_sampling_budget_and_slic_is_paid_once_per_image()
     work = forecast.Planner().cell(cell)["explain"]
     per_image = 10 * forecast.host_seconds(explainers.get("lime"), "image")
     assert work.overhead_s == pytest.approx(cell.n_samples * (per_image + forecast.IMAGE_SEGMENTATION_S))
+
+
+def test_the_throughput_is_kept_from_an_idle_machine_and_used_while_it_is_busy(tmp_path, monkeypatch):
+    """Idle: measured (forward 1 ms per row; forward and backward 3 ms, so 2 ms of backward) and
+    kept per machine and batch. Busy (other work on the cores stalls torch's threads): the kept
+    idle measurement, not a new one, and the forecast says so. Busy at a batch never measured
+    idle: measured, marked with the load, not kept."""
+    import torch
+
+    from explainbench.bench.run import machine
+
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path))
+    cpu = torch.device("cpu")
+    timings = iter([1e-3, 3e-3])
+    monkeypatch.setattr(forecast, "seconds_per_row", lambda *a, **k: next(timings))
+    monkeypatch.setattr(forecast, "busy_load", lambda: None)
+    idle = forecast.calibrate(["mnist_logreg"], cpu, batches={"mnist_logreg": 64})
+    assert idle["mnist_logreg"] == Throughput(1e-3, 2e-3)
+    assert forecast.calibration_note(idle) == ""
+
+    def never(*a, **k):
+        raise AssertionError("measured on a busy machine although an idle measurement is kept")
+
+    monkeypatch.setattr(forecast, "busy_load", lambda: 3.6)
+    monkeypatch.setattr(forecast, "seconds_per_row", never)
+    busy = forecast.calibrate(["mnist_logreg"], cpu, batches={"mnist_logreg": 64})
+    assert busy["mnist_logreg"] == Throughput(1e-3, 2e-3, kept=True)
+    assert forecast.calibration_note(busy) == "as measured on this machine when idle (it is busy now)"
+
+    monkeypatch.setattr(forecast, "seconds_per_row", lambda *a, **k: 0.5)
+    loaded = forecast.calibrate(["mnist_logreg"], cpu, batches={"mnist_logreg": 128})
+    assert loaded["mnist_logreg"] == Throughput(0.5, 0.0, busy_load=3.6)
+    assert forecast.calibration_note(loaded).startswith("measured under load 3.6")
+    kept = machine.read(forecast.THROUGHPUT_STORE)[machine.key(cpu)]["mnist_logreg"]
+    assert set(kept) == {"64"}
