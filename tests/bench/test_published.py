@@ -124,16 +124,11 @@ def test_a_sample_of_leaderboard_numbers_recomputed_without_the_code(rebuilt):
     assert checked
 
 
-def test_the_stability_budgets_and_settling_recomputed_without_the_code(rebuilt):
-    """Per swept explainer, budget and measure: the mean over samples of the seeds' agreement
-    (the explainer's own setting counted as a point of its sweep, each sample once per budget),
-    and the smallest budget from which the mean top-k agreement stays >= 0.9, from the scores
-    with json and pandas alone."""
+def _swept(scores: pd.DataFrame) -> pd.DataFrame:
+    """The stability rows of every explainer with a budget sweep, the explainer's own setting
+    included as a point of its sweep, with the swept parameter's value as `budget`."""
     import json
 
-    folder, scores, _ = rebuilt
-    if not (folder / "stability_budget.csv").is_file():
-        pytest.skip("no budget sweep in this publication")
     rows = scores[scores["study"] == "stability"].copy()
     meta = [json.loads(m) for m in rows["metric_params"]]
     rows["swept"] = [m.get("budget_param") for m in meta]
@@ -143,6 +138,18 @@ def test_the_stability_budgets_and_settling_recomputed_without_the_code(rebuilt)
                                                               rows["explainer"])]
     rows = rows[rows["param"].notna()]
     rows["budget"] = [float(json.loads(p)[k]) for p, k in zip(rows["params"], rows["param"])]
+    return rows
+
+
+def test_the_stability_budgets_and_settling_recomputed_without_the_code(rebuilt):
+    """Per swept explainer, budget and measure: the mean over samples of the seeds' agreement
+    (the explainer's own setting counted as a point of its sweep, each sample once per budget),
+    and the smallest budget from which the mean top-k agreement stays >= 0.9, from the scores
+    with json and pandas alone."""
+    folder, scores, _ = rebuilt
+    if not (folder / "stability_budget.csv").is_file():
+        pytest.skip("no budget sweep in this publication")
+    rows = _swept(scores)
     per_sample = rows.groupby(["model", "explainer", "budget", "metric", "sample_id"])["value"].mean()
     means = per_sample.groupby(["model", "explainer", "budget", "metric"]).mean()
     published = pd.read_csv(folder / "stability_budget.csv")
@@ -173,23 +180,13 @@ def test_the_paired_budget_steps_recomputed_without_the_code(rebuilt):
     mean over samples of the paired per-sample change and its Holm-adjusted paired Wilcoxon p,
     from the scores with json, pandas, scipy and statsmodels alone; and `separated` says what
     the published interval and p say."""
-    import json
-
     from scipy.stats import wilcoxon
     from statsmodels.stats.multitest import multipletests
 
     folder, scores, _ = rebuilt
     if not (folder / "stability_budget_steps.csv").is_file():
         pytest.skip("no budget sweep in this publication")
-    rows = scores[scores["study"] == "stability"].copy()
-    meta = [json.loads(m) for m in rows["metric_params"]]
-    rows["swept"] = [m.get("budget_param") for m in meta]
-    sweeps = {(t, m, e): b for t, m, e, b in rows[rows["swept"].notna()][
-        ["task", "model", "explainer", "swept"]].drop_duplicates().itertuples(index=False)}
-    rows["param"] = [sweeps.get((t, m, e)) for t, m, e in zip(rows["task"], rows["model"],
-                                                              rows["explainer"])]
-    rows = rows[rows["param"].notna()]
-    rows["budget"] = [float(json.loads(p)[k]) for p, k in zip(rows["params"], rows["param"])]
+    rows = _swept(scores)
     per_sample = rows.groupby(["model", "explainer", "metric", "budget", "sample_id"])["value"].mean()
     published = pd.read_csv(folder / "stability_budget_steps.csv")
     assert len(published)
