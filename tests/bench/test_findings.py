@@ -185,20 +185,27 @@ def test_the_budget_where_top_features_settle(tmp_path):
     assert f.short == "kshap from n_samples = 1,000"
 
 
-def test_a_tolerance_sweep_settles_in_the_order_of_its_cost(tmp_path):
-    """Anchor's tau costs more the smaller it is: with costs.csv, the sweep runs 0.5 -> 0.3 ->
-    0.15 (1,000, 1,500 and 2,300 model evaluations per explanation), so top-k agreement of 0.80,
-    0.92 and 0.95 settles from tau = 0.3, which the finding says in evaluations too."""
+def _anchor_tau_sweep():
+    """Anchor's top-k rows at tau 0.5, 0.3 and 0.15 (means 0.80, 0.92, 0.95) and the costs.csv
+    that makes them 1,000, 1,500 and 2,300 model evaluations per explanation."""
     rows = []
     for tau, mean in {0.5: 0.80, 0.3: 0.92, 0.15: 0.95}.items():
         for row in _topk_rows("anchor", {tau: mean}, spread=0.01):
             row["params"] = json.dumps({"tau": tau})
             row["metric_params"] = row["metric_params"].replace('"n_samples"', '"tau"')
             rows.append(row)
-    scores = pd.DataFrame(rows)
     costs = pd.DataFrame([dict(model="m_cnn", explainer="anchor", params_hash=f"anchor{tau}",
                                forward_passes_per_explanation=passes)
                           for tau, passes in {0.5: 1000.0, 0.3: 1500.0, 0.15: 2300.0}.items()])
+    return rows, costs
+
+
+def test_a_tolerance_sweep_settles_in_the_order_of_its_cost(tmp_path):
+    """Anchor's tau costs more the smaller it is: with costs.csv, the sweep runs 0.5 -> 0.3 ->
+    0.15 (1,000, 1,500 and 2,300 model evaluations per explanation), so top-k agreement of 0.80,
+    0.92 and 0.95 settles from tau = 0.3, which the finding says in evaluations too."""
+    rows, costs = _anchor_tau_sweep()
+    scores = pd.DataFrame(rows)
     budget = stability_results.by_budget(scores, costs)
     settle = stability_results.settling(budget, scores).iloc[0]
     assert settle["settles_at"] == 0.3 and settle["forward_passes_at_settling"] == 1500
@@ -213,23 +220,15 @@ def test_a_tolerance_sweep_settles_in_the_order_of_its_cost(tmp_path):
 
 def test_neighbouring_budgets_are_compared_paired_over_the_same_samples(tmp_path):
     """Each sample gains exactly 0.2 from 100 to 300 samples and nothing from 300 to 1,000,
-    although the samples spread over +-0.3 (per-budget intervals of about +-0.1 overlap at
-    0.5 and 0.7 with n = 10 only barely; the paired change has no spread at all): the first step's
+    although the 10 samples spread evenly over +-0.3 around 0.4 and 0.6 (per-budget intervals of
+    about +-0.1 that nearly touch; the paired change has no spread at all): the first step's
     change is 0.2 [0.2, 0.2], the exact Wilcoxon p of 10 positive pairs is 2 / 2**10, doubled by
     Holm over the sweep's two steps, and it separates; the second is 0 with p = 1 and does not.
     With costs, Anchor's tau is stepped in the order of its effort (0.5 -> 0.3 -> 0.15)."""
     from explainbench.bench.studies import budget_sweeps
 
-    rows = _topk_rows("lime", {100: 0.4, 300: 0.6, 1000: 0.6}, spread=0.3)
-    for tau, mean in {0.5: 0.80, 0.3: 0.92, 0.15: 0.95}.items():
-        for row in _topk_rows("anchor", {tau: mean}, spread=0.01):
-            row["params"] = json.dumps({"tau": tau})
-            row["metric_params"] = row["metric_params"].replace('"n_samples"', '"tau"')
-            rows.append(row)
-    scores = pd.DataFrame(rows)
-    costs = pd.DataFrame([dict(model="m_cnn", explainer="anchor", params_hash=f"anchor{tau}",
-                               forward_passes_per_explanation=passes)
-                          for tau, passes in {0.5: 1000.0, 0.3: 1500.0, 0.15: 2300.0}.items()])
+    anchor, costs = _anchor_tau_sweep()
+    scores = pd.DataFrame(_topk_rows("lime", {100: 0.4, 300: 0.6, 1000: 0.6}, spread=0.3) + anchor)
     steps = budget_sweeps.steps(scores, stability_results.by_budget(scores, costs))
     lime = steps[steps["explainer"] == "lime"].set_index("from_budget")
     assert list(lime["to_budget"]) == [300, 1000] and list(lime["n"]) == [10, 10]
