@@ -10,7 +10,7 @@ import pandas as pd
 from explainbench.bench.present import html
 from explainbench.bench.present.finding import (Finding, direction, interval, is_control, names,
                                                 num, primary_measure)
-from explainbench.bench.present.stats import aggregate, per_sample
+from explainbench.bench.present.stats import ALPHA, aggregate, per_sample
 from explainbench.bench.store import setting
 from explainbench.bench.studies import budget_sweeps, styles
 from explainbench.bench.studies.budget_sweeps import by_budget, effort_order
@@ -22,6 +22,9 @@ Q_SETTLE = "At what sampling budget do an explainer's top features stop moving b
 
 SETTLED = 0.9  # mean pairwise top-k intersection between seeds at which the top features have settled
 SETTLE_MEASURE = "stability_topk"
+# when a step to the next budget separates the two (budget_sweeps.steps' `separated`)
+SEPARATES = (f"the 95% interval of the change excludes 0 and Wilcoxon's p, Holm-adjusted over "
+             f"the sweep, is below {num(ALPHA)}")
 
 
 def tables(scores: pd.DataFrame, costs) -> dict[str, pd.DataFrame]:
@@ -173,23 +176,33 @@ def _steps_sentence(steps: pd.DataFrame, sweep: tuple, measures: list[str]) -> s
         g = mine[mine["metric"] == measure]
         if g.empty:
             continue
-        apart = g["separated"].astype(str).str.lower().eq("true")
+        apart = _separated(g)
         words = (f"{int(apart.sum())} of {len(g)}" if apart.sum() < len(g)
                  else {1: "the one step", 2: "both"}.get(len(g), f"all {len(g)}"))
         missed = [f"{num(r.from_budget)} → {num(r.to_budget)}: {_signed(r.mean_difference)} "
-                  f"[{_signed(r.ci_low)}, {_signed(r.ci_high)}], p = {num(r.p_holm)}"
+                  f"{_bounds(r)}, p = {num(r.p_holm)}"
                   for r in g[~apart].itertuples()]
         parts.append(f"{words} for {measure}" + (f" (not {'; '.join(missed)})" if missed else ""))
     if not parts:
         return ""
     n = int(mine["n"].min())
-    return (f" Paired over the same {n} samples, the steps to the next budget that separate (the "
-            f"95% interval of the change excludes 0 and Wilcoxon's p, Holm-adjusted over the "
-            f"sweep, is below 0.05): {'; '.join(parts)}.")
+    return (f" Paired over the same {n} samples, the steps to the next budget that separate "
+            f"({SEPARATES}): {'; '.join(parts)}.")
 
 
 def _signed(x) -> str:
     return num(x) if pd.isna(x) or x <= 0 else f"+{num(x)}"
+
+
+def _bounds(r) -> str:
+    """A step's interval of the paired change, signed: [+0.08, +0.122]."""
+    return f"[{_signed(r.ci_low)}, {_signed(r.ci_high)}]"
+
+
+def _separated(steps: pd.DataFrame) -> pd.Series:
+    """The `separated` column as booleans, however the CSV reader typed it."""
+    return steps["separated"].astype(str).str.lower().eq("true")
+
 
 
 def least_stable(folder) -> list[Finding]:
@@ -367,19 +380,17 @@ def _steps_table(steps: pd.DataFrame) -> str:
     width = max((len(g) for _, g in groups), default=0)
     rows = []
     for (task, model, explainer, param, measure), g in groups:
-        apart = g["separated"].astype(str).str.lower().eq("true")
+        apart = _separated(g)
         cells = [html.cell(f"<small>{num(r.from_budget)} → {num(r.to_budget)}</small><br>"
-                           f"{_signed(r.mean_difference)} <small>[{_signed(r.ci_low)}, "
-                           f"{_signed(r.ci_high)}]</small>", r.mean_difference,
-                           css="apart" if a else "", raw=True)
+                           f"{_signed(r.mean_difference)} <small>{_bounds(r)}</small>",
+                           r.mean_difference, css="apart" if a else "", raw=True)
                  for r, a in zip(g.itertuples(), apart)]
         rows.append([html.cell(model), html.cell(explainer), html.cell(measure),
                      html.cell(f"{int(apart.sum())} of {len(g)}")]
                     + cells + [html.cell("")] * (width - len(cells)))
     return (html.note("Every budget explains the same samples, so the change from one budget to the "
                       "next is measured per sample: mean paired change [95% interval], shaded where "
-                      "it separates the two budgets (the interval excludes 0 and Wilcoxon's p, "
-                      "Holm-adjusted over the sweep, is below 0.05).")
+                      f"it separates the two budgets ({SEPARATES}).")
             + html.table(["model", "explainer", "measure", "steps that separate"]
                          + [f"step {i + 1}" for i in range(width)], rows))
 
