@@ -84,8 +84,7 @@ def run_cells(todo, total: int, suite, ctx, store, show_progress: bool, *,
         failed = []
         with progress.bar(show_progress) as bar:
             task = bar.add_task("cells (ray)", total=total, completed=total - len(todo),
-                                initial=total - len(todo),
-                                current="", rate="")
+                                initial=total - len(todo), current="", unit="cells")
             while pending:
                 done, pending = ray.wait(pending, num_returns=1)
                 cell_id, files, failure = ray.get(done[0])

@@ -195,17 +195,13 @@ def run_local(todo: list[Cell], work: dict[str, float], suite: Suite, ctx: RunCo
     left = sum(work[c.id] for c in todo)
     with progress.bar(show_progress) as bar:
         task = bar.add_task("forward passes", total=total, completed=total - left,
-                            initial=total - left, current="",
-                            rate="")
+                            initial=total - left, current="")
         for cell in todo:
             bar.update(task, current=cell.label)
-            started = datetime.now(timezone.utc)
             record = run_cell(cell, suite, ctx, store)
-            seconds = (datetime.now(timezone.utc) - started).total_seconds()
             if record:
                 failed.append(record)
-            bar.update(task, advance=work[cell.id],
-                       rate=f"{work[cell.id] / max(seconds, 1e-9):,.0f} passes/s")
+            bar.update(task, advance=work[cell.id])
     return failed
 
 

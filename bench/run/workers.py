@@ -28,7 +28,6 @@ import queue
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 def default_workers() -> int:
@@ -62,7 +61,7 @@ def run_parallel(todo, work: dict[str, float], suite, ctx, store, show_progress:
     left = sum(work[c.id] for c in todo)
     with progress.bar(show_progress) as bar:
         task = bar.add_task("forward passes", total=total, completed=total - left,
-                            initial=total - left, current="", rate="")
+                            initial=total - left, current="")
 
         def serve() -> None:
             worker = _Worker(settings)
@@ -74,7 +73,6 @@ def run_parallel(todo, work: dict[str, float], suite, ctx, store, show_progress:
                         return
                     with lock:
                         bar.update(task, current=cell.label)
-                    started = time.perf_counter()
                     answer = worker.run(cell.id)
                     if answer is None:  # the worker died: the cell fails, a new worker goes on
                         record = failure_record(cell, RuntimeError(
@@ -83,12 +81,10 @@ def run_parallel(todo, work: dict[str, float], suite, ctx, store, show_progress:
                         answer = {"failure": record}
                         worker.close()
                         worker = _Worker(settings)
-                    seconds = time.perf_counter() - started
                     with lock:
                         if answer.get("failure"):
                             failed.append(answer["failure"])
-                        bar.update(task, advance=work[cell.id],
-                                   rate=f"{work[cell.id] / max(seconds, 1e-9):,.0f} passes/s")
+                        bar.update(task, advance=work[cell.id])
             finally:
                 worker.close()
 
