@@ -15,16 +15,21 @@ def bar(enabled: bool = True):
     from rich.table import Column
     from rich.text import Text
 
+    def session_rate(task) -> float | None:
+        """Passes (or cells) done since this session started, per second of it; None before any."""
+        done = task.completed - task.fields.get("initial", 0)
+        return done / task.elapsed if task.elapsed and done > 0 else None
+
     class SteadyRemaining(ProgressColumn):
         """Time left at this session's average rate (passes done since it started over its
         elapsed time). rich's own estimate follows the last 30 s, and cells differ a
         thousandfold in cost per pass: it jumped 0:01:05 -> 0:41:11 -> 0:00:10 on `quick`."""
 
         def render(self, task):
-            done = task.completed - task.fields.get("initial", 0)
-            if not task.elapsed or done <= 0 or task.total is None:
+            rate = session_rate(task)
+            if rate is None or task.total is None:
                 return Text("-:--:--")
-            left = max(task.total - task.completed, 0) * task.elapsed / done
+            left = max(task.total - task.completed, 0) / rate
             hours, rest = divmod(int(round(left)), 3600)
             return Text(f"{hours}:{rest // 60:02d}:{rest % 60:02d}")
 
@@ -34,10 +39,9 @@ def bar(enabled: bool = True):
         plans few passes and spends its time elsewhere."""
 
         def render(self, task):
-            done = task.completed - task.fields.get("initial", 0)
-            if not task.elapsed or done <= 0:
+            rate = session_rate(task)
+            if rate is None:
                 return Text("")
-            rate = done / task.elapsed
             shown = f"{rate:,.0f}" if rate >= 10 else f"{rate:.2g}"
             return Text(f"{shown} {task.fields.get('unit', 'passes')}/s")
 

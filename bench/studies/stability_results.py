@@ -204,7 +204,6 @@ def _separated(steps: pd.DataFrame) -> pd.Series:
     return steps["separated"].astype(str).str.lower().eq("true")
 
 
-
 def least_stable(folder) -> list[Finding]:
     table = folder.table("stability.csv")
     if table.empty:
